@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Builds the Pulumi CLI and the Node.js language host from their Go modules
+# (no npm or Debian package carries them, and get.pulumi.com is unreachable here).
+# Idempotent: skips the build when the pinned version is already in place.
+# Usage: scripts/install-pulumi.sh [bin-dir]   (default: $UMLFLEET_CACHE/pulumi-<ver>/bin)
+set -euo pipefail
+PULUMI_VERSION=v3.248.0
+# pulumi-language-nodejs has no tags of its own; this is the v3.248.0 commit.
+NODEJS_HOST_COMMIT=a88168d865b7fd428e5a929cc54aeceaf72d203f
+cache=${UMLFLEET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/umlfleet}
+bin=${1:-$cache/pulumi-$PULUMI_VERSION/bin}
+if [[ -x $bin/pulumi && -x $bin/pulumi-language-nodejs ]] \
+   && "$bin/pulumi" version 2>/dev/null | grep -qx "$PULUMI_VERSION"; then
+  echo "pulumi $PULUMI_VERSION already in $bin"; exit 0
+fi
+mkdir -p "$bin"
+work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
+cd "$work"
+export GOFLAGS=-mod=mod GOTOOLCHAIN=local
+# pkg/v3's go.mod carries replace directives, so `go install pkg@ver` refuses it:
+# build from a wrapper module that repeats pkg's one non-local replace.
+cat > go.mod <<MOD
+module umlfleet.local/pulumi-build
+go 1.24
+require (
+	github.com/pulumi/pulumi/pkg/v3 $PULUMI_VERSION
+	github.com/pulumi/pulumi/sdk/v3 $PULUMI_VERSION
+)
+replace github.com/atotto/clipboard => github.com/tgummerer/clipboard v0.0.0-20241001131231-d02d263e614e
+MOD
+cat > tools.go <<'GO'
+//go:build tools
+package tools
+import _ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"
+GO
+go mod tidy >/dev/null 2>&1 || true
+go get github.com/pulumi/pulumi/pkg/v3/cmd/pulumi@$PULUMI_VERSION
+ldflags="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION"
+go build -trimpath -ldflags "$ldflags" -o "$bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+# The language host lives in its own untagged module.
+nodejs_mod=github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3
+go get "$nodejs_mod@$NODEJS_HOST_COMMIT"
+go build -trimpath -ldflags "$ldflags" -o "$bin/pulumi-language-nodejs" "$nodejs_mod"
+"$bin/pulumi" version

@@ -1,0 +1,105 @@
+/**
+ * One error vocabulary for the runtime, the agent and the provider.
+ * Every code is listed in docs/errors.md; test/unit/errors.test.ts fails when
+ * the list and this table disagree.
+ */
+export const ERROR_CODES = {
+  UMLFLEET_INVALID_SPEC: "A spec failed schema validation; nothing was done.",
+  UMLFLEET_NOT_FOUND: "The named base, disk, network, instance or link does not exist.",
+  UMLFLEET_CONFLICT: "A resource of that name exists with a different spec.",
+  UMLFLEET_IN_USE: "The resource is used by another one and cannot be removed.",
+  UMLFLEET_BASE_MISMATCH: "An overlay's COW header names another base than the one given.",
+  UMLFLEET_COW_CORRUPT: "A file is not a valid UML COW v3 overlay.",
+  UMLFLEET_BOOT_FAILED: "The guest exited or panicked before it was ready.",
+  UMLFLEET_BOOT_TIMEOUT: "The guest did not become ready before the deadline; it was killed.",
+  UMLFLEET_MCONSOLE_TIMEOUT: "An mconsole call got no answer before its deadline.",
+  UMLFLEET_MCONSOLE_ERROR: "The guest's mconsole answered with an error.",
+  UMLFLEET_NOT_RUNNING: "The instance is not running.",
+  UMLFLEET_ALREADY_RUNNING: "The instance is already running.",
+  UMLFLEET_EXEC_TIMEOUT: "A command in the guest did not finish before its deadline.",
+  UMLFLEET_COMMAND_FAILED: "A host tool (mke2fs, vde_switch, bwrap, ...) failed.",
+  UMLFLEET_SWITCH_FAILED: "The virtual switch did not start.",
+  UMLFLEET_LOCK_TIMEOUT: "Another operation held the resource's lock past the deadline.",
+  UMLFLEET_RESTART_REQUIRED: "The change cannot be applied to a running guest.",
+  UMLFLEET_STATE_CORRUPT: "A state file could not be read.",
+  UMLFLEET_AGENT_UNAUTHORIZED: "The agent refused a call without a valid token.",
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Base class of every error umlfleet throws on purpose. Facts travel as fields. */
+export class UmlfleetError extends Error {
+  readonly code: ErrorCode;
+  /** Extra facts (field, value, exitCode, consoleTail, ...), safe to serialize. */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(
+    code: ErrorCode,
+    message: string,
+    details: Record<string, unknown> = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "UmlfleetError";
+    this.code = code;
+    this.details = details;
+  }
+}
+
+/** One failed field of a spec. `field` is a JSON pointer like `/nics/0/mac`. */
+export interface FieldProblem {
+  field: string;
+  value: unknown;
+  message: string;
+}
+
+/** Thrown before any side effect when a spec is invalid. */
+export class InvalidSpecError extends UmlfleetError {
+  readonly problems: readonly FieldProblem[];
+  constructor(kind: string, problems: FieldProblem[]) {
+    const lines = problems.map(
+      (p) => `${kind}${p.field || "/"}: ${p.message} (got ${quote(p.value)})`,
+    );
+    super("UMLFLEET_INVALID_SPEC", `invalid ${kind} spec: ${lines.join("; ")}`, {
+      kind,
+      problems,
+    });
+    this.name = "InvalidSpecError";
+    this.problems = problems;
+  }
+}
+
+/** A guest that failed to boot: what ran, how it ended, and the console's last lines. */
+export class BootError extends UmlfleetError {
+  constructor(
+    code: "UMLFLEET_BOOT_FAILED" | "UMLFLEET_BOOT_TIMEOUT",
+    message: string,
+    readonly facts: {
+      instance: string;
+      argv: readonly string[];
+      exitCode: number | null;
+      signal: string | null;
+      timedOut: boolean;
+      durationMs: number;
+      consoleTail: string;
+    },
+  ) {
+    super(code, `${message}\n--- console tail ---\n${facts.consoleTail}`, { ...facts });
+    this.name = "BootError";
+  }
+}
+
+/** Render a value for an error message: short, quoted, never multi-line. */
+export function quote(value: unknown): string {
+  let text: string;
+  try {
+    text = typeof value === "string" ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
+  } catch {
+    text = String(value);
+  }
+  return text.length > 120 ? `${text.slice(0, 117)}...` : text;
+}
+
+export function isUmlfleetError(e: unknown, code?: ErrorCode): e is UmlfleetError {
+  return e instanceof UmlfleetError && (code === undefined || e.code === code);
+}

@@ -1,0 +1,83 @@
+import type { InstanceSpec } from "../spec";
+
+/**
+ * How a changed field of an instance is applied:
+ * - live: on the running guest through mconsole, no reboot (hot-plug);
+ * - restart: stop and start the guest on the same disks (data kept);
+ * - replace: a new instance (the provider deletes and creates it).
+ * Preview shows exactly this classification, and update does exactly it.
+ */
+export type ChangeKind = "none" | "live" | "restart" | "replace";
+
+export interface FieldChange {
+  field: string;
+  kind: Exclude<ChangeKind, "none">;
+  why: string;
+}
+
+export interface ChangePlan {
+  kind: ChangeKind;
+  changes: FieldChange[];
+}
+
+const RANK: Record<ChangeKind, number> = { none: 0, live: 1, restart: 2, replace: 3 };
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+
+/** Does `short` equal the first items of `long`? */
+function isPrefix<T>(short: T[], long: T[]): boolean {
+  return short.length <= long.length && short.every((x, i) => same(x, long[i]));
+}
+
+function listChange<T>(field: string, before: T[] = [], after: T[] = [], noun: string): FieldChange | null {
+  if (same(before, after)) return null;
+  if (isPrefix(before, after)) return { field, kind: "live", why: `hot-plug ${after.length - before.length} ${noun}` };
+  if (isPrefix(after, before)) return { field, kind: "live", why: `hot-unplug the last ${before.length - after.length} ${noun}` };
+  return { field, kind: "restart", why: `${noun} reordered or changed in place` };
+}
+
+/** Classify every changed field between two validated instance specs. */
+export function planInstanceChange(before: InstanceSpec, after: InstanceSpec): ChangePlan {
+  const changes: FieldChange[] = [];
+  const add = (c: FieldChange | null) => c && changes.push(c);
+  const fields = new Set([...Object.keys(before), ...Object.keys(after)]) as Set<keyof InstanceSpec>;
+  for (const field of fields) {
+    const a = before[field];
+    const b = after[field];
+    if (same(a, b)) continue;
+    const path = `/${field}`;
+    switch (field) {
+      case "name":
+      case "kernel":
+      case "rootDisk":
+        add({ field: path, kind: "replace", why: `${field} is fixed for an instance's lifetime` });
+        break;
+      case "memoryMiB":
+        add(
+          (b as number) > (a as number)
+            ? { field: path, kind: "live", why: `plug ${(b as number) - (a as number)} MiB through mconsole` }
+            : { field: path, kind: "restart", why: "memory shrinks only at boot" },
+        );
+        break;
+      case "disks":
+        add(listChange(path, before.disks, after.disks, "disk(s)"));
+        break;
+      case "nics": {
+        const c = listChange(path, before.nics, after.nics, "NIC(s)");
+        // A running guest's sandbox holds only the switch folders it booted with.
+        const known = new Set((before.nics ?? []).map((n) => n.network));
+        const fresh = [...new Set((after.nics ?? []).map((n) => n.network).filter((n) => !known.has(n)))];
+        if (c?.kind === "live" && fresh.length > 0) {
+          add({ field: path, kind: "restart", why: `network(s) ${fresh.join(", ")} are outside the running guest's sandbox` });
+        } else add(c);
+        break;
+      }
+      case "bootTimeoutMs":
+        break; // bookkeeping only: takes effect at the next boot, nothing to do now
+      default:
+        add({ field: path, kind: "restart", why: `${field} is read at boot` });
+    }
+  }
+  const kind = changes.reduce<ChangeKind>((k, c) => (RANK[c.kind] > RANK[k] ? c.kind : k), "none");
+  return { kind, changes };
+}

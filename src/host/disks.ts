@@ -1,0 +1,129 @@
+import { closeSync, existsSync, ftruncateSync, openSync, rmSync, statSync, constants } from "node:fs";
+import { UmlfleetError } from "../errors";
+import type { DiskSpec } from "../spec";
+import { createCowFile, cowMismatch, readCowHeader } from "../uml/cow";
+import type { Images } from "./images";
+import { run } from "./process";
+import { readJson, STATE_SCHEMA_VERSION, writeJson, type StateDir } from "./state";
+
+export interface DiskRecord {
+  schemaVersion: number;
+  spec: DiskSpec;
+  path: string;
+  /** overlay: the base image path its COW header names. */
+  backingPath?: string;
+  /** Logical size in bytes (for an overlay: its base's size). */
+  sizeBytes: number;
+}
+
+/** Block-device files: COW overlays over a base, blank disks, swap disks. */
+export class Disks {
+  constructor(
+    private readonly state: StateDir,
+    private readonly images: Images,
+  ) {}
+
+  get(name: string): DiskRecord | undefined {
+    return readJson<DiskRecord>(this.state.diskRecord(name));
+  }
+
+  require(name: string, field: string): DiskRecord {
+    const r = this.get(name);
+    if (!r || !existsSync(r.path)) {
+      throw new UmlfleetError("UMLFLEET_NOT_FOUND", `${field}: disk ${JSON.stringify(name)} does not exist`, {
+        field,
+        value: name,
+      });
+    }
+    return r;
+  }
+
+  /** Names of overlays bound to `base`. */
+  overlaysOf(base: string): string[] {
+    return this.state.list("disks").filter((d) => this.get(d)?.spec.base === base);
+  }
+
+  /** Create the disk; a no-op when it exists as specified. Never touches existing data. */
+  async ensure(spec: DiskSpec): Promise<DiskRecord> {
+    const existing = this.get(spec.name);
+    if (existing && existsSync(existing.path)) {
+      if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
+        throw new UmlfleetError(
+          "UMLFLEET_CONFLICT",
+          `disk ${JSON.stringify(spec.name)} exists with another spec; its data is kept: remove it first to replace it`,
+          { name: spec.name, existing: existing.spec, wanted: spec },
+        );
+      }
+      if (spec.kind === "overlay") this.verifyOverlay(existing);
+      return existing;
+    }
+    const path = this.state.diskFile(spec.name);
+    rmSync(path, { force: true }); // a file without a record is a crashed create
+    let record: DiskRecord;
+    try {
+      if (spec.kind === "overlay") {
+        const base = this.images.require(spec.base!, "/base");
+        createCowFile(path, base.imagePath);
+        record = { schemaVersion: STATE_SCHEMA_VERSION, spec, path, backingPath: base.imagePath, sizeBytes: base.sizeBytes };
+      } else {
+        const sizeBytes = spec.sizeMiB! * 1024 * 1024;
+        const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        try {
+          ftruncateSync(fd, sizeBytes);
+        } finally {
+          closeSync(fd);
+        }
+        if (spec.kind === "blank" && spec.format === "ext4") {
+          await run("mke2fs", ["-q", "-F", "-t", "ext4", "-L", spec.name.slice(0, 16), path], { timeoutMs: 300_000 });
+        }
+        record = { schemaVersion: STATE_SCHEMA_VERSION, spec, path, sizeBytes };
+      }
+      writeJson(this.state.diskRecord(spec.name), record);
+      return record;
+    } catch (e) {
+      rmSync(path, { force: true });
+      throw e;
+    }
+  }
+
+  /**
+   * Check before boot that an overlay still belongs to its base: same path,
+   * size and mtime as its COW header records (UML refuses the COW otherwise,
+   * with a far less clear message, after boot has begun).
+   */
+  verifyOverlay(r: DiskRecord, field = "/rootDisk"): void {
+    if (r.spec.kind !== "overlay") return;
+    const base = this.images.require(r.spec.base!, `${field} (base of ${r.spec.name})`);
+    const header = readCowHeader(r.path);
+    const st = statSync(base.imagePath, { bigint: true });
+    const why = cowMismatch(header, {
+      path: base.imagePath,
+      mtimeSec: Number(st.mtimeMs / 1000n),
+      sizeBytes: st.size,
+    });
+    if (why) {
+      throw new UmlfleetError(
+        "UMLFLEET_BASE_MISMATCH",
+        `${field}: overlay ${JSON.stringify(r.spec.name)} does not fit base ${JSON.stringify(r.spec.base)}: ${why}`,
+        { field, disk: r.spec.name, base: r.spec.base, reason: why },
+      );
+    }
+  }
+
+  remove(name: string, usedBy: string[]): void {
+    if (usedBy.length > 0) {
+      throw new UmlfleetError("UMLFLEET_IN_USE", `disk ${JSON.stringify(name)} is used by instances ${usedBy.join(", ")}`, {
+        name,
+        usedBy,
+      });
+    }
+    rmSync(this.state.diskFile(name), { force: true });
+    rmSync(this.state.diskRecord(name), { force: true });
+  }
+
+  /** Bytes the disk file really occupies on the host (sparse files count only written blocks). */
+  allocatedBytes(name: string): number {
+    const st = statSync(this.state.diskFile(name));
+    return st.blocks * 512;
+  }
+}

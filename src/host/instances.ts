@@ -1,0 +1,596 @@
+import { spawn } from "node:child_process";
+import {
+  closeSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readSync,
+  rmSync,
+  statSync,
+  accessSync,
+  constants,
+} from "node:fs";
+import { join } from "node:path";
+import { BootError, UmlfleetError } from "../errors";
+import type { InstanceSpec, NicSpec, SpecOf } from "../spec";
+import { nicArg, nicDevice, nicDriverFor, READY_MARKER, umlArgv, ubdArg, ubdDevice, type BootDisk, type BootNic, type NicDriver } from "../uml/argv";
+import { deterministicMac } from "../uml/mac";
+import { MconsoleClient } from "../uml/mconsole";
+import { planInstanceChange, type ChangePlan } from "./change-plan";
+import type { Disks } from "./disks";
+import { execOverChannel, type ExecResult } from "./guest-channel";
+import type { Networks } from "./networks";
+import { identify, isAlive, killGroup, run, signalGroup, sleep, waitFor, type ProcessIdentity } from "./process";
+import { kernelLibraries, SANDBOX_BIN, sandboxArgv } from "./sandbox";
+import { readJson, STATE_SCHEMA_VERSION, withLock, writeJson, type StateDir } from "./state";
+
+type Spec = SpecOf["instance"];
+
+export interface InstanceRecord {
+  schemaVersion: number;
+  /** The spec in effect (hot-plugged changes included). */
+  spec: Spec;
+  /** The sandbox's process-group leader while the instance runs. */
+  process?: ProcessIdentity;
+  startedAtMs?: number;
+  bootCount: number;
+  argv?: string[];
+  /** The NIC driver of the kernel last booted. */
+  nicDriver?: NicDriver;
+}
+
+export interface InstanceStatus {
+  name: string;
+  state: "running" | "stopped";
+  pid?: number;
+  startedAtMs?: number;
+  consoleLog: string;
+  mconsoleSocket: string;
+  /** Per serial line: the FIFO the guest reads (`in`) and the one it writes (`out`). */
+  serialLines: { line: number; device: string; in: string; out: string }[];
+  nics: { index: number; device: string; network: string; mac: string; ipv4?: string }[];
+  disks: { index: number; device: string; disk: string; readOnly: boolean }[];
+  memoryMiB: number;
+  bootCount: number;
+}
+
+/** Where the hostfs root sits inside every sandbox; shares are its sub-folders. */
+const HOSTFS_ROOT = "/umlfleet-shares";
+const UMID = "u";
+// Fds of the UML process: 0 /dev/null, 1+2 console log, 3/4 control, 5.. serial pairs.
+const FD_CONTROL_IN = 3;
+
+export interface StartOptions {
+  timeoutMs?: number;
+}
+export interface StopOptions {
+  /** Total budget for the graceful steps before SIGKILL. Default 30 s. */
+  timeoutMs?: number;
+}
+
+/** UML instances: boot detached in a sandbox, re-adopt, stop, hot-plug, exec. */
+export class Instances {
+  private readonly libCache = new Map<string, string[]>();
+  private readonly versionCache = new Map<string, string>();
+
+  constructor(
+    private readonly state: StateDir,
+    private readonly disks: Disks,
+    private readonly networks: Networks,
+  ) {}
+
+  get(name: string): InstanceRecord | undefined {
+    return readJson<InstanceRecord>(this.state.instanceRecord(name));
+  }
+
+  require(name: string): InstanceRecord {
+    const r = this.get(name);
+    if (!r) throw new UmlfleetError("UMLFLEET_NOT_FOUND", `instance ${JSON.stringify(name)} does not exist`, { name });
+    return r;
+  }
+
+  list(): string[] {
+    return this.state.list("instances").filter((n) => existsSync(this.state.instanceRecord(n)));
+  }
+
+  isRunning(r: InstanceRecord | undefined): boolean {
+    return !!r && isAlive(r.process);
+  }
+
+  mconsole(name: string, timeoutMs = 5_000): MconsoleClient {
+    return new MconsoleClient(join(this.state.vmDir(name), "uml", UMID, "mconsole"), timeoutMs);
+  }
+
+  fifo(name: string, channel: string, end: "in" | "out"): string {
+    return join(this.state.fifoDir(name), `${channel}.${end}`);
+  }
+
+  /**
+   * Define and boot an instance. A no-op when it runs with this spec; boots it
+   * when it exists stopped with this spec. A failed first boot removes every
+   * file it made and leaves no process.
+   */
+  async create(spec: Spec, opts: StartOptions = {}): Promise<InstanceStatus> {
+    return withLock(this.state, `instance-${spec.name}`, async () => {
+      const existing = this.get(spec.name);
+      if (existing) {
+        if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
+          throw new UmlfleetError(
+            "UMLFLEET_CONFLICT",
+            `instance ${JSON.stringify(spec.name)} exists with another spec; use update`,
+            { name: spec.name },
+          );
+        }
+        if (!this.isRunning(existing)) await this.boot(existing, opts, false);
+        return this.status(spec.name);
+      }
+      this.resolve(spec); // every reference checked before anything is written
+      const record: InstanceRecord = { schemaVersion: STATE_SCHEMA_VERSION, spec, bootCount: 0 };
+      mkdirSync(this.state.instanceDir(spec.name), { recursive: true, mode: 0o700 });
+      await this.makeFifos(spec);
+      writeJson(this.state.instanceRecord(spec.name), record);
+      try {
+        await this.boot(record, opts, true);
+      } catch (e) {
+        rmSync(this.state.instanceDir(spec.name), { recursive: true, force: true });
+        throw e;
+      }
+      return this.status(spec.name);
+    });
+  }
+
+  async start(name: string, opts: StartOptions = {}): Promise<InstanceStatus> {
+    return withLock(this.state, `instance-${name}`, async () => {
+      const r = this.require(name);
+      if (!this.isRunning(r)) await this.boot(r, opts, false);
+      return this.status(name);
+    });
+  }
+
+  async stop(name: string, opts: StopOptions = {}): Promise<void> {
+    return withLock(this.state, `instance-${name}`, async () => this.stopLocked(this.require(name), opts));
+  }
+
+  async restart(name: string, opts: StartOptions & StopOptions = {}): Promise<InstanceStatus> {
+    return withLock(this.state, `instance-${name}`, async () => {
+      const r = this.require(name);
+      await this.stopLocked(r, opts);
+      await this.boot(this.require(name), opts, false);
+      return this.status(name);
+    });
+  }
+
+  /** Stop (if running) and delete the instance's folder. Its disks are left alone. */
+  async remove(name: string, opts: StopOptions = {}): Promise<void> {
+    return withLock(this.state, `instance-${name}`, async () => {
+      const r = this.get(name);
+      if (r) await this.stopLocked(r, opts);
+      rmSync(this.state.instanceDir(name), { recursive: true, force: true });
+    });
+  }
+
+  status(name: string): InstanceStatus {
+    const r = this.require(name);
+    const running = this.isRunning(r);
+    const s = r.spec;
+    return {
+      name,
+      state: running ? "running" : "stopped",
+      pid: running ? r.process!.pid : undefined,
+      startedAtMs: running ? r.startedAtMs : undefined,
+      consoleLog: this.state.consoleLog(name),
+      mconsoleSocket: this.mconsole(name).socketPath,
+      serialLines: Array.from({ length: s.serialLines }, (_, line) => ({
+        line,
+        device: `/dev/ttyS${line}`,
+        in: this.fifo(name, `ttyS${line}`, "in"),
+        out: this.fifo(name, `ttyS${line}`, "out"),
+      })),
+      nics: (s.nics ?? []).map((n, index) => ({
+        index,
+        device: nicDevice({ driver: r.nicDriver ?? "eth", index }),
+        network: n.network,
+        mac: nicMac(s.name, index, n),
+        ...(n.ipv4 ? { ipv4: n.ipv4 } : {}),
+      })),
+      disks: this.diskList(s).map((d) => ({ index: d.index, device: ubdDevice(d.index), disk: d.disk, readOnly: d.readOnly })),
+      memoryMiB: s.memoryMiB,
+      bootCount: r.bootCount,
+    };
+  }
+
+  /** The last `lines` lines of the console log. */
+  consoleTail(name: string, lines = 40, fromOffset = 0): string {
+    return tailOf(this.state.consoleLog(name), lines, fromOffset);
+  }
+
+  /**
+   * Run a shell script in the guest (umlfleet's init only) and return its exit
+   * code and output. Default deadline 30 s: UMLFLEET_EXEC_TIMEOUT after it.
+   */
+  async exec(name: string, script: string, opts: { timeoutMs?: number } = {}): Promise<ExecResult> {
+    const r = this.require(name);
+    if (!this.isRunning(r)) throw new UmlfleetError("UMLFLEET_NOT_RUNNING", `instance ${name} is not running`, { name });
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    return withLock(
+      this.state,
+      `exec-${name}`,
+      () => execOverChannel(this.fifo(name, "control", "in"), this.fifo(name, "control", "out"), script, timeoutMs, name),
+      timeoutMs + 60_000,
+    );
+  }
+
+  /** What applying `next` to the instance would do, field by field. */
+  plan(name: string, next: Spec): ChangePlan {
+    return planInstanceChange(this.require(name).spec, next);
+  }
+
+  /**
+   * Apply a changed spec: hot-plug what can be (disks, NICs, more memory),
+   * restart for the rest. Refuses a change that needs a new instance
+   * (UMLFLEET_CONFLICT): the caller replaces it.
+   */
+  async update(next: Spec, opts: StartOptions & StopOptions = {}): Promise<ChangePlan> {
+    return withLock(this.state, `instance-${next.name}`, async () => {
+      const r = this.require(next.name);
+      const plan = planInstanceChange(r.spec, next);
+      if (plan.kind === "replace") {
+        throw new UmlfleetError(
+          "UMLFLEET_CONFLICT",
+          `instance ${next.name}: ${plan.changes.filter((c) => c.kind === "replace").map((c) => c.field).join(", ")} need a new instance`,
+          { plan },
+        );
+      }
+      this.resolve(next);
+      const running = this.isRunning(r);
+      if (!running || plan.kind === "restart") {
+        if (running) await this.stopLocked(r, opts);
+        const updated: InstanceRecord = { ...this.require(next.name), spec: next };
+        await this.makeFifos(next);
+        writeJson(this.state.instanceRecord(next.name), updated);
+        if (running) await this.boot(updated, opts, false);
+        return plan;
+      }
+      await this.applyLive(r, next);
+      return plan;
+    });
+  }
+
+  // ---- internals -------------------------------------------------------------
+
+  private diskList(s: Spec): { index: number; disk: string; readOnly: boolean; field: string }[] {
+    return [
+      { index: 0, disk: s.rootDisk, readOnly: false, field: "/rootDisk" },
+      ...(s.disks ?? []).map((d, i) => ({ index: i + 1, disk: d.disk, readOnly: d.readOnly ?? false, field: `/disks/${i}/disk` })),
+      ...(s.swapDisk ? [{ index: (s.disks?.length ?? 0) + 1, disk: s.swapDisk, readOnly: false, field: "/swapDisk" }] : []),
+    ];
+  }
+
+  /** Check every reference of a spec (disks, bases, networks, shares, kernel). Throws naming the field. */
+  private resolve(s: Spec) {
+    const disks = this.diskList(s).map((d) => {
+      const rec = this.disks.require(d.disk, d.field);
+      if (rec.spec.kind === "overlay") this.disks.verifyOverlay(rec, d.field);
+      if (d.field === "/swapDisk" && rec.spec.kind !== "swap")
+        throw new UmlfleetError("UMLFLEET_INVALID_SPEC", `/swapDisk: disk ${d.disk} is a ${rec.spec.kind} disk, not swap`, { field: "/swapDisk", value: d.disk });
+      return { ...d, rec };
+    });
+    const nics = (s.nics ?? []).map((n, i) => ({ nic: n, rec: this.networks.require(n.network, `/nics/${i}/network`) }));
+    (s.shares ?? []).forEach((sh, i) => {
+      const st = statSync(sh.hostPath, { throwIfNoEntry: false });
+      if (!st?.isDirectory()) {
+        throw new UmlfleetError("UMLFLEET_NOT_FOUND", `/shares/${i}/hostPath: ${JSON.stringify(sh.hostPath)} is not an existing directory`, {
+          field: `/shares/${i}/hostPath`,
+          value: sh.hostPath,
+        });
+      }
+    });
+    return { disks, nics };
+  }
+
+  private async makeFifos(s: Spec): Promise<void> {
+    const dir = this.state.fifoDir(s.name);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const names = ["control", ...Array.from({ length: s.serialLines }, (_, i) => `ttyS${i}`)];
+    const missing = names.flatMap((n) => [`${n}.in`, `${n}.out`]).map((f) => join(dir, f)).filter((f) => !existsSync(f));
+    if (missing.length > 0) await run("mkfifo", ["-m", "600", ...missing], { timeoutMs: 10_000 });
+  }
+
+  /** Hard-link a disk file into the sandbox-visible vm/ folder (same inode, so no copy). */
+  private linkIntoVm(vm: string, sub: string, source: string): string {
+    const target = join(vm, sub);
+    mkdirSync(join(target, ".."), { recursive: true });
+    rmSync(target, { force: true });
+    linkSync(source, target);
+    return target;
+  }
+
+  private bootDisk(vm: string, d: { index: number; disk: string; readOnly: boolean; rec: { path: string; backingPath?: string } }): BootDisk {
+    return {
+      index: d.index,
+      file: this.linkIntoVm(vm, `d/${d.disk}`, d.rec.path),
+      ...(d.rec.backingPath ? { backing: d.rec.backingPath } : {}),
+      readOnly: d.readOnly,
+    };
+  }
+
+  /** The kernel's version from `<kernel> --version`, cached per binary. */
+  private async nicDriver(kernel: string): Promise<NicDriver> {
+    const st = statSync(kernel);
+    const key = `${kernel}\0${st.mtimeMs}\0${st.size}`;
+    let v = this.versionCache.get(key);
+    if (!v) {
+      const r = await run(kernel, ["--version"], { timeoutMs: 10_000, allowFailure: true, env: {} });
+      v = /(\d+\.\d+(\.\d+)?)/.exec(r.stdout)?.[1] ?? "0";
+      this.versionCache.set(key, v);
+    }
+    return nicDriverFor(v);
+  }
+
+  private bootNic(name: string, index: number, nic: NicSpec, switchDir: string, driver: NicDriver): BootNic {
+    return { index, driver, switchDir, mac: nicMac(name, index, nic), ...(nic.ipv4 ? { ipv4: nic.ipv4 } : {}) };
+  }
+
+  private async boot(r: InstanceRecord, opts: StartOptions, firstBoot: boolean): Promise<void> {
+    const s = r.spec;
+    const name = s.name;
+    const started = performance.now();
+    const consoleLog = this.state.consoleLog(name);
+    const fail = (code: "UMLFLEET_BOOT_FAILED" | "UMLFLEET_BOOT_TIMEOUT", message: string, facts: Partial<ConstructorParameters<typeof BootError>[2]>) =>
+      new BootError(code, `instance ${name}: ${message}`, {
+        instance: name,
+        argv: [],
+        exitCode: null,
+        signal: null,
+        timedOut: false,
+        durationMs: Math.round(performance.now() - started),
+        consoleTail: "",
+        ...facts,
+      });
+    try {
+      accessSync(s.kernel, constants.X_OK);
+    } catch {
+      throw fail("UMLFLEET_BOOT_FAILED", `kernel ${s.kernel} (/kernel) is not an executable file`, {});
+    }
+    const { disks, nics } = this.resolve(s);
+    for (const n of nics) if (!this.networks.isRunning(n.rec)) await this.networks.ensure(n.rec.spec);
+
+    const vm = this.state.vmDir(name);
+    rmSync(vm, { recursive: true, force: true });
+    mkdirSync(join(vm, "uml"), { recursive: true, mode: 0o700 });
+    const bootDisks = disks.map((d) => this.bootDisk(vm, d));
+    const driver = await this.nicDriver(s.kernel);
+    const bootNics = nics.map((n, i) => this.bootNic(name, i, n.nic, n.rec.switchDir, driver));
+    await this.makeFifos(s);
+
+    const fds: number[] = [];
+    const open = (file: string, flags: number) => {
+      const fd = openSync(file, flags, 0o600);
+      fds.push(fd);
+      return fd;
+    };
+    const consoleOffset = existsSync(consoleLog) ? statSync(consoleLog).size : 0;
+    const logFd = open(consoleLog, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT);
+    const stdio: ("ignore" | number)[] = ["ignore", logFd, logFd];
+    const rw = constants.O_RDWR; // FIFOs opened read-write never block and never hit EOF
+    stdio.push(open(this.fifo(name, "control", "in"), rw), open(this.fifo(name, "control", "out"), rw));
+    const serial = Array.from({ length: s.serialLines }, (_, line) => {
+      const inFd = stdio.length;
+      stdio.push(open(this.fifo(name, `ttyS${line}`, "in"), rw));
+      stdio.push(open(this.fifo(name, `ttyS${line}`, "out"), rw));
+      return { line, in: inFd, out: inFd + 1 };
+    });
+    const swapIndex = s.swapDisk ? bootDisks[bootDisks.length - 1]!.index : undefined;
+    const uml = umlArgv({
+      kernel: s.kernel,
+      memoryMiB: s.memoryMiB,
+      umid: UMID,
+      umlDir: join(vm, "uml"),
+      disks: bootDisks,
+      ...(swapIndex !== undefined ? { swapDiskIndex: swapIndex } : {}),
+      nics: bootNics,
+      shares: (s.shares ?? []).map((sh) => ({ name: sh.name, guestPath: sh.guestPath, readOnly: sh.readOnly ?? true })),
+      hostfsRoot: HOSTFS_ROOT,
+      hostname: s.hostname ?? s.name,
+      fds: { console: 1, control: { in: FD_CONTROL_IN, out: FD_CONTROL_IN + 1 }, serial },
+      umlfleetInit: s.readiness === "marker",
+      kernelArgs: s.kernelArgs ?? [],
+    });
+    const sandbox = sandboxArgv(
+      {
+        kernel: s.kernel,
+        vmDir: vm,
+        readOnlyPaths: [...new Set(bootDisks.flatMap((d) => (d.backing ? [d.backing] : [])))],
+        readWritePaths: [...new Set(bootNics.map((n) => n.switchDir))],
+        shares: (s.shares ?? []).map((sh) => ({ name: sh.name, hostPath: sh.hostPath, readOnly: sh.readOnly ?? true })),
+        hostfsRoot: HOSTFS_ROOT,
+      },
+      kernelLibraries(s.kernel, this.libCache),
+    );
+    const argv = [SANDBOX_BIN, ...sandbox, ...uml];
+
+    let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+    let proc: ProcessIdentity | null = null;
+    try {
+      const child = spawn(SANDBOX_BIN, argv.slice(1), { detached: true, stdio, env: {} });
+      child.on("exit", (code, signal) => (exited = { code, signal }));
+      child.on("error", () => (exited = { code: null, signal: null }));
+      child.unref();
+      proc = child.pid ? identify(child.pid) : null;
+    } finally {
+      for (const fd of fds) closeSync(fd);
+    }
+    const record: InstanceRecord = {
+      ...r,
+      spec: s,
+      ...(proc ? { process: proc } : {}),
+      startedAtMs: Date.now(),
+      bootCount: r.bootCount + 1,
+      argv,
+      nicDriver: driver,
+    };
+    writeJson(this.state.instanceRecord(name), record);
+
+    const timeoutMs = opts.timeoutMs ?? s.bootTimeoutMs;
+    const mconsole = this.mconsole(name, 1_000);
+    const outcome = await waitFor<"ready" | "exited" | "panic">(async () => {
+      const text = readFrom(consoleLog, consoleOffset);
+      if (/Kernel panic/.test(text)) return "panic";
+      if (exited || (proc && !isAlive(proc)) || !proc) return "exited";
+      if (s.readiness === "marker") return text.includes(READY_MARKER) ? "ready" : undefined;
+      return mconsole.send("version").then(
+        () => "ready" as const,
+        () => undefined,
+      );
+    }, timeoutMs, 20);
+
+    if (outcome === "ready") return;
+    // Give a dying process a moment so its exit status and last words are in.
+    if (proc) await waitFor(() => exited || !isAlive(proc), 300, 20);
+    const facts = {
+      argv,
+      exitCode: exited?.code ?? null,
+      signal: exited?.signal ?? null,
+      timedOut: outcome === undefined,
+    };
+    if (proc) await killGroup(proc);
+    this.cleanRuntimeFiles(name);
+    const consoleTail = this.consoleTail(name, 40, consoleOffset);
+    if (!firstBoot) writeJson(this.state.instanceRecord(name), { ...record, process: undefined, startedAtMs: undefined });
+    if (outcome === undefined) {
+      throw fail("UMLFLEET_BOOT_TIMEOUT", `not ready within ${timeoutMs} ms; killed`, { ...facts, consoleTail });
+    }
+    throw fail(
+      "UMLFLEET_BOOT_FAILED",
+      outcome === "panic" ? "kernel panic during boot" : `exited during boot (${exited?.code ?? exited?.signal ?? "status unknown"})`,
+      { ...facts, consoleTail },
+    );
+  }
+
+  /** Graceful, then forceful: mconsole cad, halt, SIGTERM, SIGKILL. */
+  private async stopLocked(r: InstanceRecord, opts: StopOptions): Promise<void> {
+    const name = r.spec.name;
+    const p = r.process;
+    if (p && isAlive(p)) {
+      const budget = opts.timeoutMs ?? 30_000;
+      const gone = (ms: number) => waitFor(() => !isAlive(p), ms, 20);
+      const mc = this.mconsole(name, 2_000);
+      let down = false;
+      if (r.spec.readiness === "marker") {
+        // umlfleet's init turns cad into an orderly shutdown (sync, unmount, poweroff).
+        down = (await mc.send("cad").then(() => true, () => false)) && !!(await gone(budget * 0.6));
+      }
+      if (!down) down = (await mc.send("halt").then(() => true, () => false)) && !!(await gone(budget * 0.2));
+      if (!down && signalGroup(p, "SIGTERM")) down = !!(await gone(budget * 0.1));
+      if (!down) await killGroup(p);
+    }
+    this.cleanRuntimeFiles(name);
+    if (existsSync(this.state.instanceRecord(name))) {
+      writeJson(this.state.instanceRecord(name), { ...r, process: undefined, startedAtMs: undefined });
+    }
+  }
+
+  /** The pid/mconsole folder only exists while a guest runs. */
+  private cleanRuntimeFiles(name: string): void {
+    rmSync(join(this.state.vmDir(name), "uml"), { recursive: true, force: true });
+  }
+
+  private async applyLive(r: InstanceRecord, next: Spec): Promise<void> {
+    const name = next.name;
+    const mc = this.mconsole(name);
+    const vm = this.state.vmDir(name);
+    const before = r.spec;
+    let current: Spec = before;
+    const save = (s: Spec) => {
+      current = s;
+      writeJson(this.state.instanceRecord(name), { ...this.require(name), spec: s });
+    };
+    // Memory: UML plugs more RAM through the "mem" mconsole device.
+    if (next.memoryMiB > current.memoryMiB) {
+      await mc.send(`config mem=+${next.memoryMiB - current.memoryMiB}M`);
+      save({ ...current, memoryMiB: next.memoryMiB });
+    }
+    // Disks: detach from the end, then attach new ones at the end.
+    const oldDisks = current.disks ?? [];
+    const newDisks = next.disks ?? [];
+    for (let i = oldDisks.length - 1; i >= newDisks.length; i--) {
+      await mc.send(`remove ubd${i + 1}`);
+      rmSync(join(vm, "d", oldDisks[i]!.disk), { force: true });
+      save({ ...current, disks: oldDisks.slice(0, i) });
+    }
+    for (let i = oldDisks.length; i < newDisks.length; i++) {
+      const d = newDisks[i]!;
+      const rec = this.disks.require(d.disk, `/disks/${i}/disk`);
+      if (rec.backingPath && !this.diskList(current).some((x) => this.disks.get(x.disk)?.backingPath === rec.backingPath)) {
+        throw new UmlfleetError("UMLFLEET_RESTART_REQUIRED", `/disks/${i}/disk: overlay ${d.disk} needs its base in the sandbox; restart to attach it`, {
+          field: `/disks/${i}/disk`,
+        });
+      }
+      const bd = this.bootDisk(vm, { index: i + 1, disk: d.disk, readOnly: d.readOnly ?? false, rec });
+      await mc.send(`config ${ubdArg(bd)}`);
+      save({ ...current, disks: [...(current.disks ?? []), d] });
+    }
+    // NICs: the same, vecN by position.
+    const oldNics = current.nics ?? [];
+    const newNics = next.nics ?? [];
+    for (let i = oldNics.length - 1; i >= newNics.length; i--) {
+      await mc.send(`remove ${nicDevice({ driver: await this.nicDriver(current.kernel), index: i })}`);
+      save({ ...current, nics: oldNics.slice(0, i) });
+    }
+    for (let i = oldNics.length; i < newNics.length; i++) {
+      const nic = newNics[i]!;
+      const net = this.networks.require(nic.network, `/nics/${i}/network`);
+      if (!this.networks.isRunning(net)) await this.networks.ensure(net.spec);
+      const bn = this.bootNic(name, i, nic, net.switchDir, await this.nicDriver(next.kernel));
+      await mc.send(`config ${nicArg(bn)}`);
+      save({ ...current, nics: [...(current.nics ?? []), nic] });
+      if (nic.ipv4 && next.readiness === "marker") {
+        const dev = nicDevice(bn);
+        const res = await this.execUnlocked(name, `ip link set ${dev} up && ip addr add ${nic.ipv4} dev ${dev}`);
+        if (res.exitCode !== 0) {
+          throw new UmlfleetError("UMLFLEET_COMMAND_FAILED", `setting ${nic.ipv4} on ${dev} in ${name}: ${res.output}`, {
+            field: `/nics/${i}/ipv4`,
+          });
+        }
+      }
+    }
+    save(next);
+  }
+
+  private execUnlocked(name: string, script: string): Promise<ExecResult> {
+    return withLock(this.state, `exec-${name}`, () =>
+      execOverChannel(this.fifo(name, "control", "in"), this.fifo(name, "control", "out"), script, 30_000, name),
+    );
+  }
+}
+
+export function nicMac(instance: string, index: number, nic: NicSpec): string {
+  return nic.mac ?? deterministicMac(instance, index, nic.network);
+}
+
+function readFrom(file: string, offset: number, maxBytes = 1 << 20): string {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_RDONLY);
+  } catch {
+    return "";
+  }
+  try {
+    const size = statSync(file).size;
+    const start = Math.max(offset, size - maxBytes);
+    const buf = Buffer.alloc(Math.max(0, size - start));
+    readSync(fd, buf, 0, buf.length, start);
+    return buf.toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function tailOf(file: string, lines: number, fromOffset: number): string {
+  const text = readFrom(file, fromOffset, 64 * 1024);
+  return text.split("\n").slice(-lines - 1).join("\n").trimEnd();
+}
+
+export type { InstanceSpec };

@@ -1,0 +1,169 @@
+import { spawn, type StdioOptions } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { UmlfleetError } from "../errors";
+
+export interface RunOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  input?: string | Buffer;
+  env?: NodeJS.ProcessEnv;
+  /** Resolve instead of throwing on a non-zero exit. */
+  allowFailure?: boolean;
+}
+
+export interface RunResult {
+  file: string;
+  args: readonly string[];
+  stdout: string;
+  stderr: string;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  timedOut: boolean;
+  durationMs: number;
+}
+
+/**
+ * Run a host tool to completion under a deadline (default 60 s): on expiry the
+ * whole process group gets SIGKILL. Throws UMLFLEET_COMMAND_FAILED with the
+ * facts as fields, unless `allowFailure`.
+ */
+export function run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, {
+      stdio: ["pipe", "pipe", "pipe"],
+      detached: true,
+      env: opts.env ?? process.env,
+    });
+    let stdout = "";
+    let stderr = "";
+    let timedOut = false;
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    const killGroup = () => {
+      try {
+        if (child.pid) process.kill(-child.pid, "SIGKILL");
+      } catch {
+        /* already gone */
+      }
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup();
+    }, timeoutMs);
+    const onAbort = () => {
+      timedOut = true;
+      killGroup();
+    };
+    opts.signal?.addEventListener("abort", onAbort, { once: true });
+    child.on("error", (err) => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
+      reject(
+        new UmlfleetError("UMLFLEET_COMMAND_FAILED", `${file}: ${err.message}`, { file, args }, { cause: err }),
+      );
+    });
+    child.on("close", (exitCode, signal) => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener("abort", onAbort);
+      const result: RunResult = {
+        file,
+        args,
+        stdout,
+        stderr,
+        exitCode,
+        signal,
+        timedOut,
+        durationMs: Math.round(performance.now() - started),
+      };
+      if ((exitCode === 0 && !timedOut) || opts.allowFailure) return resolve(result);
+      const how = timedOut ? `timed out after ${timeoutMs} ms` : `exited with ${exitCode ?? signal}`;
+      reject(
+        new UmlfleetError(
+          "UMLFLEET_COMMAND_FAILED",
+          `${file} ${args.join(" ")} ${how}: ${(stderr || stdout).trim().slice(-2000)}`,
+          { ...result },
+        ),
+      );
+    });
+    child.stdin.on("error", () => {
+      /* the tool may exit without reading its input */
+    });
+    child.stdin.end(opts.input ?? "");
+  });
+}
+
+/**
+ * A process as recorded in a state file: its pid plus its start time in clock
+ * ticks since boot (/proc/<pid>/stat field 22), so a recycled pid is never
+ * mistaken for ours.
+ */
+export interface ProcessIdentity {
+  pid: number;
+  startTicks: number;
+}
+
+export function processStartTicks(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const state = fields[0];
+    if (state === "Z" || state === "X") return null;
+    return Number(fields[19]);
+  } catch {
+    return null;
+  }
+}
+
+export function identify(pid: number): ProcessIdentity | null {
+  const startTicks = processStartTicks(pid);
+  return startTicks === null ? null : { pid, startTicks };
+}
+
+export function isAlive(p: ProcessIdentity | undefined | null): boolean {
+  return !!p && processStartTicks(p.pid) === p.startTicks;
+}
+
+/** Signal a process group led by `p`, if `p` is still the process we recorded. */
+export function signalGroup(p: ProcessIdentity, signal: NodeJS.Signals): boolean {
+  if (!isAlive(p)) return false;
+  try {
+    process.kill(-p.pid, signal);
+    return true;
+  } catch {
+    try {
+      process.kill(p.pid, signal);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Poll `check` every `intervalMs` until it returns a value or `timeoutMs` passes. */
+export async function waitFor<T>(
+  check: () => T | undefined | null | false | Promise<T | undefined | null | false>,
+  timeoutMs: number,
+  intervalMs = 25,
+): Promise<T | undefined> {
+  const deadline = performance.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (performance.now() >= deadline) return undefined;
+    await sleep(intervalMs);
+  }
+}
+
+/** SIGKILL a process group and wait until its leader is gone. */
+export async function killGroup(p: ProcessIdentity, timeoutMs = 10_000): Promise<void> {
+  signalGroup(p, "SIGKILL");
+  await waitFor(() => !isAlive(p), timeoutMs, 10);
+}
+
+/** Children spawned detached: stdio descriptors for `spawn`. */
+export type Stdio = StdioOptions;

@@ -1,0 +1,134 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { join } from "node:path";
+
+/**
+ * bubblewrap confinement for one UML process. hostfs= is not a boundary
+ * (shared/UML.md: `-o /../../../etc` escapes it), so the boundary is a private
+ * mount namespace whose root is an empty tmpfs holding only: the kernel and its
+ * libraries (read-only), the instance's own vm/ folder (at its host path, so
+ * socket and COW paths mean the same inside and out), the bases its overlays
+ * need (read-only), the switch folders of its networks, and its declared
+ * shares under `hostfsRoot`.
+ * The process has no capabilities, its own pid and IPC namespaces, and no
+ * network namespace of the host's unless a NIC needs one.
+ */
+export interface SandboxPlan {
+  kernel: string;
+  /** Read-write, bound at the same path. */
+  vmDir: string;
+  /** Read-only files bound at the same path (base images). */
+  readOnlyPaths: string[];
+  /**
+   * Read-write folders bound at the same path: the switch folders of the
+   * guest's networks. libvdeplug binds the client's data socket next to the
+   * switch's ctl and sends the switch that path; vde_switch makes each port's
+   * socket in its own folder and the client connects to it by that path. So a
+   * running guest can be given NICs only on networks it booted with.
+   */
+  readWritePaths: string[];
+  shares: { name: string; hostPath: string; readOnly: boolean }[];
+  hostfsRoot: string;
+}
+
+export const SANDBOX_BIN = "/usr/bin/bwrap";
+
+export function sandboxArgv(plan: SandboxPlan, libraries: string[]): string[] {
+  const ro = (p: string) => ["--ro-bind", p, p];
+  const args = [
+    "--unshare-all",
+    "--share-net",
+    "--cap-drop",
+    "ALL",
+    "--clearenv",
+    "--setenv",
+    "TMPDIR",
+    "/tmp",
+    "--setenv",
+    "PATH",
+    "/usr/bin",
+    "--dev",
+    "/dev",
+    "--proc",
+    "/proc",
+    // Guest RAM is a file in $TMPDIR that must allow exec: a private tmpfs.
+    "--tmpfs",
+    "/tmp",
+    ...ro(plan.kernel),
+    ...libraries.flatMap(ro),
+    ...vdePlugins().flatMap((p) => ["--ro-bind", p.host, p.sandbox]),
+    "--bind",
+    plan.vmDir,
+    plan.vmDir,
+    ...plan.readOnlyPaths.flatMap(ro),
+    ...plan.readWritePaths.flatMap((p) => ["--bind", p, p]),
+    "--dir",
+    plan.hostfsRoot,
+  ];
+  for (const s of plan.shares) {
+    args.push(s.readOnly ? "--ro-bind" : "--bind", s.hostPath, `${plan.hostfsRoot}/${s.name}`);
+  }
+  args.push("--chdir", "/", "--");
+  return args;
+}
+
+/**
+ * Debian's UML kernel links libvdeplug (vdeplug4) statically, and libvdeplug
+ * dlopen()s the "vde" transport plugin from /lib/<arch>/vdeplug at run time
+ * (on the host /lib is /usr/lib; in the sandbox it must be bound at /lib), and
+ * needs /usr/bin/vde_plug with its libraries. Without them vde_open fails with
+ * ENOENT and the 6.1 kernel then panics ("Segfault with no mm"), or the NIC
+ * comes up and carries nothing. Found by bisecting the sandbox's binds (measured).
+ */
+const NIC_HELPERS = ["/usr/bin/vde_plug"];
+
+export function vdePlugins(): { host: string; sandbox: string }[] {
+  for (const root of ["/usr/lib", "/lib"]) {
+    if (!existsSync(root)) continue;
+    for (const arch of readdirSync(root)) {
+      const host = join(root, arch, "vdeplug");
+      if (existsSync(join(host, "libvdeplug_vde.so"))) return [{ host: realpathSync(host), sandbox: join("/lib", arch, "vdeplug") }];
+    }
+  }
+  return [];
+}
+
+/**
+ * The shared libraries a kernel binary and the vdeplug plugin load (from
+ * ldd), symlinks and their targets alike.
+ */
+export function kernelLibraries(kernel: string, cache: Map<string, string[]>): string[] {
+  const st = statSync(kernel);
+  const key = `${kernel}\0${st.mtimeMs}\0${st.size}`;
+  const hit = cache.get(key);
+  if (hit) return hit;
+  const libs = new Set<string>();
+  for (const file of [kernel, ...vdePlugins().map((p) => join(p.host, "libvdeplug_vde.so"))]) {
+    for (const lib of lddOf(file)) libs.add(lib);
+  }
+  for (const helper of NIC_HELPERS.filter((f) => existsSync(f))) {
+    libs.add(helper);
+    for (const lib of lddOf(helper)) libs.add(lib);
+  }
+  return [...libs];
+}
+
+function lddOf(file: string): string[] {
+  let out = "";
+  try {
+    out = execFileSync("ldd", [file], { encoding: "utf8", timeout: 10_000 });
+  } catch {
+    // ldd exits non-zero for static binaries ("not a dynamic executable").
+  }
+  const libs = new Set<string>();
+  for (const m of out.matchAll(/(\/[^\s()]+)/g)) {
+    const p = m[1]!;
+    libs.add(p);
+    try {
+      libs.add(realpathSync(p));
+    } catch {
+      /* a listed path that vanished: ldd would have failed too */
+    }
+  }
+  return [...libs];
+}

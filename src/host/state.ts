@@ -1,0 +1,160 @@
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
+import { homedir } from "node:os";
+import { dirname, join } from "node:path";
+import { UmlfleetError } from "../errors";
+import { identify, isAlive, sleep, type ProcessIdentity } from "./process";
+
+/** Version of the record files; bump with a migration when their shape changes. */
+export const STATE_SCHEMA_VERSION = 1;
+
+/**
+ * The per-host state folder. Everything a later process needs to find and
+ * re-adopt what an earlier one made is written here, atomically:
+ *
+ *   images/<sha256>.img         content-addressed base images, read-only
+ *   bases/<name>.json           base records (spec, image)
+ *   disks/<name>.img|.json      overlays, blank and swap disks
+ *   networks/<name>.json        network records (switch pid)
+ *   switches/<name>/            each switch's sockets; bound read-only into every sandbox
+ *   instances/<name>/           instance.json, console.log, control and serial FIFOs;
+ *   instances/<name>/vm/        the only part the guest's sandbox sees
+ *   links/<name>.json           serial-link relay records
+ *   locks/                      one lock folder per resource being changed
+ */
+export class StateDir {
+  constructor(readonly root: string) {}
+
+  static defaultRoot(env: NodeJS.ProcessEnv = process.env): string {
+    if (env.UMLFLEET_STATE_DIR) return env.UMLFLEET_STATE_DIR;
+    const base = env.XDG_STATE_HOME || join(homedir(), ".local", "state");
+    return join(base, "umlfleet");
+  }
+
+  images = () => join(this.root, "images");
+  image = (sha: string) => join(this.root, "images", `${sha}.img`);
+  baseRecord = (name: string) => join(this.root, "bases", `${name}.json`);
+  diskFile = (name: string) => join(this.root, "disks", `${name}.img`);
+  diskRecord = (name: string) => join(this.root, "disks", `${name}.json`);
+  networkRecord = (name: string) => join(this.root, "networks", `${name}.json`);
+  switches = () => join(this.root, "switches");
+  switchDir = (name: string) => join(this.root, "switches", name);
+  instanceDir = (name: string) => join(this.root, "instances", name);
+  instanceRecord = (name: string) => join(this.root, "instances", name, "instance.json");
+  consoleLog = (name: string) => join(this.root, "instances", name, "console.log");
+  fifoDir = (name: string) => join(this.root, "instances", name, "fifo");
+  vmDir = (name: string) => join(this.root, "instances", name, "vm");
+  linkRecord = (name: string) => join(this.root, "links", `${name}.json`);
+  lockDir = (key: string) => join(this.root, "locks", key.replace(/\//g, "_"));
+
+  ensure(): void {
+    for (const d of ["images", "bases", "disks", "networks", "switches", "instances", "links", "locks"]) {
+      mkdirSync(join(this.root, d), { recursive: true, mode: 0o700 });
+    }
+  }
+
+  /** Names of the records in a folder (`bases`, `disks`, `networks`, `links`) or of instance folders. */
+  list(kind: "bases" | "disks" | "networks" | "links" | "instances"): string[] {
+    const dir = join(this.root, kind);
+    if (!existsSync(dir)) return [];
+    const entries = readdirSync(dir, { withFileTypes: true });
+    if (kind === "instances") return entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    return entries
+      .filter((e) => e.isFile() && e.name.endsWith(".json"))
+      .map((e) => e.name.slice(0, -5))
+      .sort();
+  }
+}
+
+export function readJson<T>(file: string): T | undefined {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+    throw e;
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new UmlfleetError("UMLFLEET_STATE_CORRUPT", `cannot parse ${file}`, { file }, { cause: e });
+  }
+}
+
+/** Write a file atomically: temp file in the same folder, fsync, rename. */
+export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o600): void {
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const fd = openSync(tmp, "wx", mode);
+  try {
+    writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, file);
+}
+
+export function writeJson(file: string, value: unknown): void {
+  writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+/**
+ * A lock shared by every process using the state folder: a folder created with
+ * mkdir (atomic), holding its owner's identity. A lock whose owner died is
+ * taken over. Waits up to `timeoutMs` (default 120 s), then throws
+ * UMLFLEET_LOCK_TIMEOUT.
+ */
+export async function withLock<T>(state: StateDir, key: string, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
+  const dir = state.lockDir(key);
+  const ownerFile = join(dir, "owner.json");
+  const me = identify(process.pid)!;
+  const deadline = performance.now() + timeoutMs;
+  let delay = 5;
+  for (;;) {
+    try {
+      mkdirSync(dir);
+      writeJson(ownerFile, { ...me, token: lockToken });
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+      const owner = readJsonQuiet<ProcessIdentity>(ownerFile);
+      // The owner may be between mkdir and writing owner.json: only a recorded, dead owner is stale.
+      if (owner && !isAlive(owner)) {
+        rmSync(dir, { recursive: true, force: true });
+        continue;
+      }
+      if (performance.now() > deadline) {
+        throw new UmlfleetError("UMLFLEET_LOCK_TIMEOUT", `lock ${key} still held after ${timeoutMs} ms`, { key, owner });
+      }
+      await sleep(delay);
+      delay = Math.min(delay * 2, 100);
+    }
+  }
+  try {
+    return await fn();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// Locks are per process; within one process, callers serialize through the folder too.
+const lockToken = `${process.pid}-${Date.now()}`;
+
+function readJsonQuiet<T>(file: string): T | undefined {
+  try {
+    return readJson<T>(file);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,10 @@
+export * from "./errors";
+export * from "./spec";
+export { SpecValidator } from "./validation";
+export { LocalRuntime, type LocalRuntimeOptions } from "./host/runtime";
+export type { InstanceStatus } from "./host/instances";
+export type { ChangePlan, ChangeKind, FieldChange } from "./host/change-plan";
+export { planInstanceChange } from "./host/change-plan";
+export type { ExecResult } from "./host/guest-channel";
+export * as cow from "./uml/cow";
+export { deterministicMac } from "./uml/mac";

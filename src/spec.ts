@@ -1,0 +1,106 @@
+/**
+ * Spec types. They mirror schema/*.json, which is where every field's rules
+ * live; test/unit/schema-types.test.ts checks that the two list the same fields.
+ * Validated specs have their schema defaults filled in.
+ */
+
+export interface BusyboxSource {
+  kind: "busybox";
+  /** Image size in MiB. Default 64. */
+  sizeMiB?: number;
+  /** Files injected into the image. */
+  files?: { path: string; content: string; mode?: number }[];
+}
+export interface ImageSource {
+  kind: "image";
+  /** An existing filesystem image on the host; it is copied. */
+  path: string;
+}
+export interface DirectorySource {
+  kind: "directory";
+  /** A host directory tree made into an ext4 image. */
+  path: string;
+  sizeMiB?: number;
+}
+
+export interface BaseSpec {
+  name: string;
+  source: BusyboxSource | ImageSource | DirectorySource;
+}
+
+export interface DiskSpec {
+  name: string;
+  kind: "overlay" | "blank" | "swap";
+  /** overlay: the base it is bound to. */
+  base?: string;
+  /** blank and swap: size in MiB. */
+  sizeMiB?: number;
+  /** blank: "ext4" makes a filesystem on it. Default "none". */
+  format?: "ext4" | "none";
+}
+
+export interface NetworkSpec {
+  name: string;
+  /** Repeat every frame to every port. Default false. */
+  hub?: boolean;
+  /** Switch ports. Default 64. */
+  ports?: number;
+}
+
+export interface NicSpec {
+  network: string;
+  mac?: string;
+  ipv4?: string;
+}
+
+export interface ShareSpec {
+  name: string;
+  hostPath: string;
+  guestPath: string;
+  /** Default true. */
+  readOnly?: boolean;
+}
+
+export interface InstanceSpec {
+  name: string;
+  /** Default /usr/bin/linux.uml. */
+  kernel?: string;
+  /** Default 64. */
+  memoryMiB?: number;
+  rootDisk: string;
+  disks?: { disk: string; readOnly?: boolean }[];
+  swapDisk?: string;
+  nics?: NicSpec[];
+  /** Default 2. */
+  serialLines?: number;
+  shares?: ShareSpec[];
+  hostname?: string;
+  kernelArgs?: string[];
+  /** Default "marker". */
+  readiness?: "marker" | "mconsole";
+  /** Default 60000. */
+  bootTimeoutMs?: number;
+}
+
+export interface SerialLinkEnd {
+  instance: string;
+  line: number;
+}
+export interface SerialLinkSpec {
+  name: string;
+  a: SerialLinkEnd;
+  b: SerialLinkEnd;
+}
+
+/** An instance spec after validation: schema defaults filled in. */
+export type ResolvedInstanceSpec = InstanceSpec &
+  Required<Pick<InstanceSpec, "kernel" | "memoryMiB" | "serialLines" | "readiness" | "bootTimeoutMs">>;
+
+export type SpecKind = "base" | "disk" | "network" | "instance" | "serial-link";
+export interface SpecOf {
+  base: BaseSpec;
+  disk: DiskSpec;
+  network: NetworkSpec;
+  instance: ResolvedInstanceSpec;
+  "serial-link": SerialLinkSpec;
+}

@@ -1,0 +1,139 @@
+import Ajv, { type ErrorObject, type ValidateFunction } from "ajv";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { InvalidSpecError, type FieldProblem } from "./errors";
+import type { SpecKind, SpecOf } from "./spec";
+
+/** The package root (holds package.json and schema/), from src/ or dist/src/. */
+export function packageRoot(): string {
+  let dir = __dirname;
+  for (;;) {
+    if (existsSync(join(dir, "package.json")) && existsSync(join(dir, "schema"))) return dir;
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`umlfleet: no package root above ${__dirname}`);
+    dir = up;
+  }
+}
+
+export const SCHEMA_DIR = join(packageRoot(), "schema");
+const SCHEMA_FILE: Record<SpecKind, string> = {
+  base: "base.json",
+  disk: "disk.json",
+  network: "network.json",
+  instance: "instance.json",
+  "serial-link": "serial-link.json",
+};
+
+/**
+ * Validates specs against schema/. Schemas are compiled once, at construction.
+ * `validate` never mutates its input: it returns a copy with defaults filled in,
+ * or throws InvalidSpecError (UMLFLEET_INVALID_SPEC) naming every bad field.
+ */
+export class SpecValidator {
+  private readonly validators = new Map<SpecKind, ValidateFunction>();
+
+  constructor() {
+    const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, discriminator: true, strict: false });
+    for (const file of readdirSync(SCHEMA_DIR)) {
+      if (file.endsWith(".json")) ajv.addSchema(JSON.parse(readFileSync(join(SCHEMA_DIR, file), "utf8")) as object, file);
+    }
+    for (const [kind, file] of Object.entries(SCHEMA_FILE) as [SpecKind, string][]) {
+      const fn = ajv.getSchema(file);
+      if (!fn) throw new Error(`umlfleet: schema ${file} missing`);
+      this.validators.set(kind, fn);
+    }
+  }
+
+  /** Problems with `spec`, empty when valid. Fills defaults into `spec`. */
+  problems(kind: SpecKind, spec: unknown): FieldProblem[] {
+    const fn = this.validators.get(kind)!;
+    if (fn(spec)) return semanticProblems(kind, spec as SpecOf[typeof kind]);
+    return simplify(fn.errors ?? []);
+  }
+
+  validate<K extends SpecKind>(kind: K, spec: unknown): SpecOf[K] {
+    const copy: unknown = spec === undefined ? undefined : structuredClone(spec);
+    const problems = this.problems(kind, copy);
+    if (problems.length > 0) throw new InvalidSpecError(kind, problems);
+    return copy as SpecOf[K];
+  }
+}
+
+function simplify(errors: ErrorObject[]): FieldProblem[] {
+  const out: FieldProblem[] = [];
+  const seen = new Set<string>();
+  for (const e of errors) {
+    // oneOf/if wrappers only repeat what their branches said.
+    if (e.keyword === "oneOf" || e.keyword === "if" || e.keyword === "allOf") continue;
+    let field = e.instancePath;
+    let value: unknown = e.data;
+    let message: string;
+    const described = (e.parentSchema as { description?: string } | undefined)?.description;
+    switch (e.keyword) {
+      case "required":
+        field += `/${(e.params as { missingProperty: string }).missingProperty}`;
+        value = undefined;
+        message = "is required";
+        break;
+      case "additionalProperties":
+        field += `/${(e.params as { additionalProperty: string }).additionalProperty}`;
+        value = (e.data as Record<string, unknown>)[(e.params as { additionalProperty: string }).additionalProperty];
+        message = "is not a known field";
+        break;
+      case "pattern":
+        message = described ? `is not allowed: ${described}` : `must match ${String(e.schema)}`;
+        break;
+      case "not":
+        message =
+          field.startsWith("/kernelArgs/")
+            ? "is a host-side UML option or reserved key, which kernelArgs may not set"
+            : "is not allowed in this combination";
+        break;
+      case "enum":
+        message = `must be one of ${JSON.stringify(e.schema)}`;
+        break;
+      case "const":
+        message = `must be ${JSON.stringify(e.schema)}`;
+        break;
+      default:
+        message = e.message ?? e.keyword;
+    }
+    const key = `${field}\u0000${message}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      out.push({ field, value, message });
+    }
+  }
+  return out;
+}
+
+/** Rules a JSON Schema cannot say: uniqueness across items, distinct link ends. */
+function semanticProblems(kind: SpecKind, spec: SpecOf[SpecKind]): FieldProblem[] {
+  const problems: FieldProblem[] = [];
+  const unique = (items: unknown[] | undefined, key: (x: never) => string, path: (i: number) => string, what: string) => {
+    const seen = new Map<string, number>();
+    (items ?? []).forEach((item, i) => {
+      const k = key(item as never);
+      if (seen.has(k)) problems.push({ field: path(i), value: k, message: `${what} repeats item ${seen.get(k)}` });
+      else seen.set(k, i);
+    });
+  };
+  if (kind === "instance") {
+    const s = spec as SpecOf["instance"];
+    unique(s.shares, (x: { name: string }) => x.name, (i) => `/shares/${i}/name`, "share name");
+    unique(s.shares, (x: { guestPath: string }) => x.guestPath, (i) => `/shares/${i}/guestPath`, "guest path");
+    unique(
+      [s.rootDisk, ...(s.disks ?? []).map((d) => d.disk), ...(s.swapDisk ? [s.swapDisk] : [])],
+      (x: string) => x,
+      (i) => (i === 0 ? "/rootDisk" : i <= (s.disks?.length ?? 0) ? `/disks/${i - 1}/disk` : "/swapDisk"),
+      "disk",
+    );
+    unique(s.nics?.filter((n) => n.mac), (x: { mac: string }) => x.mac, (i) => `/nics/${i}/mac`, "MAC address");
+  }
+  if (kind === "serial-link") {
+    const s = spec as SpecOf["serial-link"];
+    if (s.a.instance === s.b.instance && s.a.line === s.b.line)
+      problems.push({ field: "/b", value: s.b, message: "joins a serial line to itself" });
+  }
+  return problems;
+}
