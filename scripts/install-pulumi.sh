@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
-# Builds the Pulumi CLI and the Node.js language host from their Go modules
-# (no npm or Debian package carries them, and get.pulumi.com is unreachable here).
-# Idempotent: skips the build when the pinned version is already in place.
+# Builds the Pulumi CLI from its Go module (no npm or Debian package carries
+# it, and get.pulumi.com is unreachable here). Idempotent: skips the build when
+# the pinned version is already in place. The Go language host
+# (pulumi-language-nodejs) is not built: the module proxy refuses its module
+# (403 at every version); bin/pulumi-language-nodejs in this repo stands in.
 # Usage: scripts/install-pulumi.sh [bin-dir]   (default: $UMLFLEET_CACHE/pulumi-<ver>/bin)
 set -euo pipefail
 PULUMI_VERSION=v3.248.0
-# pulumi-language-nodejs has no tags of its own; this is the v3.248.0 commit.
-NODEJS_HOST_COMMIT=a88168d865b7fd428e5a929cc54aeceaf72d203f
 cache=${UMLFLEET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/umlfleet}
 bin=${1:-$cache/pulumi-$PULUMI_VERSION/bin}
-if [[ -x $bin/pulumi && -x $bin/pulumi-language-nodejs ]] \
+if [[ -x $bin/pulumi ]] \
    && "$bin/pulumi" version 2>/dev/null | grep -qx "$PULUMI_VERSION"; then
   echo "pulumi $PULUMI_VERSION already in $bin"; exit 0
 fi
@@ -36,9 +36,6 @@ GO
 go mod tidy >/dev/null 2>&1 || true
 go get github.com/pulumi/pulumi/pkg/v3/cmd/pulumi@$PULUMI_VERSION
 ldflags="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION"
-go build -trimpath -ldflags "$ldflags" -o "$bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
-# The language host lives in its own untagged module.
-nodejs_mod=github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3
-go get "$nodejs_mod@$NODEJS_HOST_COMMIT"
-go build -trimpath -ldflags "$ldflags" -o "$bin/pulumi-language-nodejs" "$nodejs_mod"
+go build -trimpath -ldflags "$ldflags" -o "$bin/pulumi.tmp" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
+mv "$bin/pulumi.tmp" "$bin/pulumi"
 "$bin/pulumi" version

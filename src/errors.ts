@@ -57,9 +57,7 @@ export interface FieldProblem {
 export class InvalidSpecError extends UmlfleetError {
   readonly problems: readonly FieldProblem[];
   constructor(kind: string, problems: FieldProblem[]) {
-    const lines = problems.map(
-      (p) => `${kind}${p.field || "/"}: ${p.message} (got ${quote(p.value)})`,
-    );
+    const lines = problems.map((p) => `${kind}${p.field || "/"}: ${p.message} (got ${quote(p.value)})`);
     super("UMLFLEET_INVALID_SPEC", `invalid ${kind} spec: ${lines.join("; ")}`, {
       kind,
       problems,

@@ -65,8 +65,10 @@ export interface InstanceSpec {
   name: string;
   /** Default /usr/bin/linux.uml. */
   kernel?: string;
-  /** Default 64. */
+  /** Default 64. Changes up to maxMemoryMiB apply live (UML's memory balloon). */
   memoryMiB?: number;
+  /** Memory the guest boots with; the balloon holds back the difference. Default: memoryMiB. */
+  maxMemoryMiB?: number;
   rootDisk: string;
   disks?: { disk: string; readOnly?: boolean }[];
   swapDisk?: string;

@@ -33,9 +33,16 @@ export class SpecValidator {
   private readonly validators = new Map<SpecKind, ValidateFunction>();
 
   constructor() {
-    const ajv = new Ajv({ allErrors: true, useDefaults: true, verbose: true, discriminator: true, strict: false });
+    const ajv = new Ajv({
+      allErrors: true,
+      useDefaults: true,
+      verbose: true,
+      discriminator: true,
+      strict: false,
+    });
     for (const file of readdirSync(SCHEMA_DIR)) {
-      if (file.endsWith(".json")) ajv.addSchema(JSON.parse(readFileSync(join(SCHEMA_DIR, file), "utf8")) as object, file);
+      if (file.endsWith(".json"))
+        ajv.addSchema(JSON.parse(readFileSync(join(SCHEMA_DIR, file), "utf8")) as object, file);
     }
     for (const [kind, file] of Object.entries(SCHEMA_FILE) as [SpecKind, string][]) {
       const fn = ajv.getSchema(file);
@@ -77,17 +84,28 @@ function simplify(errors: ErrorObject[]): FieldProblem[] {
         break;
       case "additionalProperties":
         field += `/${(e.params as { additionalProperty: string }).additionalProperty}`;
-        value = (e.data as Record<string, unknown>)[(e.params as { additionalProperty: string }).additionalProperty];
+        value = (e.data as Record<string, unknown>)[
+          (e.params as { additionalProperty: string }).additionalProperty
+        ];
         message = "is not a known field";
         break;
       case "pattern":
         message = described ? `is not allowed: ${described}` : `must match ${String(e.schema)}`;
         break;
+      case "false schema":
+        message = "is not allowed for this kind";
+        break;
+      case "discriminator": {
+        const tag = (e.params as { tag: string }).tag;
+        field += `/${tag}`;
+        value = (e.data as Record<string, unknown> | undefined)?.[tag];
+        message = "is not a known kind";
+        break;
+      }
       case "not":
-        message =
-          field.startsWith("/kernelArgs/")
-            ? "is a host-side UML option or reserved key, which kernelArgs may not set"
-            : "is not allowed in this combination";
+        message = field.startsWith("/kernelArgs/")
+          ? "is a host-side UML option or reserved key, which kernelArgs may not set"
+          : "is not allowed in this combination";
         break;
       case "enum":
         message = `must be one of ${JSON.stringify(e.schema)}`;
@@ -110,25 +128,58 @@ function simplify(errors: ErrorObject[]): FieldProblem[] {
 /** Rules a JSON Schema cannot say: uniqueness across items, distinct link ends. */
 function semanticProblems(kind: SpecKind, spec: SpecOf[SpecKind]): FieldProblem[] {
   const problems: FieldProblem[] = [];
-  const unique = (items: unknown[] | undefined, key: (x: never) => string, path: (i: number) => string, what: string) => {
+  const unique = (
+    items: unknown[] | undefined,
+    key: (x: never) => string,
+    path: (i: number) => string,
+    what: string,
+  ) => {
     const seen = new Map<string, number>();
     (items ?? []).forEach((item, i) => {
       const k = key(item as never);
-      if (seen.has(k)) problems.push({ field: path(i), value: k, message: `${what} repeats item ${seen.get(k)}` });
+      if (seen.has(k))
+        problems.push({ field: path(i), value: k, message: `${what} repeats item ${seen.get(k)}` });
       else seen.set(k, i);
     });
   };
   if (kind === "instance") {
     const s = spec as SpecOf["instance"];
-    unique(s.shares, (x: { name: string }) => x.name, (i) => `/shares/${i}/name`, "share name");
-    unique(s.shares, (x: { guestPath: string }) => x.guestPath, (i) => `/shares/${i}/guestPath`, "guest path");
+    unique(
+      s.shares,
+      (x: { name: string }) => x.name,
+      (i) => `/shares/${i}/name`,
+      "share name",
+    );
+    unique(
+      s.shares,
+      (x: { guestPath: string }) => x.guestPath,
+      (i) => `/shares/${i}/guestPath`,
+      "guest path",
+    );
     unique(
       [s.rootDisk, ...(s.disks ?? []).map((d) => d.disk), ...(s.swapDisk ? [s.swapDisk] : [])],
       (x: string) => x,
       (i) => (i === 0 ? "/rootDisk" : i <= (s.disks?.length ?? 0) ? `/disks/${i - 1}/disk` : "/swapDisk"),
       "disk",
     );
-    unique(s.nics?.filter((n) => n.mac), (x: { mac: string }) => x.mac, (i) => `/nics/${i}/mac`, "MAC address");
+    const macs = new Map<string, number>();
+    (s.nics ?? []).forEach((n, i) => {
+      if (!n.mac) return;
+      if (macs.has(n.mac))
+        problems.push({
+          field: `/nics/${i}/mac`,
+          value: n.mac,
+          message: `MAC address repeats NIC ${macs.get(n.mac)}`,
+        });
+      else macs.set(n.mac, i);
+    });
+    if (s.maxMemoryMiB !== undefined && s.maxMemoryMiB < s.memoryMiB) {
+      problems.push({
+        field: "/maxMemoryMiB",
+        value: s.maxMemoryMiB,
+        message: `must be at least memoryMiB (${s.memoryMiB})`,
+      });
+    }
   }
   if (kind === "serial-link") {
     const s = spec as SpecOf["serial-link"];

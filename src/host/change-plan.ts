@@ -31,8 +31,10 @@ function isPrefix<T>(short: T[], long: T[]): boolean {
 
 function listChange<T>(field: string, before: T[] = [], after: T[] = [], noun: string): FieldChange | null {
   if (same(before, after)) return null;
-  if (isPrefix(before, after)) return { field, kind: "live", why: `hot-plug ${after.length - before.length} ${noun}` };
-  if (isPrefix(after, before)) return { field, kind: "live", why: `hot-unplug the last ${before.length - after.length} ${noun}` };
+  if (isPrefix(before, after))
+    return { field, kind: "live", why: `hot-plug ${after.length - before.length} ${noun}` };
+  if (isPrefix(after, before))
+    return { field, kind: "live", why: `hot-unplug the last ${before.length - after.length} ${noun}` };
   return { field, kind: "restart", why: `${noun} reordered or changed in place` };
 }
 
@@ -52,13 +54,18 @@ export function planInstanceChange(before: InstanceSpec, after: InstanceSpec): C
       case "rootDisk":
         add({ field: path, kind: "replace", why: `${field} is fixed for an instance's lifetime` });
         break;
-      case "memoryMiB":
+      case "memoryMiB": {
+        // UML's mconsole "mem" device is a balloon: it gives back or takes away
+        // memory within what the guest booted with (mem=), never more (measured).
+        const bootMiB = before.maxMemoryMiB ?? (a as number);
+        const sameCeiling = same(before.maxMemoryMiB, after.maxMemoryMiB);
         add(
-          (b as number) > (a as number)
-            ? { field: path, kind: "live", why: `plug ${(b as number) - (a as number)} MiB through mconsole` }
-            : { field: path, kind: "restart", why: "memory shrinks only at boot" },
+          sameCeiling && (b as number) <= bootMiB
+            ? { field: path, kind: "live", why: `balloon to ${b as number} MiB through mconsole` }
+            : { field: path, kind: "restart", why: `above the ${bootMiB} MiB the guest booted with` },
         );
         break;
+      }
       case "disks":
         add(listChange(path, before.disks, after.disks, "disk(s)"));
         break;
@@ -68,7 +75,11 @@ export function planInstanceChange(before: InstanceSpec, after: InstanceSpec): C
         const known = new Set((before.nics ?? []).map((n) => n.network));
         const fresh = [...new Set((after.nics ?? []).map((n) => n.network).filter((n) => !known.has(n)))];
         if (c?.kind === "live" && fresh.length > 0) {
-          add({ field: path, kind: "restart", why: `network(s) ${fresh.join(", ")} are outside the running guest's sandbox` });
+          add({
+            field: path,
+            kind: "restart",
+            why: `network(s) ${fresh.join(", ")} are outside the running guest's sandbox`,
+          });
         } else add(c);
         break;
       }

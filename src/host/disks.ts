@@ -64,17 +64,29 @@ export class Disks {
       if (spec.kind === "overlay") {
         const base = this.images.require(spec.base!, "/base");
         createCowFile(path, base.imagePath);
-        record = { schemaVersion: STATE_SCHEMA_VERSION, spec, path, backingPath: base.imagePath, sizeBytes: base.sizeBytes };
+        record = {
+          schemaVersion: STATE_SCHEMA_VERSION,
+          spec,
+          path,
+          backingPath: base.imagePath,
+          sizeBytes: base.sizeBytes,
+        };
       } else {
         const sizeBytes = spec.sizeMiB! * 1024 * 1024;
-        const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+        const fd = openSync(
+          path,
+          constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+          0o600,
+        );
         try {
           ftruncateSync(fd, sizeBytes);
         } finally {
           closeSync(fd);
         }
         if (spec.kind === "blank" && spec.format === "ext4") {
-          await run("mke2fs", ["-q", "-F", "-t", "ext4", "-L", spec.name.slice(0, 16), path], { timeoutMs: 300_000 });
+          await run("mke2fs", ["-q", "-F", "-t", "ext4", "-L", spec.name.slice(0, 16), path], {
+            timeoutMs: 300_000,
+          });
         }
         record = { schemaVersion: STATE_SCHEMA_VERSION, spec, path, sizeBytes };
       }
@@ -112,10 +124,14 @@ export class Disks {
 
   remove(name: string, usedBy: string[]): void {
     if (usedBy.length > 0) {
-      throw new UmlfleetError("UMLFLEET_IN_USE", `disk ${JSON.stringify(name)} is used by instances ${usedBy.join(", ")}`, {
-        name,
-        usedBy,
-      });
+      throw new UmlfleetError(
+        "UMLFLEET_IN_USE",
+        `disk ${JSON.stringify(name)} is used by instances ${usedBy.join(", ")}`,
+        {
+          name,
+          usedBy,
+        },
+      );
     }
     rmSync(this.state.diskFile(name), { force: true });
     rmSync(this.state.diskRecord(name), { force: true });

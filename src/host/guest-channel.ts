@@ -28,23 +28,39 @@ export async function execOverChannel(
 ): Promise<ExecResult> {
   const body = Buffer.from(script, "utf8");
   if (body.length > MAX_SCRIPT_BYTES) {
-    throw new UmlfleetError("UMLFLEET_INVALID_SPEC", `script is ${body.length} bytes; at most ${MAX_SCRIPT_BYTES}`, {
-      field: "script",
-    });
+    throw new UmlfleetError(
+      "UMLFLEET_INVALID_SPEC",
+      `script is ${body.length} bytes; at most ${MAX_SCRIPT_BYTES}`,
+      {
+        field: "script",
+      },
+    );
   }
   const id = randomBytes(6).toString("hex");
   // O_RDWR: opening a FIFO this way never blocks, and never sees EOF while the guest is down.
-  const reader = new Socket({ fd: openSync(fifoOut, constants.O_RDWR | constants.O_NONBLOCK), readable: true, writable: false });
-  const writer = new Socket({ fd: openSync(fifoIn, constants.O_RDWR | constants.O_NONBLOCK), readable: false, writable: true });
+  const reader = new Socket({
+    fd: openSync(fifoOut, constants.O_RDWR | constants.O_NONBLOCK),
+    readable: true,
+    writable: false,
+  });
+  const writer = new Socket({
+    fd: openSync(fifoIn, constants.O_RDWR | constants.O_NONBLOCK),
+    readable: false,
+    writable: true,
+  });
   try {
     return await new Promise<ExecResult>((resolve, reject) => {
       let buf = "";
       const timer = setTimeout(() => {
         reject(
-          new UmlfleetError("UMLFLEET_EXEC_TIMEOUT", `script in ${instance} did not finish within ${timeoutMs} ms`, {
-            instance,
-            timeoutMs,
-          }),
+          new UmlfleetError(
+            "UMLFLEET_EXEC_TIMEOUT",
+            `script in ${instance} did not finish within ${timeoutMs} ms`,
+            {
+              instance,
+              timeoutMs,
+            },
+          ),
         );
       }, timeoutMs);
       reader.setEncoding("utf8");

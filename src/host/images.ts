@@ -119,7 +119,9 @@ export class Images {
       } else {
         const root = join(work, "root");
         if (spec.source.kind === "directory") {
-          await run("cp", ["-a", "--", `${spec.source.path}/.`, root], { timeoutMs: opts.timeoutMs ?? 600_000 });
+          await run("cp", ["-a", "--", `${spec.source.path}/.`, root], {
+            timeoutMs: opts.timeoutMs ?? 600_000,
+          });
         } else {
           stageBusyboxRoot(root, spec.source.files ?? []);
         }
@@ -129,8 +131,22 @@ export class Images {
         const uuid = uuidFrom(recipe);
         await run(
           "mke2fs",
-          ["-q", "-F", "-t", "ext4", "-d", root, "-L", spec.name.slice(0, 16), "-U", uuid,
-           "-E", `hash_seed=${uuid},root_owner=0:0`, img, `${sizeMiB}M`],
+          [
+            "-q",
+            "-F",
+            "-t",
+            "ext4",
+            "-d",
+            root,
+            "-L",
+            spec.name.slice(0, 16),
+            "-U",
+            uuid,
+            "-E",
+            `hash_seed=${uuid},root_owner=0:0`,
+            img,
+            `${sizeMiB}M`,
+          ],
           { timeoutMs: opts.timeoutMs ?? 600_000, env: { ...process.env, E2FSPROGS_FAKE_TIME: "1" } },
         );
       }
@@ -161,10 +177,14 @@ export class Images {
     const r = this.get(name);
     if (!r) return;
     if (usedBy.length > 0) {
-      throw new UmlfleetError("UMLFLEET_IN_USE", `base ${JSON.stringify(name)} is used by disks ${usedBy.join(", ")}`, {
-        name,
-        usedBy,
-      });
+      throw new UmlfleetError(
+        "UMLFLEET_IN_USE",
+        `base ${JSON.stringify(name)} is used by disks ${usedBy.join(", ")}`,
+        {
+          name,
+          usedBy,
+        },
+      );
     }
     rmSync(this.state.baseRecord(name), { force: true });
     const shared = this.state.list("bases").some((b) => this.get(b)?.imageSha === r.imageSha);
@@ -173,7 +193,21 @@ export class Images {
 }
 
 function stageBusyboxRoot(root: string, files: { path: string; content: string; mode?: number }[]): void {
-  for (const d of ["bin", "sbin", "usr/bin", "usr/sbin", "proc", "sys", "dev", "tmp", "run", "etc", "root", "mnt", "var/log"]) {
+  for (const d of [
+    "bin",
+    "sbin",
+    "usr/bin",
+    "usr/sbin",
+    "proc",
+    "sys",
+    "dev",
+    "tmp",
+    "run",
+    "etc",
+    "root",
+    "mnt",
+    "var/log",
+  ]) {
     mkdirSync(join(root, d), { recursive: true });
   }
   copyFileSync(BUSYBOX, join(root, "bin/busybox"));

@@ -5,7 +5,6 @@ import {
   linkSync,
   mkdirSync,
   openSync,
-  readdirSync,
   readSync,
   rmSync,
   statSync,
@@ -15,14 +14,25 @@ import {
 import { join } from "node:path";
 import { BootError, UmlfleetError } from "../errors";
 import type { InstanceSpec, NicSpec, SpecOf } from "../spec";
-import { nicArg, nicDevice, nicDriverFor, READY_MARKER, umlArgv, ubdArg, ubdDevice, type BootDisk, type BootNic, type NicDriver } from "../uml/argv";
+import {
+  nicArg,
+  nicDevice,
+  nicDriverFor,
+  READY_MARKER,
+  umlArgv,
+  ubdArg,
+  ubdDevice,
+  type BootDisk,
+  type BootNic,
+  type NicDriver,
+} from "../uml/argv";
 import { deterministicMac } from "../uml/mac";
 import { MconsoleClient } from "../uml/mconsole";
 import { planInstanceChange, type ChangePlan } from "./change-plan";
 import type { Disks } from "./disks";
 import { execOverChannel, type ExecResult } from "./guest-channel";
 import type { Networks } from "./networks";
-import { identify, isAlive, killGroup, run, signalGroup, sleep, waitFor, type ProcessIdentity } from "./process";
+import { identify, isAlive, killGroup, run, signalGroup, waitFor, type ProcessIdentity } from "./process";
 import { kernelLibraries, SANDBOX_BIN, sandboxArgv } from "./sandbox";
 import { readJson, STATE_SCHEMA_VERSION, withLock, writeJson, type StateDir } from "./state";
 
@@ -53,6 +63,8 @@ export interface InstanceStatus {
   nics: { index: number; device: string; network: string; mac: string; ipv4?: string }[];
   disks: { index: number; device: string; disk: string; readOnly: boolean }[];
   memoryMiB: number;
+  /** What the guest booted with: memoryMiB can grow live up to this. */
+  maxMemoryMiB: number;
   bootCount: number;
 }
 
@@ -87,7 +99,10 @@ export class Instances {
 
   require(name: string): InstanceRecord {
     const r = this.get(name);
-    if (!r) throw new UmlfleetError("UMLFLEET_NOT_FOUND", `instance ${JSON.stringify(name)} does not exist`, { name });
+    if (!r)
+      throw new UmlfleetError("UMLFLEET_NOT_FOUND", `instance ${JSON.stringify(name)} does not exist`, {
+        name,
+      });
     return r;
   }
 
@@ -195,8 +210,14 @@ export class Instances {
         mac: nicMac(s.name, index, n),
         ...(n.ipv4 ? { ipv4: n.ipv4 } : {}),
       })),
-      disks: this.diskList(s).map((d) => ({ index: d.index, device: ubdDevice(d.index), disk: d.disk, readOnly: d.readOnly })),
+      disks: this.diskList(s).map((d) => ({
+        index: d.index,
+        device: ubdDevice(d.index),
+        disk: d.disk,
+        readOnly: d.readOnly,
+      })),
       memoryMiB: s.memoryMiB,
+      maxMemoryMiB: s.maxMemoryMiB ?? s.memoryMiB,
       bootCount: r.bootCount,
     };
   }
@@ -212,12 +233,20 @@ export class Instances {
    */
   async exec(name: string, script: string, opts: { timeoutMs?: number } = {}): Promise<ExecResult> {
     const r = this.require(name);
-    if (!this.isRunning(r)) throw new UmlfleetError("UMLFLEET_NOT_RUNNING", `instance ${name} is not running`, { name });
+    if (!this.isRunning(r))
+      throw new UmlfleetError("UMLFLEET_NOT_RUNNING", `instance ${name} is not running`, { name });
     const timeoutMs = opts.timeoutMs ?? 30_000;
     return withLock(
       this.state,
       `exec-${name}`,
-      () => execOverChannel(this.fifo(name, "control", "in"), this.fifo(name, "control", "out"), script, timeoutMs, name),
+      () =>
+        execOverChannel(
+          this.fifo(name, "control", "in"),
+          this.fifo(name, "control", "out"),
+          script,
+          timeoutMs,
+          name,
+        ),
       timeoutMs + 60_000,
     );
   }
@@ -239,7 +268,10 @@ export class Instances {
       if (plan.kind === "replace") {
         throw new UmlfleetError(
           "UMLFLEET_CONFLICT",
-          `instance ${next.name}: ${plan.changes.filter((c) => c.kind === "replace").map((c) => c.field).join(", ")} need a new instance`,
+          `instance ${next.name}: ${plan.changes
+            .filter((c) => c.kind === "replace")
+            .map((c) => c.field)
+            .join(", ")} need a new instance`,
           { plan },
         );
       }
@@ -263,8 +295,15 @@ export class Instances {
   private diskList(s: Spec): { index: number; disk: string; readOnly: boolean; field: string }[] {
     return [
       { index: 0, disk: s.rootDisk, readOnly: false, field: "/rootDisk" },
-      ...(s.disks ?? []).map((d, i) => ({ index: i + 1, disk: d.disk, readOnly: d.readOnly ?? false, field: `/disks/${i}/disk` })),
-      ...(s.swapDisk ? [{ index: (s.disks?.length ?? 0) + 1, disk: s.swapDisk, readOnly: false, field: "/swapDisk" }] : []),
+      ...(s.disks ?? []).map((d, i) => ({
+        index: i + 1,
+        disk: d.disk,
+        readOnly: d.readOnly ?? false,
+        field: `/disks/${i}/disk`,
+      })),
+      ...(s.swapDisk
+        ? [{ index: (s.disks?.length ?? 0) + 1, disk: s.swapDisk, readOnly: false, field: "/swapDisk" }]
+        : []),
     ];
   }
 
@@ -274,17 +313,28 @@ export class Instances {
       const rec = this.disks.require(d.disk, d.field);
       if (rec.spec.kind === "overlay") this.disks.verifyOverlay(rec, d.field);
       if (d.field === "/swapDisk" && rec.spec.kind !== "swap")
-        throw new UmlfleetError("UMLFLEET_INVALID_SPEC", `/swapDisk: disk ${d.disk} is a ${rec.spec.kind} disk, not swap`, { field: "/swapDisk", value: d.disk });
+        throw new UmlfleetError(
+          "UMLFLEET_INVALID_SPEC",
+          `/swapDisk: disk ${d.disk} is a ${rec.spec.kind} disk, not swap`,
+          { field: "/swapDisk", value: d.disk },
+        );
       return { ...d, rec };
     });
-    const nics = (s.nics ?? []).map((n, i) => ({ nic: n, rec: this.networks.require(n.network, `/nics/${i}/network`) }));
+    const nics = (s.nics ?? []).map((n, i) => ({
+      nic: n,
+      rec: this.networks.require(n.network, `/nics/${i}/network`),
+    }));
     (s.shares ?? []).forEach((sh, i) => {
       const st = statSync(sh.hostPath, { throwIfNoEntry: false });
       if (!st?.isDirectory()) {
-        throw new UmlfleetError("UMLFLEET_NOT_FOUND", `/shares/${i}/hostPath: ${JSON.stringify(sh.hostPath)} is not an existing directory`, {
-          field: `/shares/${i}/hostPath`,
-          value: sh.hostPath,
-        });
+        throw new UmlfleetError(
+          "UMLFLEET_NOT_FOUND",
+          `/shares/${i}/hostPath: ${JSON.stringify(sh.hostPath)} is not an existing directory`,
+          {
+            field: `/shares/${i}/hostPath`,
+            value: sh.hostPath,
+          },
+        );
       }
     });
     return { disks, nics };
@@ -294,7 +344,10 @@ export class Instances {
     const dir = this.state.fifoDir(s.name);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const names = ["control", ...Array.from({ length: s.serialLines }, (_, i) => `ttyS${i}`)];
-    const missing = names.flatMap((n) => [`${n}.in`, `${n}.out`]).map((f) => join(dir, f)).filter((f) => !existsSync(f));
+    const missing = names
+      .flatMap((n) => [`${n}.in`, `${n}.out`])
+      .map((f) => join(dir, f))
+      .filter((f) => !existsSync(f));
     if (missing.length > 0) await run("mkfifo", ["-m", "600", ...missing], { timeoutMs: 10_000 });
   }
 
@@ -307,7 +360,10 @@ export class Instances {
     return target;
   }
 
-  private bootDisk(vm: string, d: { index: number; disk: string; readOnly: boolean; rec: { path: string; backingPath?: string } }): BootDisk {
+  private bootDisk(
+    vm: string,
+    d: { index: number; disk: string; readOnly: boolean; rec: { path: string; backingPath?: string } },
+  ): BootDisk {
     return {
       index: d.index,
       file: this.linkIntoVm(vm, `d/${d.disk}`, d.rec.path),
@@ -330,7 +386,13 @@ export class Instances {
   }
 
   private bootNic(name: string, index: number, nic: NicSpec, switchDir: string, driver: NicDriver): BootNic {
-    return { index, driver, switchDir, mac: nicMac(name, index, nic), ...(nic.ipv4 ? { ipv4: nic.ipv4 } : {}) };
+    return {
+      index,
+      driver,
+      switchDir,
+      mac: nicMac(name, index, nic),
+      ...(nic.ipv4 ? { ipv4: nic.ipv4 } : {}),
+    };
   }
 
   private async boot(r: InstanceRecord, opts: StartOptions, firstBoot: boolean): Promise<void> {
@@ -338,7 +400,11 @@ export class Instances {
     const name = s.name;
     const started = performance.now();
     const consoleLog = this.state.consoleLog(name);
-    const fail = (code: "UMLFLEET_BOOT_FAILED" | "UMLFLEET_BOOT_TIMEOUT", message: string, facts: Partial<ConstructorParameters<typeof BootError>[2]>) =>
+    const fail = (
+      code: "UMLFLEET_BOOT_FAILED" | "UMLFLEET_BOOT_TIMEOUT",
+      message: string,
+      facts: Partial<ConstructorParameters<typeof BootError>[2]>,
+    ) =>
       new BootError(code, `instance ${name}: ${message}`, {
         instance: name,
         argv: [],
@@ -385,13 +451,17 @@ export class Instances {
     const swapIndex = s.swapDisk ? bootDisks[bootDisks.length - 1]!.index : undefined;
     const uml = umlArgv({
       kernel: s.kernel,
-      memoryMiB: s.memoryMiB,
+      memoryMiB: s.maxMemoryMiB ?? s.memoryMiB,
       umid: UMID,
       umlDir: join(vm, "uml"),
       disks: bootDisks,
       ...(swapIndex !== undefined ? { swapDiskIndex: swapIndex } : {}),
       nics: bootNics,
-      shares: (s.shares ?? []).map((sh) => ({ name: sh.name, guestPath: sh.guestPath, readOnly: sh.readOnly ?? true })),
+      shares: (s.shares ?? []).map((sh) => ({
+        name: sh.name,
+        guestPath: sh.guestPath,
+        readOnly: sh.readOnly ?? true,
+      })),
       hostfsRoot: HOSTFS_ROOT,
       hostname: s.hostname ?? s.name,
       fds: { console: 1, control: { in: FD_CONTROL_IN, out: FD_CONTROL_IN + 1 }, serial },
@@ -404,7 +474,11 @@ export class Instances {
         vmDir: vm,
         readOnlyPaths: [...new Set(bootDisks.flatMap((d) => (d.backing ? [d.backing] : [])))],
         readWritePaths: [...new Set(bootNics.map((n) => n.switchDir))],
-        shares: (s.shares ?? []).map((sh) => ({ name: sh.name, hostPath: sh.hostPath, readOnly: sh.readOnly ?? true })),
+        shares: (s.shares ?? []).map((sh) => ({
+          name: sh.name,
+          hostPath: sh.hostPath,
+          readOnly: sh.readOnly ?? true,
+        })),
         hostfsRoot: HOSTFS_ROOT,
       },
       kernelLibraries(s.kernel, this.libCache),
@@ -435,18 +509,26 @@ export class Instances {
 
     const timeoutMs = opts.timeoutMs ?? s.bootTimeoutMs;
     const mconsole = this.mconsole(name, 1_000);
-    const outcome = await waitFor<"ready" | "exited" | "panic">(async () => {
-      const text = readFrom(consoleLog, consoleOffset);
-      if (/Kernel panic/.test(text)) return "panic";
-      if (exited || (proc && !isAlive(proc)) || !proc) return "exited";
-      if (s.readiness === "marker") return text.includes(READY_MARKER) ? "ready" : undefined;
-      return mconsole.send("version").then(
-        () => "ready" as const,
-        () => undefined,
-      );
-    }, timeoutMs, 20);
+    const outcome = await waitFor<"ready" | "exited" | "panic">(
+      async () => {
+        const text = readFrom(consoleLog, consoleOffset);
+        if (/Kernel panic/.test(text)) return "panic";
+        if (exited || (proc && !isAlive(proc)) || !proc) return "exited";
+        if (s.readiness === "marker") return text.includes(READY_MARKER) ? "ready" : undefined;
+        return mconsole.send("version").then(
+          () => "ready" as const,
+          () => undefined,
+        );
+      },
+      timeoutMs,
+      20,
+    );
 
-    if (outcome === "ready") return;
+    if (outcome === "ready") {
+      const heldBack = (s.maxMemoryMiB ?? s.memoryMiB) - s.memoryMiB;
+      if (heldBack > 0) await this.mconsole(name).send(`config mem=-${heldBack}M`);
+      return;
+    }
     // Give a dying process a moment so its exit status and last words are in.
     if (proc) await waitFor(() => exited || !isAlive(proc), 300, 20);
     const facts = {
@@ -458,13 +540,19 @@ export class Instances {
     if (proc) await killGroup(proc);
     this.cleanRuntimeFiles(name);
     const consoleTail = this.consoleTail(name, 40, consoleOffset);
-    if (!firstBoot) writeJson(this.state.instanceRecord(name), { ...record, process: undefined, startedAtMs: undefined });
+    if (!firstBoot)
+      writeJson(this.state.instanceRecord(name), { ...record, process: undefined, startedAtMs: undefined });
     if (outcome === undefined) {
-      throw fail("UMLFLEET_BOOT_TIMEOUT", `not ready within ${timeoutMs} ms; killed`, { ...facts, consoleTail });
+      throw fail("UMLFLEET_BOOT_TIMEOUT", `not ready within ${timeoutMs} ms; killed`, {
+        ...facts,
+        consoleTail,
+      });
     }
     throw fail(
       "UMLFLEET_BOOT_FAILED",
-      outcome === "panic" ? "kernel panic during boot" : `exited during boot (${exited?.code ?? exited?.signal ?? "status unknown"})`,
+      outcome === "panic"
+        ? "kernel panic during boot"
+        : `exited during boot (${exited?.code ?? exited?.signal ?? "status unknown"})`,
       { ...facts, consoleTail },
     );
   }
@@ -480,9 +568,18 @@ export class Instances {
       let down = false;
       if (r.spec.readiness === "marker") {
         // umlfleet's init turns cad into an orderly shutdown (sync, unmount, poweroff).
-        down = (await mc.send("cad").then(() => true, () => false)) && !!(await gone(budget * 0.6));
+        down =
+          (await mc.send("cad").then(
+            () => true,
+            () => false,
+          )) && !!(await gone(budget * 0.6));
       }
-      if (!down) down = (await mc.send("halt").then(() => true, () => false)) && !!(await gone(budget * 0.2));
+      if (!down)
+        down =
+          (await mc.send("halt").then(
+            () => true,
+            () => false,
+          )) && !!(await gone(budget * 0.2));
       if (!down && signalGroup(p, "SIGTERM")) down = !!(await gone(budget * 0.1));
       if (!down) await killGroup(p);
     }
@@ -507,15 +604,19 @@ export class Instances {
       current = s;
       writeJson(this.state.instanceRecord(name), { ...this.require(name), spec: s });
     };
-    // Memory: UML plugs more RAM through the "mem" mconsole device.
-    if (next.memoryMiB > current.memoryMiB) {
-      await mc.send(`config mem=+${next.memoryMiB - current.memoryMiB}M`);
+    // Memory: the "mem" mconsole device is a balloon within the boot size.
+    const delta = next.memoryMiB - current.memoryMiB;
+    if (delta !== 0) {
+      await mc.send(`config mem=${delta > 0 ? "+" : "-"}${Math.abs(delta)}M`);
       save({ ...current, memoryMiB: next.memoryMiB });
     }
     // Disks: detach from the end, then attach new ones at the end.
     const oldDisks = current.disks ?? [];
     const newDisks = next.disks ?? [];
     for (let i = oldDisks.length - 1; i >= newDisks.length; i--) {
+      // UML refuses to remove a disk the guest holds open: unmount it first.
+      if (next.readiness === "marker")
+        await this.execUnlocked(name, `umount ${ubdDevice(i + 1)} 2>/dev/null; true`);
       await mc.send(`remove ubd${i + 1}`);
       rmSync(join(vm, "d", oldDisks[i]!.disk), { force: true });
       save({ ...current, disks: oldDisks.slice(0, i) });
@@ -523,10 +624,17 @@ export class Instances {
     for (let i = oldDisks.length; i < newDisks.length; i++) {
       const d = newDisks[i]!;
       const rec = this.disks.require(d.disk, `/disks/${i}/disk`);
-      if (rec.backingPath && !this.diskList(current).some((x) => this.disks.get(x.disk)?.backingPath === rec.backingPath)) {
-        throw new UmlfleetError("UMLFLEET_RESTART_REQUIRED", `/disks/${i}/disk: overlay ${d.disk} needs its base in the sandbox; restart to attach it`, {
-          field: `/disks/${i}/disk`,
-        });
+      if (
+        rec.backingPath &&
+        !this.diskList(current).some((x) => this.disks.get(x.disk)?.backingPath === rec.backingPath)
+      ) {
+        throw new UmlfleetError(
+          "UMLFLEET_RESTART_REQUIRED",
+          `/disks/${i}/disk: overlay ${d.disk} needs its base in the sandbox; restart to attach it`,
+          {
+            field: `/disks/${i}/disk`,
+          },
+        );
       }
       const bd = this.bootDisk(vm, { index: i + 1, disk: d.disk, readOnly: d.readOnly ?? false, rec });
       await mc.send(`config ${ubdArg(bd)}`);
@@ -536,7 +644,10 @@ export class Instances {
     const oldNics = current.nics ?? [];
     const newNics = next.nics ?? [];
     for (let i = oldNics.length - 1; i >= newNics.length; i--) {
-      await mc.send(`remove ${nicDevice({ driver: await this.nicDriver(current.kernel), index: i })}`);
+      const dev = nicDevice({ driver: await this.nicDriver(current.kernel), index: i });
+      // UML refuses to remove a NIC that is up ("Device is currently open").
+      if (next.readiness === "marker") await this.execUnlocked(name, `ip link set ${dev} down; true`);
+      await mc.send(`remove ${dev}`);
       save({ ...current, nics: oldNics.slice(0, i) });
     }
     for (let i = oldNics.length; i < newNics.length; i++) {
@@ -548,11 +659,18 @@ export class Instances {
       save({ ...current, nics: [...(current.nics ?? []), nic] });
       if (nic.ipv4 && next.readiness === "marker") {
         const dev = nicDevice(bn);
-        const res = await this.execUnlocked(name, `ip link set ${dev} up && ip addr add ${nic.ipv4} dev ${dev}`);
+        const res = await this.execUnlocked(
+          name,
+          `ip link set ${dev} up && ip addr add ${nic.ipv4} dev ${dev}`,
+        );
         if (res.exitCode !== 0) {
-          throw new UmlfleetError("UMLFLEET_COMMAND_FAILED", `setting ${nic.ipv4} on ${dev} in ${name}: ${res.output}`, {
-            field: `/nics/${i}/ipv4`,
-          });
+          throw new UmlfleetError(
+            "UMLFLEET_COMMAND_FAILED",
+            `setting ${nic.ipv4} on ${dev} in ${name}: ${res.output}`,
+            {
+              field: `/nics/${i}/ipv4`,
+            },
+          );
         }
       }
     }
@@ -561,7 +679,13 @@ export class Instances {
 
   private execUnlocked(name: string, script: string): Promise<ExecResult> {
     return withLock(this.state, `exec-${name}`, () =>
-      execOverChannel(this.fifo(name, "control", "in"), this.fifo(name, "control", "out"), script, 30_000, name),
+      execOverChannel(
+        this.fifo(name, "control", "in"),
+        this.fifo(name, "control", "out"),
+        script,
+        30_000,
+        name,
+      ),
     );
   }
 }
@@ -590,7 +714,11 @@ function readFrom(file: string, offset: number, maxBytes = 1 << 20): string {
 
 function tailOf(file: string, lines: number, fromOffset: number): string {
   const text = readFrom(file, fromOffset, 64 * 1024);
-  return text.split("\n").slice(-lines - 1).join("\n").trimEnd();
+  return text
+    .split("\n")
+    .slice(-lines - 1)
+    .join("\n")
+    .trimEnd();
 }
 
 export type { InstanceSpec };

@@ -31,10 +31,14 @@ export class Networks {
   require(name: string, field: string): NetworkRecord {
     const r = this.get(name);
     if (!r) {
-      throw new UmlfleetError("UMLFLEET_NOT_FOUND", `${field}: network ${JSON.stringify(name)} does not exist`, {
-        field,
-        value: name,
-      });
+      throw new UmlfleetError(
+        "UMLFLEET_NOT_FOUND",
+        `${field}: network ${JSON.stringify(name)} does not exist`,
+        {
+          field,
+          value: name,
+        },
+      );
     }
     return r;
   }
@@ -55,9 +59,13 @@ export class Networks {
     const existing = this.get(spec.name);
     if (existing) {
       if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
-        throw new UmlfleetError("UMLFLEET_CONFLICT", `network ${JSON.stringify(spec.name)} exists with another spec`, {
-          name: spec.name,
-        });
+        throw new UmlfleetError(
+          "UMLFLEET_CONFLICT",
+          `network ${JSON.stringify(spec.name)} exists with another spec`,
+          {
+            name: spec.name,
+          },
+        );
       }
       if (this.isRunning(existing)) return existing;
     }
@@ -77,7 +85,9 @@ export class Networks {
     rmSync(pidFile, { force: true });
     if (!sw) {
       rmSync(switchDir, { recursive: true, force: true });
-      throw new UmlfleetError("UMLFLEET_SWITCH_FAILED", `vde_switch for ${spec.name} did not come up`, { args });
+      throw new UmlfleetError("UMLFLEET_SWITCH_FAILED", `vde_switch for ${spec.name} did not come up`, {
+        args,
+      });
     }
     const record: NetworkRecord = { schemaVersion: STATE_SCHEMA_VERSION, spec, switchDir, switch: sw };
     writeJson(this.state.networkRecord(spec.name), record);
@@ -88,10 +98,14 @@ export class Networks {
     const r = this.get(name);
     if (!r) return;
     if (usedBy.length > 0) {
-      throw new UmlfleetError("UMLFLEET_IN_USE", `network ${JSON.stringify(name)} is used by instances ${usedBy.join(", ")}`, {
-        name,
-        usedBy,
-      });
+      throw new UmlfleetError(
+        "UMLFLEET_IN_USE",
+        `network ${JSON.stringify(name)} is used by instances ${usedBy.join(", ")}`,
+        {
+          name,
+          usedBy,
+        },
+      );
     }
     await this.stopSwitch(r);
     rmSync(r.switchDir, { recursive: true, force: true });

@@ -61,7 +61,12 @@ export function run(file: string, args: readonly string[], opts: RunOptions = {}
       clearTimeout(timer);
       opts.signal?.removeEventListener("abort", onAbort);
       reject(
-        new UmlfleetError("UMLFLEET_COMMAND_FAILED", `${file}: ${err.message}`, { file, args }, { cause: err }),
+        new UmlfleetError(
+          "UMLFLEET_COMMAND_FAILED",
+          `${file}: ${err.message}`,
+          { file, args },
+          { cause: err },
+        ),
       );
     });
     child.on("close", (exitCode, signal) => {

@@ -45,7 +45,9 @@ export class LocalRuntime {
     return withLock(this.state, `base-${s.name}`, () => this.images.ensure(s));
   }
   async removeBase(name: string): Promise<void> {
-    return withLock(this.state, `base-${name}`, async () => this.images.remove(name, this.disks.overlaysOf(name)));
+    return withLock(this.state, `base-${name}`, async () =>
+      this.images.remove(name, this.disks.overlaysOf(name)),
+    );
   }
 
   // Disks
@@ -70,7 +72,9 @@ export class LocalRuntime {
     return this.networks.status(name);
   }
   async removeNetwork(name: string): Promise<void> {
-    const usedBy = this.instances.list().filter((i) => (this.instances.get(i)!.spec.nics ?? []).some((n) => n.network === name));
+    const usedBy = this.instances
+      .list()
+      .filter((i) => (this.instances.get(i)!.spec.nics ?? []).some((n) => n.network === name));
     return withLock(this.state, `network-${name}`, () => this.networks.remove(name, usedBy));
   }
 

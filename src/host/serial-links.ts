@@ -49,10 +49,14 @@ export class SerialLinks {
       const { instance, line } = spec[end];
       const inst = this.instances.get(instance);
       if (!inst) {
-        throw new UmlfleetError("UMLFLEET_NOT_FOUND", `/${end}/instance: instance ${JSON.stringify(instance)} does not exist`, {
-          field: `/${end}/instance`,
-          value: instance,
-        });
+        throw new UmlfleetError(
+          "UMLFLEET_NOT_FOUND",
+          `/${end}/instance: instance ${JSON.stringify(instance)} does not exist`,
+          {
+            field: `/${end}/instance`,
+            value: instance,
+          },
+        );
       }
       if (line >= inst.spec.serialLines) {
         throw new UmlfleetError(
@@ -65,24 +69,33 @@ export class SerialLinks {
         if (other === spec.name) continue;
         const o = this.get(other)!.spec;
         if ([o.a, o.b].some((e) => e.instance === instance && e.line === line)) {
-          throw new UmlfleetError("UMLFLEET_CONFLICT", `/${end}: ${instance} ttyS${line} is already joined by link ${other}`, {
-            field: `/${end}`,
-            value: spec[end],
-          });
+          throw new UmlfleetError(
+            "UMLFLEET_CONFLICT",
+            `/${end}: ${instance} ttyS${line} is already joined by link ${other}`,
+            {
+              field: `/${end}`,
+              value: spec[end],
+            },
+          );
         }
       }
     }
     const existing = this.get(spec.name);
     if (existing) {
       if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
-        throw new UmlfleetError("UMLFLEET_CONFLICT", `serial link ${spec.name} exists with other ends`, { name: spec.name });
+        throw new UmlfleetError("UMLFLEET_CONFLICT", `serial link ${spec.name} exists with other ends`, {
+          name: spec.name,
+        });
       }
       if (this.isUp(existing)) return existing;
       for (const p of existing.relays) await killGroup(p);
     }
     const fifo = (end: "a" | "b", dir: "in" | "out") =>
       this.instances.fifo(spec[end].instance, `ttyS${spec[end].line}`, dir);
-    const relays = [this.relay(fifo("a", "out"), fifo("b", "in")), this.relay(fifo("b", "out"), fifo("a", "in"))];
+    const relays = [
+      this.relay(fifo("a", "out"), fifo("b", "in")),
+      this.relay(fifo("b", "out"), fifo("a", "in")),
+    ];
     const record: SerialLinkRecord = { schemaVersion: STATE_SCHEMA_VERSION, spec, relays };
     writeJson(this.state.linkRecord(spec.name), record);
     return record;
@@ -102,7 +115,11 @@ export class SerialLinks {
       const child = spawn("cat", [], { detached: true, stdio: [inFd, outFd, "ignore"] });
       child.unref();
       const id = child.pid ? identify(child.pid) : null;
-      if (!id) throw new UmlfleetError("UMLFLEET_COMMAND_FAILED", `could not start the relay ${from} -> ${to}`, { from, to });
+      if (!id)
+        throw new UmlfleetError("UMLFLEET_COMMAND_FAILED", `could not start the relay ${from} -> ${to}`, {
+          from,
+          to,
+        });
       return id;
     } finally {
       closeSync(inFd);

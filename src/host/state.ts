@@ -68,7 +68,11 @@ export class StateDir {
     const dir = join(this.root, kind);
     if (!existsSync(dir)) return [];
     const entries = readdirSync(dir, { withFileTypes: true });
-    if (kind === "instances") return entries.filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    if (kind === "instances")
+      return entries
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name)
+        .sort();
     return entries
       .filter((e) => e.isFile() && e.name.endsWith(".json"))
       .map((e) => e.name.slice(0, -5))
@@ -115,7 +119,12 @@ export function writeJson(file: string, value: unknown): void {
  * taken over. Waits up to `timeoutMs` (default 120 s), then throws
  * UMLFLEET_LOCK_TIMEOUT.
  */
-export async function withLock<T>(state: StateDir, key: string, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
+export async function withLock<T>(
+  state: StateDir,
+  key: string,
+  fn: () => Promise<T>,
+  timeoutMs = 120_000,
+): Promise<T> {
   const dir = state.lockDir(key);
   const ownerFile = join(dir, "owner.json");
   const me = identify(process.pid)!;
@@ -135,7 +144,10 @@ export async function withLock<T>(state: StateDir, key: string, fn: () => Promis
         continue;
       }
       if (performance.now() > deadline) {
-        throw new UmlfleetError("UMLFLEET_LOCK_TIMEOUT", `lock ${key} still held after ${timeoutMs} ms`, { key, owner });
+        throw new UmlfleetError("UMLFLEET_LOCK_TIMEOUT", `lock ${key} still held after ${timeoutMs} ms`, {
+          key,
+          owner,
+        });
       }
       await sleep(delay);
       delay = Math.min(delay * 2, 100);

@@ -49,6 +49,7 @@ export interface BootFds {
 
 export interface BootPlan {
   kernel: string;
+  /** The mem= the guest boots with (its ceiling). */
   memoryMiB: number;
   umid: string;
   umlDir: string;
@@ -114,9 +115,14 @@ export function umlArgv(p: BootPlan): string[] {
     `hostfs=${p.hostfsRoot}`,
   ];
   if (p.umlfleetInit) {
-    argv.push(`init=${GUEST_INIT}`, `umlfleet.hostname=${p.hostname}`, `umlfleet.serial=${p.fds.serial.length}`);
+    argv.push(
+      `init=${GUEST_INIT}`,
+      `umlfleet.hostname=${p.hostname}`,
+      `umlfleet.serial=${p.fds.serial.length}`,
+    );
     for (const n of p.nics) if (n.ipv4) argv.push(`umlfleet.ip=${nicDevice(n)}:${n.ipv4}`);
-    for (const s of p.shares) argv.push(`umlfleet.share=${s.name}:${s.guestPath}:${s.readOnly ? "ro" : "rw"}`);
+    for (const s of p.shares)
+      argv.push(`umlfleet.share=${s.name}:${s.guestPath}:${s.readOnly ? "ro" : "rw"}`);
     if (p.swapDiskIndex !== undefined) argv.push(`umlfleet.swap=${ubdDevice(p.swapDiskIndex)}`);
   }
   return argv;

@@ -60,7 +60,8 @@ export function encodeCowHeader(h: CowHeader): Buffer {
 }
 
 export function decodeCowHeader(buf: Buffer, file = "<buffer>"): CowHeader {
-  const bad = (why: string) => new UmlfleetError("UMLFLEET_COW_CORRUPT", `${file} is not a UML COW v3 file: ${why}`, { file });
+  const bad = (why: string) =>
+    new UmlfleetError("UMLFLEET_COW_CORRUPT", `${file} is not a UML COW v3 file: ${why}`, { file });
   if (buf.length < COW_HEADER_SIZE) throw bad(`only ${buf.length} bytes`);
   if (buf.readUInt32BE(0) !== COW_MAGIC) throw bad(`magic 0x${buf.readUInt32BE(0).toString(16)}`);
   if (buf.readUInt32BE(4) !== COW_VERSION) throw bad(`version ${buf.readUInt32BE(4)}`);
@@ -112,7 +113,11 @@ export function createCowFile(file: string, backingPath: string): CowHeader {
     backingPath,
   };
   const layout = cowLayout(header);
-  const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  const fd = openSync(
+    file,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    0o600,
+  );
   try {
     writeSync(fd, encodeCowHeader(header), 0, COW_HEADER_SIZE, 0);
     ftruncateSync(fd, Number(layout.fileSizeBytes));

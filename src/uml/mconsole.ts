@@ -33,11 +33,15 @@ export class MconsoleClient {
     const out = r.stdout.trimEnd();
     if (out.startsWith("OK")) return out.slice(2).trim();
     const why = out.startsWith("ERR") ? out.slice(3).trim() : (out || r.stderr).trim();
-    throw new UmlfleetError("UMLFLEET_MCONSOLE_ERROR", `mconsole '${command}' on ${this.socketPath}: ${why}`, {
-      socketPath: this.socketPath,
-      command,
-      reply: why,
-      exitCode: r.exitCode,
-    });
+    throw new UmlfleetError(
+      "UMLFLEET_MCONSOLE_ERROR",
+      `mconsole '${command}' on ${this.socketPath}: ${why}`,
+      {
+        socketPath: this.socketPath,
+        command,
+        reply: why,
+        exitCode: r.exitCode,
+      },
+    );
   }
 }

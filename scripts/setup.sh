@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# One idempotent set-up for a fresh Debian machine: the host tools the runtime
+# drives (from Debian), the npm dependencies, the Pulumi CLI (built from its Go
+# module), and a compiled dist/. Safe to run again: each step skips what is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+debs=(user-mode-linux uml-utilities vde2 e2fsprogs busybox-static bubblewrap coreutils iproute2)
+missing=()
+for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [[ ! -d node_modules/@pulumi/pulumi ]] || [[ package-lock.json -nt node_modules/.package-lock.json ]]; then
+  npm ci --no-audit --no-fund
+fi
+
+scripts/install-pulumi.sh
+npm run --silent build
+echo "umlfleet: set-up done"

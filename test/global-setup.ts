@@ -1,0 +1,39 @@
+import { execFileSync } from "node:child_process";
+import { mkdirSync, rmSync } from "node:fs";
+import { TEST_ROOT } from "./helpers/paths";
+
+/**
+ * One root folder for everything the suite makes. After the suite, no process
+ * whose command line names it may be running (no linux.uml, vde_switch or
+ * relay of ours outlives the tests), and the folder is removed.
+ */
+export function setup(): void {
+  rmSync(TEST_ROOT, { recursive: true, force: true });
+  mkdirSync(TEST_ROOT, { recursive: true });
+}
+
+export function teardown(): void {
+  const leaked = processesMentioning(TEST_ROOT);
+  for (const p of leaked) {
+    try {
+      process.kill(p.pid, "SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
+  rmSync(TEST_ROOT, { recursive: true, force: true });
+  if (leaked.length > 0) {
+    throw new Error(
+      `processes outlived the test suite:\n${leaked.map((p) => `${p.pid} ${p.cmd}`).join("\n")}`,
+    );
+  }
+}
+
+function processesMentioning(needle: string): { pid: number; cmd: string }[] {
+  const out = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" });
+  return out
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.includes(needle) && !l.includes("vitest"))
+    .map((l) => ({ pid: Number(l.split(" ")[0]), cmd: l.slice(l.indexOf(" ") + 1) }));
+}

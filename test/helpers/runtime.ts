@@ -1,0 +1,76 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { LocalRuntime } from "../../src";
+import type { InstanceSpec } from "../../src/spec";
+import { newTestDir } from "./paths";
+
+export { newTestDir };
+
+/** Processes whose command line names `needle` (our guests, switches and relays carry their state folder). */
+export function processesMentioning(needle: string): string[] {
+  const out = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" });
+  return out
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l.includes(needle) && !l.includes("vitest") && !/^\d+ (ps|node) /.test(l));
+}
+
+/**
+ * A runtime over a fresh state folder, plus a teardown that removes everything
+ * it made and fails if any process or file of it is left.
+ */
+export class TestHost {
+  readonly dir: string;
+  readonly stateDir: string;
+  readonly rt: LocalRuntime;
+
+  constructor(label: string) {
+    this.dir = newTestDir(label);
+    this.stateDir = `${this.dir}/s`;
+    mkdirSync(this.dir, { recursive: true });
+    this.rt = new LocalRuntime({ stateDir: this.stateDir });
+  }
+
+  /** A busybox base, one overlay per name, and a network; boots the instances. */
+  async lab(
+    names: string[],
+    opts: { network?: string; extra?: (name: string, i: number) => Partial<InstanceSpec> } = {},
+  ) {
+    await this.rt.ensureBase({ name: "bb", source: { kind: "busybox", sizeMiB: 32 } });
+    const network = opts.network ?? "lan";
+    await this.rt.ensureNetwork({ name: network });
+    for (const n of names) await this.rt.ensureDisk({ name: `${n}-root`, kind: "overlay", base: "bb" });
+    return Promise.all(
+      names.map((n, i) =>
+        this.rt.createInstance({
+          name: n,
+          rootDisk: `${n}-root`,
+          nics: [{ network, ipv4: `10.0.0.${i + 1}/24` }],
+          ...(opts.extra?.(n, i) ?? {}),
+        }),
+      ),
+    );
+  }
+
+  async sh(name: string, script: string, timeoutMs?: number): Promise<string> {
+    const r = await this.rt.exec(name, script, timeoutMs ? { timeoutMs } : {});
+    if (r.exitCode !== 0) throw new Error(`script in ${name} exited ${r.exitCode}: ${script}\n${r.output}`);
+    return r.output;
+  }
+
+  /** Destroy everything, then check that nothing of this host is left. */
+  async destroy(): Promise<void> {
+    await this.rt.destroyAll({ timeoutMs: 10_000 });
+    const left = processesMentioning(this.stateDir);
+    const leftFiles = existsSync(this.stateDir)
+      ? ["images", "bases", "disks", "networks", "switches", "instances", "links"].flatMap((d) =>
+          existsSync(`${this.stateDir}/${d}`)
+            ? readdirSync(`${this.stateDir}/${d}`).map((f) => `${d}/${f}`)
+            : [],
+        )
+      : [];
+    rmSync(this.dir, { recursive: true, force: true });
+    if (left.length > 0) throw new Error(`processes outlived the test:\n${left.join("\n")}`);
+    if (leftFiles.length > 0) throw new Error(`files outlived destroyAll: ${leftFiles.join(", ")}`);
+  }
+}

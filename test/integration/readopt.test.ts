@@ -1,0 +1,43 @@
+import { execFileSync } from "node:child_process";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LocalRuntime } from "../../src";
+import { TestHost } from "../helpers/runtime";
+
+const dist = join(__dirname, "..", "..", "dist", "src", "index.js");
+
+describe("re-adopting instances from the state folder", () => {
+  const host = new TestHost("readopt");
+  beforeAll(() => host.lab(["a"]));
+  afterAll(() => host.destroy());
+
+  it("a fresh runtime object over the same folder sees and drives the instance", async () => {
+    const other = new LocalRuntime({ stateDir: host.stateDir });
+    const st = other.instanceStatus("a");
+    expect(st.state).toBe("running");
+    expect(st.pid).toBe(host.rt.instanceStatus("a").pid);
+    expect((await other.exec("a", "echo from-another-runtime")).output).toContain("from-another-runtime");
+  });
+
+  it("a second process finds the instance, stops it, and this process sees it stopped", async () => {
+    const script = `
+      const { LocalRuntime } = require(${JSON.stringify(dist)});
+      (async () => {
+        const rt = new LocalRuntime({ stateDir: ${JSON.stringify(host.stateDir)} });
+        const before = rt.instanceStatus("a").state;
+        const out = (await rt.exec("a", "hostname")).output.trim();
+        await rt.stopInstance("a");
+        console.log(JSON.stringify({ before, out, after: rt.instanceStatus("a").state }));
+      })().catch((e) => { console.error(e); process.exit(1); });`;
+    const res = JSON.parse(
+      execFileSync("node", ["-e", script], { encoding: "utf8", timeout: 120_000 }),
+    ) as Record<string, string>;
+    expect(res).toEqual({ before: "running", out: "a", after: "stopped" });
+    expect(host.rt.instanceStatus("a").state).toBe("stopped");
+  });
+
+  it("an instance started by another process can be started again here", async () => {
+    await host.rt.startInstance("a");
+    expect(host.rt.instanceStatus("a").state).toBe("running");
+  });
+});

@@ -1,0 +1,68 @@
+import { describe, expect, it } from "vitest";
+import { planInstanceChange } from "../../src";
+import type { InstanceSpec } from "../../src/spec";
+
+const base: InstanceSpec = {
+  name: "a",
+  rootDisk: "a-root",
+  kernel: "/usr/bin/linux.uml",
+  memoryMiB: 64,
+  maxMemoryMiB: 128,
+  nics: [{ network: "lan" }],
+  disks: [{ disk: "d1" }],
+};
+
+describe("planInstanceChange", () => {
+  it("no change -> none", () =>
+    expect(planInstanceChange(base, { ...base })).toEqual({ kind: "none", changes: [] }));
+  it("kernel, rootDisk -> replace", () => {
+    expect(planInstanceChange(base, { ...base, kernel: "/opt/lean/linux" }).kind).toBe("replace");
+    expect(planInstanceChange(base, { ...base, rootDisk: "other" }).kind).toBe("replace");
+  });
+  it("memory within the boot ceiling -> live, above it -> restart", () => {
+    expect(planInstanceChange(base, { ...base, memoryMiB: 128 }).kind).toBe("live");
+    expect(planInstanceChange(base, { ...base, memoryMiB: 32 }).kind).toBe("live");
+    expect(planInstanceChange(base, { ...base, memoryMiB: 256, maxMemoryMiB: 256 }).kind).toBe("restart");
+    expect(
+      planInstanceChange(
+        { ...base, maxMemoryMiB: undefined },
+        { ...base, maxMemoryMiB: undefined, memoryMiB: 96 },
+      ).kind,
+    ).toBe("restart");
+  });
+  it("disks appended or removed at the end -> live; reordered -> restart", () => {
+    expect(planInstanceChange(base, { ...base, disks: [{ disk: "d1" }, { disk: "d2" }] }).kind).toBe("live");
+    expect(planInstanceChange(base, { ...base, disks: [] }).kind).toBe("live");
+    expect(
+      planInstanceChange(
+        { ...base, disks: [{ disk: "d1" }, { disk: "d2" }] },
+        { ...base, disks: [{ disk: "d2" }, { disk: "d1" }] },
+      ).kind,
+    ).toBe("restart");
+  });
+  it("a NIC on a network the guest booted with -> live; on a new network -> restart", () => {
+    expect(planInstanceChange(base, { ...base, nics: [{ network: "lan" }, { network: "lan" }] }).kind).toBe(
+      "live",
+    );
+    const p = planInstanceChange(base, { ...base, nics: [{ network: "lan" }, { network: "dmz" }] });
+    expect(p.kind).toBe("restart");
+    expect(p.changes[0]!.why).toContain("dmz");
+  });
+  it("boot-time fields -> restart; bookkeeping -> none", () => {
+    for (const f of [
+      { hostname: "x" },
+      { serialLines: 4 },
+      { kernelArgs: ["quiet"] },
+      { shares: [] },
+      { swapDisk: "s" },
+    ]) {
+      expect(planInstanceChange(base, { ...base, ...f }).kind, JSON.stringify(f)).toBe("restart");
+    }
+    expect(planInstanceChange(base, { ...base, bootTimeoutMs: 5000 }).kind).toBe("none");
+  });
+  it("reports the worst kind and every changed field", () => {
+    const p = planInstanceChange(base, { ...base, memoryMiB: 100, hostname: "h", kernel: "/k" });
+    expect(p.kind).toBe("replace");
+    expect(p.changes.map((c) => c.field).sort()).toEqual(["/hostname", "/kernel", "/memoryMiB"]);
+  });
+});

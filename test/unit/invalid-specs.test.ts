@@ -1,0 +1,389 @@
+import { describe, expect, it } from "vitest";
+import { InvalidSpecError, SpecValidator } from "../../src";
+import type { SpecKind } from "../../src/spec";
+import { umlArgv } from "../../src/uml/argv";
+
+const v = new SpecValidator();
+const inst = { name: "web", rootDisk: "web-root" };
+
+/** [label, kind, spec, the field the error must name]. */
+const cases: [string, SpecKind, unknown, string][] = [
+  ["instance: missing name", "instance", { rootDisk: "r" }, "/name"],
+  ["instance: missing rootDisk", "instance", { name: "a" }, "/rootDisk"],
+  ["instance: upper-case name", "instance", { ...inst, name: "Web" }, "/name"],
+  ["instance: name with comma", "instance", { ...inst, name: "a,ubd1=/etc/shadow" }, "/name"],
+  ["instance: name with space", "instance", { ...inst, name: "a b" }, "/name"],
+  ["instance: name with '='", "instance", { ...inst, name: "a=b" }, "/name"],
+  ["instance: name with '..'", "instance", { ...inst, name: ".." }, "/name"],
+  ["instance: name too long", "instance", { ...inst, name: `a${"b".repeat(40)}` }, "/name"],
+  ["instance: name not a string", "instance", { ...inst, name: 7 }, "/name"],
+  ["instance: unknown field", "instance", { ...inst, colour: "red" }, "/colour"],
+  ["instance: relative kernel path", "instance", { ...inst, kernel: "linux.uml" }, "/kernel"],
+  ["instance: kernel path with '..'", "instance", { ...inst, kernel: "/usr/../bin/linux" }, "/kernel"],
+  ["instance: kernel path with comma", "instance", { ...inst, kernel: "/usr/bin/linux,x" }, "/kernel"],
+  ["instance: kernel path with space", "instance", { ...inst, kernel: "/usr/bin/linux uml" }, "/kernel"],
+  ["instance: memory too small", "instance", { ...inst, memoryMiB: 4 }, "/memoryMiB"],
+  ["instance: memory fractional", "instance", { ...inst, memoryMiB: 64.5 }, "/memoryMiB"],
+  ["instance: memory as string", "instance", { ...inst, memoryMiB: "64M" }, "/memoryMiB"],
+  [
+    "instance: maxMemory below memory",
+    "instance",
+    { ...inst, memoryMiB: 128, maxMemoryMiB: 64 },
+    "/maxMemoryMiB",
+  ],
+  ["instance: rootDisk with slash", "instance", { ...inst, rootDisk: "../disks/x" }, "/rootDisk"],
+  ["instance: disk item without disk", "instance", { ...inst, disks: [{ readOnly: true }] }, "/disks/0/disk"],
+  [
+    "instance: disk readOnly not boolean",
+    "instance",
+    { ...inst, disks: [{ disk: "d", readOnly: "yes" }] },
+    "/disks/0/readOnly",
+  ],
+  [
+    "instance: same disk twice",
+    "instance",
+    { ...inst, disks: [{ disk: "d" }, { disk: "d" }] },
+    "/disks/1/disk",
+  ],
+  [
+    "instance: root disk again as data disk",
+    "instance",
+    { ...inst, disks: [{ disk: "web-root" }] },
+    "/disks/0/disk",
+  ],
+  [
+    "instance: too many disks",
+    "instance",
+    { ...inst, disks: Array.from({ length: 16 }, (_, i) => ({ disk: `d${i}` })) },
+    "/disks",
+  ],
+  [
+    "instance: nic without network",
+    "instance",
+    { ...inst, nics: [{ mac: "52:54:00:00:00:01" }] },
+    "/nics/0/network",
+  ],
+  [
+    "instance: multicast MAC",
+    "instance",
+    { ...inst, nics: [{ network: "n", mac: "01:00:5e:00:00:01" }] },
+    "/nics/0/mac",
+  ],
+  [
+    "instance: upper-case MAC",
+    "instance",
+    { ...inst, nics: [{ network: "n", mac: "52:54:00:AA:00:01" }] },
+    "/nics/0/mac",
+  ],
+  [
+    "instance: MAC with comma payload",
+    "instance",
+    { ...inst, nics: [{ network: "n", mac: "52:54:00:00:00:01,x" }] },
+    "/nics/0/mac",
+  ],
+  [
+    "instance: duplicate MAC",
+    "instance",
+    {
+      ...inst,
+      nics: [
+        { network: "n", mac: "52:54:00:00:00:01" },
+        { network: "m", mac: "52:54:00:00:00:01" },
+      ],
+    },
+    "/nics/1/mac",
+  ],
+  [
+    "instance: IPv4 without prefix",
+    "instance",
+    { ...inst, nics: [{ network: "n", ipv4: "10.0.0.1" }] },
+    "/nics/0/ipv4",
+  ],
+  [
+    "instance: IPv4 octet 256",
+    "instance",
+    { ...inst, nics: [{ network: "n", ipv4: "10.0.0.256/24" }] },
+    "/nics/0/ipv4",
+  ],
+  [
+    "instance: IPv4 prefix 33",
+    "instance",
+    { ...inst, nics: [{ network: "n", ipv4: "10.0.0.1/33" }] },
+    "/nics/0/ipv4",
+  ],
+  [
+    "instance: IPv4 with injected option",
+    "instance",
+    { ...inst, nics: [{ network: "n", ipv4: "10.0.0.1/24 hostfs=/" }] },
+    "/nics/0/ipv4",
+  ],
+  ["instance: too many serial lines", "instance", { ...inst, serialLines: 9 }, "/serialLines"],
+  ["instance: negative serial lines", "instance", { ...inst, serialLines: -1 }, "/serialLines"],
+  [
+    "instance: share with relative host path",
+    "instance",
+    { ...inst, shares: [{ name: "s", hostPath: "data", guestPath: "/mnt" }] },
+    "/shares/0/hostPath",
+  ],
+  [
+    "instance: share host path with '..'",
+    "instance",
+    { ...inst, shares: [{ name: "s", hostPath: "/srv/../etc", guestPath: "/mnt" }] },
+    "/shares/0/hostPath",
+  ],
+  [
+    "instance: share guest path '/'",
+    "instance",
+    { ...inst, shares: [{ name: "s", hostPath: "/srv", guestPath: "/" }] },
+    "/shares/0/guestPath",
+  ],
+  [
+    "instance: share guest path with ':'",
+    "instance",
+    { ...inst, shares: [{ name: "s", hostPath: "/srv", guestPath: "/mnt:rw" }] },
+    "/shares/0/guestPath",
+  ],
+  [
+    "instance: share name with comma",
+    "instance",
+    { ...inst, shares: [{ name: "a,b", hostPath: "/srv", guestPath: "/mnt" }] },
+    "/shares/0/name",
+  ],
+  [
+    "instance: duplicate share guest path",
+    "instance",
+    {
+      ...inst,
+      shares: [
+        { name: "a", hostPath: "/srv", guestPath: "/mnt" },
+        { name: "b", hostPath: "/opt", guestPath: "/mnt" },
+      ],
+    },
+    "/shares/1/guestPath",
+  ],
+  [
+    "instance: kernelArgs carries hostfs=",
+    "instance",
+    { ...inst, kernelArgs: ["hostfs=/"] },
+    "/kernelArgs/0",
+  ],
+  [
+    "instance: kernelArgs carries ubd1=",
+    "instance",
+    { ...inst, kernelArgs: ["ubd1=/etc/shadow"] },
+    "/kernelArgs/0",
+  ],
+  [
+    "instance: kernelArgs carries vec0:",
+    "instance",
+    { ...inst, kernelArgs: ["vec0:transport=raw,ifname=eth0"] },
+    "/kernelArgs/0",
+  ],
+  [
+    "instance: kernelArgs carries eth1=",
+    "instance",
+    { ...inst, kernelArgs: ["eth1=tuntap,tap0"] },
+    "/kernelArgs/0",
+  ],
+  ["instance: kernelArgs carries con=", "instance", { ...inst, kernelArgs: ["con=xterm"] }, "/kernelArgs/0"],
+  [
+    "instance: kernelArgs carries console=",
+    "instance",
+    { ...inst, kernelArgs: ["console=ttyS0"] },
+    "/kernelArgs/0",
+  ],
+  [
+    "instance: kernelArgs carries ssl0=",
+    "instance",
+    { ...inst, kernelArgs: ["ssl0=port:23"] },
+    "/kernelArgs/0",
+  ],
+  ["instance: kernelArgs carries mem=", "instance", { ...inst, kernelArgs: ["mem=64G"] }, "/kernelArgs/0"],
+  [
+    "instance: kernelArgs carries umid=",
+    "instance",
+    { ...inst, kernelArgs: ["umid=other"] },
+    "/kernelArgs/0",
+  ],
+  [
+    "instance: kernelArgs carries uml_dir=",
+    "instance",
+    { ...inst, kernelArgs: ["uml_dir=/tmp"] },
+    "/kernelArgs/0",
+  ],
+  [
+    "instance: kernelArgs carries mconsole=",
+    "instance",
+    { ...inst, kernelArgs: ["mconsole=notify:/tmp/s"] },
+    "/kernelArgs/0",
+  ],
+  [
+    "instance: kernelArgs carries initrd=",
+    "instance",
+    { ...inst, kernelArgs: ["initrd=/etc/shadow"] },
+    "/kernelArgs/0",
+  ],
+  [
+    "instance: kernelArgs carries iomem=",
+    "instance",
+    { ...inst, kernelArgs: ["iomem=x,/etc/shadow"] },
+    "/kernelArgs/0",
+  ],
+  [
+    "instance: kernelArgs carries init=",
+    "instance",
+    { ...inst, kernelArgs: ["init=/bin/sh"] },
+    "/kernelArgs/0",
+  ],
+  [
+    "instance: kernelArgs carries root=",
+    "instance",
+    { ...inst, kernelArgs: ["root=/dev/ubdb"] },
+    "/kernelArgs/0",
+  ],
+  [
+    "instance: kernelArgs carries our own umlfleet.",
+    "instance",
+    { ...inst, kernelArgs: ["umlfleet.share=x:/y:rw"] },
+    "/kernelArgs/0",
+  ],
+  [
+    "instance: kernelArgs with a space",
+    "instance",
+    { ...inst, kernelArgs: ["quiet hostfs=/"] },
+    "/kernelArgs/0",
+  ],
+  ["instance: kernelArgs with a quote", "instance", { ...inst, kernelArgs: ['a="b c"'] }, "/kernelArgs/0"],
+  ["instance: bad readiness", "instance", { ...inst, readiness: "ssh" }, "/readiness"],
+  ["instance: boot timeout too small", "instance", { ...inst, bootTimeoutMs: 5 }, "/bootTimeoutMs"],
+  ["instance: spec is not an object", "instance", "web", ""],
+  ["base: unknown source kind", "base", { name: "b", source: { kind: "iso" } }, "/source/kind"],
+  ["base: image without path", "base", { name: "b", source: { kind: "image" } }, "/source/path"],
+  [
+    "base: image relative path",
+    "base",
+    { name: "b", source: { kind: "image", path: "root.img" } },
+    "/source/path",
+  ],
+  [
+    "base: busybox size too small",
+    "base",
+    { name: "b", source: { kind: "busybox", sizeMiB: 1 } },
+    "/source/sizeMiB",
+  ],
+  [
+    "base: injected file with '..'",
+    "base",
+    { name: "b", source: { kind: "busybox", files: [{ path: "/etc/../../x", content: "" }] } },
+    "/source/files/0/path",
+  ],
+  [
+    "base: injected file mode too big",
+    "base",
+    { name: "b", source: { kind: "busybox", files: [{ path: "/x", content: "", mode: 99999 }] } },
+    "/source/files/0/mode",
+  ],
+  [
+    "base: directory source, unknown field",
+    "base",
+    { name: "b", source: { kind: "directory", path: "/srv", extra: 1 } },
+    "/source/extra",
+  ],
+  ["disk: overlay without base", "disk", { name: "d", kind: "overlay" }, "/base"],
+  ["disk: blank without size", "disk", { name: "d", kind: "blank" }, "/sizeMiB"],
+  ["disk: swap with format", "disk", { name: "d", kind: "swap", sizeMiB: 16, format: "ext4" }, "/format"],
+  ["disk: bad kind", "disk", { name: "d", kind: "raid" }, "/kind"],
+  ["disk: size zero", "disk", { name: "d", kind: "blank", sizeMiB: 0 }, "/sizeMiB"],
+  ["network: ports too few", "network", { name: "n", ports: 1 }, "/ports"],
+  ["network: hub not boolean", "network", { name: "n", hub: "yes" }, "/hub"],
+  ["network: name with slash", "network", { name: "a/b" }, "/name"],
+  [
+    "serial-link: line out of range",
+    "serial-link",
+    { name: "l", a: { instance: "a", line: 8 }, b: { instance: "b", line: 0 } },
+    "/a/line",
+  ],
+  ["serial-link: missing b", "serial-link", { name: "l", a: { instance: "a", line: 0 } }, "/b"],
+  [
+    "serial-link: a line joined to itself",
+    "serial-link",
+    { name: "l", a: { instance: "a", line: 1 }, b: { instance: "a", line: 1 } },
+    "/b",
+  ],
+];
+
+describe("invalid specs are rejected before any side effect, naming the field", () => {
+  it("has at least 40 cases", () => expect(cases.length).toBeGreaterThanOrEqual(40));
+
+  it.each(cases)("%s", (_label, kind, spec, field) => {
+    const before = JSON.stringify(spec);
+    let err: unknown;
+    try {
+      v.validate(kind, spec);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(InvalidSpecError);
+    const e = err as InvalidSpecError;
+    expect(e.code).toBe("UMLFLEET_INVALID_SPEC");
+    expect(e.problems.map((p) => p.field)).toContain(field);
+    expect(e.message).toContain(`${kind}${field || "/"}`);
+    // The caller's object is left as it was (defaults go into a copy).
+    expect(JSON.stringify(spec)).toBe(before);
+  });
+});
+
+describe("valid specs", () => {
+  it("fill defaults into a copy", () => {
+    const s = v.validate("instance", inst);
+    expect(s).toMatchObject({
+      kernel: "/usr/bin/linux.uml",
+      memoryMiB: 64,
+      serialLines: 2,
+      readiness: "marker",
+      bootTimeoutMs: 60000,
+    });
+    expect(inst).toEqual({ name: "web", rootDisk: "web-root" });
+  });
+
+  it("accept harmless kernel words", () => {
+    expect(() =>
+      v.validate("instance", {
+        ...inst,
+        kernelArgs: ["quiet", "loglevel=3", "lpj=4000000", "panic=1", "norandmaps"],
+      }),
+    ).not.toThrow();
+  });
+
+  it("no value that passes validation adds a UML option to the command line", () => {
+    // Each argv entry of a spec built from the most permissive values holds exactly one option.
+    const s = v.validate("instance", {
+      ...inst,
+      kernelArgs: ["quiet"],
+      nics: [{ network: "n", ipv4: "10.0.0.1/24" }],
+    });
+    const argv = umlArgv({
+      kernel: s.kernel,
+      memoryMiB: s.memoryMiB,
+      umid: "u",
+      umlDir: "/s/vm/uml",
+      disks: [{ index: 0, file: "/s/vm/d/web-root", backing: "/s/images/x.img", readOnly: false }],
+      nics: [
+        {
+          index: 0,
+          driver: "eth",
+          switchDir: "/s/switches/n",
+          mac: "52:54:00:00:00:01",
+          ipv4: "10.0.0.1/24",
+        },
+      ],
+      shares: [],
+      hostfsRoot: "/umlfleet-shares",
+      hostname: s.name,
+      fds: { console: 1, control: { in: 3, out: 4 }, serial: [] },
+      umlfleetInit: true,
+      kernelArgs: s.kernelArgs ?? [],
+    });
+    for (const a of argv.slice(1)) expect(a, a).not.toMatch(/\s/);
+  });
+});
