@@ -1,4 +1,14 @@
-import { closeSync, existsSync, ftruncateSync, openSync, rmSync, statSync, constants } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  rmSync,
+  statSync,
+  constants,
+} from "node:fs";
+import { dirname } from "node:path";
 import { UmlfleetError } from "../errors";
 import type { DiskSpec } from "../spec";
 import { createCowFile, cowMismatch, readCowHeader } from "../uml/cow";
@@ -58,6 +68,7 @@ export class Disks {
       return existing;
     }
     const path = this.state.diskFile(spec.name);
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
     rmSync(path, { force: true }); // a file without a record is a crashed create
     let record: DiskRecord;
     try {

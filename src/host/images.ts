@@ -111,6 +111,7 @@ export class Images {
         );
       }
     }
+    mkdirSync(this.state.images(), { recursive: true, mode: 0o700 });
     const work = mkdtempSync(join(this.state.images(), ".build-"));
     try {
       const img = join(work, "image");

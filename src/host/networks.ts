@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { UmlfleetError } from "../errors";
 import type { NetworkSpec } from "../spec";
@@ -73,6 +73,7 @@ export class Networks {
     const pidFile = `${switchDir}.pid`;
     rmSync(switchDir, { recursive: true, force: true });
     rmSync(pidFile, { force: true });
+    mkdirSync(this.state.switches(), { recursive: true, mode: 0o700 });
     const args = ["-d", "-s", switchDir, "-p", pidFile, "-m", "600", "-n", String(spec.ports ?? 64)];
     if (spec.hub) args.push("-x");
     // -d: vde_switch daemonizes (setsid) and writes its pid file; we keep no child.

@@ -60,7 +60,8 @@ export class LocalRuntime {
       const s = this.instances.get(i)!.spec;
       return [s.rootDisk, s.swapDisk, ...(s.disks ?? []).map((d) => d.disk)].includes(name);
     });
-    return withLock(this.state, `disk-${name}`, async () => this.disks.remove(name, usedBy));
+    await withLock(this.state, `disk-${name}`, async () => this.disks.remove(name, usedBy));
+    this.state.pruneIfEmpty();
   }
 
   // Networks
@@ -75,7 +76,8 @@ export class LocalRuntime {
     const usedBy = this.instances
       .list()
       .filter((i) => (this.instances.get(i)!.spec.nics ?? []).some((n) => n.network === name));
-    return withLock(this.state, `network-${name}`, () => this.networks.remove(name, usedBy));
+    await withLock(this.state, `network-${name}`, () => this.networks.remove(name, usedBy));
+    this.state.pruneIfEmpty();
   }
 
   // Instances
@@ -103,7 +105,8 @@ export class LocalRuntime {
   }
   async removeInstance(name: string, opts?: StopOptions): Promise<void> {
     for (const link of this.links.linksOf(name)) await this.links.remove(link);
-    return this.instances.remove(name, opts);
+    await this.instances.remove(name, opts);
+    this.state.pruneIfEmpty();
   }
   exec(name: string, script: string, opts?: { timeoutMs?: number }): Promise<ExecResult> {
     return this.instances.exec(name, script, opts);
@@ -115,7 +118,8 @@ export class LocalRuntime {
     return withLock(this.state, `link-${s.name}`, () => this.links.ensure(s));
   }
   async removeSerialLink(name: string): Promise<void> {
-    return withLock(this.state, `link-${name}`, () => this.links.remove(name));
+    await withLock(this.state, `link-${name}`, () => this.links.remove(name));
+    this.state.pruneIfEmpty();
   }
 
   /** Everything in the state folder, for `umlfleet status` and leak checks. */

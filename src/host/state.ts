@@ -7,6 +7,7 @@ import {
   readdirSync,
   readFileSync,
   renameSync,
+  rmdirSync,
   rmSync,
   writeSync,
 } from "node:fs";
@@ -60,6 +61,23 @@ export class StateDir {
   ensure(): void {
     for (const d of ["images", "bases", "disks", "networks", "switches", "instances", "links", "locks"]) {
       mkdirSync(join(this.root, d), { recursive: true, mode: 0o700 });
+    }
+  }
+
+  /**
+   * Remove the state folder when nothing is left in it (after the last
+   * resource is removed), so destroying everything leaves the host as it was.
+   * Only our own sub-folders are removed, and only when empty.
+   */
+  pruneIfEmpty(): void {
+    const subs = ["images", "bases", "disks", "networks", "switches", "instances", "links", "locks"];
+    const isEmpty = (d: string) => !existsSync(d) || readdirSync(d).length === 0;
+    if (!subs.every((d) => isEmpty(join(this.root, d)))) return;
+    for (const d of subs) rmSync(join(this.root, d), { recursive: true, force: true });
+    try {
+      rmdirSync(this.root);
+    } catch {
+      /* not empty: something else lives there; leave it */
     }
   }
 
@@ -132,6 +150,7 @@ export async function withLock<T>(
   let delay = 5;
   for (;;) {
     try {
+      mkdirSync(dirname(dir), { recursive: true, mode: 0o700 });
       mkdirSync(dir);
       writeJson(ownerFile, { ...me, token: lockToken });
       break;

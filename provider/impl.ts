@@ -1,0 +1,430 @@
+/**
+ * The provider's implementation, loaded in the dynamic-provider process by
+ * `require("umlfleet/dist/provider/impl")` from the serialized shim (see
+ * shim.ts for why). Everything here may change between versions; what it reads
+ * from state (the outputs of older versions) is versioned by `schemaVersion`.
+ */
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { accessSync, constants, readFileSync, statSync } from "node:fs";
+import { InvalidSpecError, UmlfleetError, type FieldProblem } from "../src/errors";
+import { planInstanceChange, type ChangePlan } from "../src/host/change-plan";
+import { LocalRuntime } from "../src/host/runtime";
+import { StateDir } from "../src/host/state";
+import type { SpecKind } from "../src/spec";
+import { SpecValidator } from "../src/validation";
+
+/** Pulumi's placeholder for values not known until apply (preview). */
+export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+export const OUTPUT_SCHEMA_VERSION = 1;
+
+export type Kind = "kernel" | "base" | "disk" | "network" | "instance" | "serial-link";
+type Props = Record<string, unknown>;
+
+/** Inputs that are not part of the runtime spec: where, and identities of what it depends on. */
+const META: Record<Kind, string[]> = {
+  kernel: ["stateDir"],
+  base: ["stateDir"],
+  disk: ["stateDir", "baseImageSha"],
+  network: ["stateDir"],
+  instance: ["stateDir", "kernelSha256", "rootDiskId"],
+  "serial-link": ["stateDir", "instanceIds"],
+};
+
+/**
+ * Properties create/update add to the inputs. `diff` gets the old outputs as
+ * `olds`, so these must be left out when comparing with the new inputs.
+ */
+const OUTPUTS: Record<Kind, string[]> = {
+  kernel: ["sha256", "version"],
+  base: ["imagePath", "imageSha", "sizeBytes"],
+  disk: ["path", "sizeBytes", "backingPath", "diskId"],
+  network: ["switchDir", "running", "pid"],
+  instance: [
+    "state",
+    "pid",
+    "startedAtMs",
+    "consoleLog",
+    "mconsoleSocket",
+    "serialPorts",
+    "nicInfo",
+    "diskInfo",
+    "bootMemoryMiB",
+    "bootCount",
+    "lastChange",
+    "instanceId",
+  ],
+  "serial-link": ["up"],
+};
+
+/** Deadlines per operation: Pulumi never cancels a dynamic provider. */
+const DEADLINE_MS: Record<Kind, number> = {
+  kernel: 60_000,
+  base: 15 * 60_000,
+  disk: 5 * 60_000,
+  network: 60_000,
+  instance: 5 * 60_000,
+  "serial-link": 60_000,
+};
+
+const validator = new SpecValidator();
+const runtimes = new Map<string, LocalRuntime>();
+function runtimeFor(stateDir: unknown): LocalRuntime {
+  const dir = typeof stateDir === "string" && stateDir !== UNKNOWN ? stateDir : StateDir.defaultRoot();
+  let rt = runtimes.get(dir);
+  if (!rt) {
+    rt = new LocalRuntime({ stateDir: dir }, validator);
+    runtimes.set(dir, rt);
+  }
+  return rt;
+}
+
+const isUnknown = (v: unknown): boolean =>
+  v === UNKNOWN ||
+  (Array.isArray(v) ? v.some(isUnknown) : !!v && typeof v === "object" && Object.values(v).some(isUnknown));
+
+function clean(props: Props): Props {
+  const out: Props = {};
+  for (const [k, v] of Object.entries(props)) if (!k.startsWith("__") && v !== undefined) out[k] = v;
+  return out;
+}
+
+/** The runtime spec inside a resource's inputs (or old outputs). */
+function specOf(kind: Kind, props: Props): Props {
+  const out: Props = {};
+  for (const [k, v] of Object.entries(clean(props))) {
+    if (!META[kind].includes(k) && !OUTPUTS[kind].includes(k) && k !== "schemaVersion") out[k] = v;
+  }
+  return out;
+}
+
+/** Drop unknown leaves so the rest can be checked at preview. */
+function withoutUnknowns(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(withoutUnknowns);
+  if (v && typeof v === "object") {
+    const o: Props = {};
+    for (const [k, x] of Object.entries(v)) if (x !== UNKNOWN) o[k] = withoutUnknowns(x);
+    return o;
+  }
+  return v;
+}
+
+const SPEC_KIND: Partial<Record<Kind, SpecKind>> = {
+  base: "base",
+  disk: "disk",
+  network: "network",
+  instance: "instance",
+  "serial-link": "serial-link",
+};
+
+// ---- check -------------------------------------------------------------------
+
+export interface CheckFailure {
+  property: string;
+  reason: string;
+}
+
+export async function check(
+  kind: Kind,
+  _olds: Props,
+  news: Props,
+): Promise<{ inputs: Props; failures: CheckFailure[] }> {
+  const inputs = clean(news);
+  if (inputs.stateDir === undefined) inputs.stateDir = StateDir.defaultRoot();
+  const failures: CheckFailure[] = [];
+  const specKind = SPEC_KIND[kind];
+  const spec = specOf(kind, inputs);
+  if (specKind) {
+    const partial = withoutUnknowns(spec);
+    const problems = validator.problems(specKind, partial).filter(
+      // A required field that is only unknown at preview is not missing.
+      (p) => !(p.value === undefined && isUnknown(getPointer(spec, p.field))),
+    );
+    failures.push(...problems.map((p) => toFailure(specKind, p)));
+    // Keep defaults out of the inputs: the program's own values are what diff compares.
+  }
+  if (kind === "kernel") {
+    const path = spec.path;
+    if (typeof path !== "string" || !path.startsWith("/")) {
+      failures.push({
+        property: "path",
+        reason: `kernel/path: must be an absolute path (got ${JSON.stringify(path)})`,
+      });
+    }
+  }
+  return { inputs, failures };
+}
+
+function toFailure(kind: string, p: FieldProblem): CheckFailure {
+  return {
+    property: p.field.split("/")[1] ?? "",
+    reason: `${kind}${p.field || "/"}: ${p.message} (got ${JSON.stringify(p.value) ?? "nothing"})`,
+  };
+}
+
+function getPointer(obj: unknown, pointer: string): unknown {
+  let cur: unknown = obj;
+  for (const part of pointer.split("/").slice(1)) {
+    if (!cur || typeof cur !== "object") return undefined;
+    cur = (cur as Props)[part];
+  }
+  return cur;
+}
+
+// ---- diff --------------------------------------------------------------------
+
+export interface DiffResult {
+  changes: boolean;
+  replaces: string[];
+  deleteBeforeReplace: boolean;
+  detailedDiff: Record<
+    string,
+    {
+      kind: "update" | "update-replace" | "add" | "add-replace" | "delete" | "delete-replace";
+      inputDiff: boolean;
+    }
+  >;
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+
+export async function diff(kind: Kind, _id: string, olds: Props, news: Props): Promise<DiffResult> {
+  const o = clean(olds);
+  const n = clean(news);
+  const detailedDiff: DiffResult["detailedDiff"] = {};
+  const replaces: string[] = [];
+  const mark = (field: string, replace: boolean) => {
+    detailedDiff[field] = { kind: replace ? "update-replace" : "update", inputDiff: true };
+    if (replace) replaces.push(field);
+  };
+  const keys = new Set([...Object.keys(specOf(kind, o)), ...Object.keys(specOf(kind, n)), ...META[kind]]);
+  if (kind === "instance") {
+    const before = specOf(kind, o);
+    const after = specOf(kind, n);
+    if (isUnknown(after)) {
+      for (const k of keys) if (!same(o[k], n[k])) mark(k, true);
+    } else {
+      const plan = planInstanceChange(before as never, after as never);
+      for (const c of plan.changes) mark(c.field.slice(1), c.kind === "replace");
+    }
+    // A new kernel or root disk (replaced behind the same name) is a new machine.
+    for (const k of ["kernelSha256", "rootDiskId", "stateDir"]) if (!same(o[k], n[k])) mark(k, true);
+    // Drift found by refresh: a guest that is not running is started by update.
+    if (o.state === "stopped" && !replaces.length) detailedDiff.state = { kind: "update", inputDiff: false };
+  } else {
+    // Bases and disks are immutable, a switch or a link is cheap to remake
+    // (a link's relays hold the FIFOs of the instances it joined): any change replaces.
+    for (const k of keys) if (!same(o[k], n[k])) mark(k, true);
+    // Drift found by refresh: a dead switch or relay is restarted by update.
+    if (kind === "network" && o.running === false && !replaces.length)
+      detailedDiff.running = { kind: "update", inputDiff: false };
+    if (kind === "serial-link" && o.up === false && !replaces.length)
+      detailedDiff.up = { kind: "update", inputDiff: false };
+  }
+  return { changes: Object.keys(detailedDiff).length > 0, replaces, deleteBeforeReplace: true, detailedDiff };
+}
+
+// ---- create / read / update / delete -------------------------------------------
+
+export async function create(kind: Kind, inputs: Props): Promise<{ id: string; outs: Props }> {
+  return withDeadline(kind, "create", async () => {
+    const props = clean(inputs);
+    const outs = await apply(kind, props, undefined);
+    return { id: String(props.name ?? outs.name), outs };
+  });
+}
+
+export async function update(kind: Kind, _id: string, olds: Props, news: Props): Promise<{ outs: Props }> {
+  return withDeadline(kind, "update", async () => ({ outs: await apply(kind, clean(news), clean(olds)) }));
+}
+
+export async function read(kind: Kind, id: string, props: Props): Promise<{ id?: string; props?: Props }> {
+  const p = clean(props);
+  const rt = runtimeFor(p.stateDir);
+  const gone = { id: undefined, props: undefined };
+  switch (kind) {
+    case "kernel":
+      return existsExecutable(String(p.path))
+        ? { id, props: { ...p, ...(await kernelFacts(String(p.path))) } }
+        : gone;
+    case "base": {
+      const r = rt.images.get(id);
+      return r ? { id, props: { ...p, ...baseOuts(r) } } : gone;
+    }
+    case "disk": {
+      const r = rt.disks.get(id);
+      if (!r) return gone;
+      try {
+        statSync(r.path);
+      } catch {
+        return gone; // deleted behind our back: the next up creates it again
+      }
+      return { id, props: { ...p, ...diskOuts(rt, id) } };
+    }
+    case "network": {
+      const st = rt.networkStatus(id);
+      return st ? { id, props: { ...p, ...networkOuts(rt, id) } } : gone;
+    }
+    case "instance": {
+      if (!rt.instances.get(id)) return gone;
+      return { id, props: { ...p, ...instanceOuts(rt, id) } };
+    }
+    case "serial-link": {
+      const r = rt.links.get(id);
+      return r ? { id, props: { ...p, up: rt.links.isUp(r) } } : gone;
+    }
+  }
+}
+
+export async function remove(kind: Kind, id: string, props: Props): Promise<void> {
+  return withDeadline(kind, "delete", async () => {
+    const rt = runtimeFor(clean(props).stateDir);
+    switch (kind) {
+      case "kernel":
+        return;
+      case "base":
+        return rt.removeBase(id);
+      case "disk":
+        return rt.removeDisk(id);
+      case "network":
+        return rt.removeNetwork(id);
+      case "instance":
+        return rt.removeInstance(id, { timeoutMs: 30_000 });
+      case "serial-link":
+        return rt.removeSerialLink(id);
+    }
+  });
+}
+
+/** Create or update: make the host match `props`. Idempotent. */
+async function apply(kind: Kind, props: Props, olds: Props | undefined): Promise<Props> {
+  const rt = runtimeFor(props.stateDir);
+  const spec = specOf(kind, props);
+  const base = { ...props, schemaVersion: OUTPUT_SCHEMA_VERSION };
+  switch (kind) {
+    case "kernel": {
+      const path = String(spec.path);
+      if (!existsExecutable(path)) {
+        throw new UmlfleetError(
+          "UMLFLEET_NOT_FOUND",
+          `kernel/path: ${JSON.stringify(path)} is not an executable file`,
+          {
+            field: "/path",
+          },
+        );
+      }
+      return { ...base, ...(await kernelFacts(path)) };
+    }
+    case "base":
+      return { ...base, ...baseOuts(await rt.ensureBase(spec as never)) };
+    case "disk":
+      await rt.ensureDisk(spec as never);
+      return { ...base, ...diskOuts(rt, String(spec.name)) };
+    case "network":
+      await rt.ensureNetwork(spec as never);
+      return { ...base, ...networkOuts(rt, String(spec.name)) };
+    case "instance": {
+      const name = String(spec.name);
+      let lastChange: ChangePlan | undefined;
+      if (olds && rt.instances.get(name)) {
+        lastChange = await rt.updateInstance(spec);
+        if (rt.instanceStatus(name).state !== "running") await rt.startInstance(name);
+      } else {
+        await rt.createInstance(spec);
+      }
+      return { ...base, ...instanceOuts(rt, name), ...(lastChange ? { lastChange } : {}) };
+    }
+    case "serial-link":
+      await rt.ensureSerialLink(spec as never);
+      return { ...base, up: true };
+  }
+}
+
+function baseOuts(r: { imagePath: string; imageSha: string; sizeBytes: number }): Props {
+  return { imagePath: r.imagePath, imageSha: r.imageSha, sizeBytes: r.sizeBytes };
+}
+
+function diskOuts(rt: LocalRuntime, name: string): Props {
+  const r = rt.disks.get(name)!;
+  return {
+    path: r.path,
+    sizeBytes: r.sizeBytes,
+    ...(r.backingPath ? { backingPath: r.backingPath } : {}),
+    // Identity of this disk file: a replaced disk of the same name gets a new one.
+    diskId: createHash("sha256")
+      .update(`${r.path}\0${statSync(r.path).birthtimeMs}\0${statSync(r.path).ino}`)
+      .digest("hex")
+      .slice(0, 16),
+  };
+}
+
+function networkOuts(rt: LocalRuntime, name: string): Props {
+  const st = rt.networkStatus(name)!;
+  return { switchDir: st.switchDir, running: st.running, ...(st.pid ? { pid: st.pid } : {}) };
+}
+
+function instanceOuts(rt: LocalRuntime, name: string): Props {
+  const st = rt.instanceStatus(name);
+  const dir = statSync(rt.state.instanceDir(name));
+  return {
+    instanceId: createHash("sha256")
+      .update(`${name}\0${dir.ino}\0${dir.birthtimeMs}`)
+      .digest("hex")
+      .slice(0, 16),
+    state: st.state,
+    ...(st.pid ? { pid: st.pid } : {}),
+    ...(st.startedAtMs ? { startedAtMs: st.startedAtMs } : {}),
+    consoleLog: st.consoleLog,
+    mconsoleSocket: st.mconsoleSocket,
+    serialPorts: st.serialLines,
+    nicInfo: st.nics,
+    diskInfo: st.disks,
+    bootMemoryMiB: st.maxMemoryMiB,
+    bootCount: st.bootCount,
+  };
+}
+
+function existsExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+async function kernelFacts(path: string): Promise<Props> {
+  const sha256 = createHash("sha256").update(readFileSync(path)).digest("hex");
+  const version = await new Promise<string>((resolve) =>
+    execFile(path, ["--version"], { timeout: 10_000, env: {} }, (_e, out) => resolve(String(out).trim())),
+  );
+  return { sha256, version };
+}
+
+async function withDeadline<T>(kind: Kind, op: string, fn: () => Promise<T>): Promise<T> {
+  const ms = DEADLINE_MS[kind];
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      fn(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new UmlfleetError("UMLFLEET_LOCK_TIMEOUT", `${kind} ${op} did not finish within ${ms} ms`, {
+                kind,
+                op,
+              }),
+            ),
+          ms,
+        );
+      }),
+    ]);
+  } catch (e) {
+    // Pulumi shows only the message: make it carry the code and the field.
+    if (e instanceof InvalidSpecError || e instanceof UmlfleetError) e.message = `[${e.code}] ${e.message}`;
+    throw e;
+  } finally {
+    clearTimeout(timer);
+  }
+}

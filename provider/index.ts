@@ -1,0 +1,6 @@
+/**
+ * umlfleet's Pulumi resources. Each is a dynamic resource whose provider drives
+ * the embedded UML runtime on the machine running the program.
+ */
+export * from "./resources";
+export { Fleet, type FleetArgs } from "./fleet";

@@ -1,0 +1,249 @@
+import * as pulumi from "@pulumi/pulumi";
+import type { ChangePlan } from "../src/host/change-plan";
+import { makeProvider } from "./shim";
+
+/** Options every umlfleet resource takes. */
+export interface HostArgs {
+  /** The host's state folder. Default: $UMLFLEET_STATE_DIR, else ~/.local/state/umlfleet. */
+  stateDir?: pulumi.Input<string>;
+}
+
+// Names are identities on a host: a replacement must delete the old one first.
+const opts = (o?: pulumi.CustomResourceOptions): pulumi.CustomResourceOptions => ({
+  deleteBeforeReplace: true,
+  ...o,
+});
+
+/** A UML kernel binary. Changing it replaces the instances that boot it. */
+export interface KernelArgs extends HostArgs {
+  /** Default: Debian's /usr/bin/linux.uml. */
+  path?: pulumi.Input<string>;
+}
+export class Kernel extends pulumi.dynamic.Resource {
+  declare readonly path: pulumi.Output<string>;
+  declare readonly sha256: pulumi.Output<string>;
+  declare readonly version: pulumi.Output<string>;
+  constructor(name: string, args: KernelArgs = {}, o?: pulumi.CustomResourceOptions) {
+    super(
+      makeProvider("kernel"),
+      name,
+      { path: "/usr/bin/linux.uml", ...args, sha256: undefined, version: undefined },
+      opts(o),
+      "umlfleet",
+      "Kernel",
+    );
+  }
+}
+
+export interface InjectedFile {
+  path: pulumi.Input<string>;
+  content: pulumi.Input<string>;
+  mode?: pulumi.Input<number>;
+}
+/** A shared, read-only, content-addressed root filesystem. */
+export interface RootFilesystemArgs extends HostArgs {
+  /** Default: the resource name. */
+  name?: pulumi.Input<string>;
+  source:
+    | { kind: "busybox"; sizeMiB?: pulumi.Input<number>; files?: pulumi.Input<InjectedFile>[] }
+    | { kind: "image"; path: pulumi.Input<string> }
+    | { kind: "directory"; path: pulumi.Input<string>; sizeMiB?: pulumi.Input<number> };
+}
+export class RootFilesystem extends pulumi.dynamic.Resource {
+  declare readonly name: pulumi.Output<string>;
+  declare readonly imagePath: pulumi.Output<string>;
+  declare readonly imageSha: pulumi.Output<string>;
+  declare readonly sizeBytes: pulumi.Output<number>;
+  constructor(name: string, args: RootFilesystemArgs, o?: pulumi.CustomResourceOptions) {
+    super(
+      makeProvider("base"),
+      name,
+      { name, ...args, imagePath: undefined, imageSha: undefined, sizeBytes: undefined },
+      opts(o),
+      "umlfleet",
+      "RootFilesystem",
+    );
+  }
+}
+
+/** A block device file: a COW overlay over a base, or a blank or swap disk. */
+export type DiskArgs = HostArgs & { name?: pulumi.Input<string> } & (
+    | { kind: "overlay"; base: RootFilesystem }
+    | { kind: "blank"; sizeMiB: pulumi.Input<number>; format?: pulumi.Input<"ext4" | "none"> }
+    | { kind: "swap"; sizeMiB: pulumi.Input<number> }
+  );
+export class Disk extends pulumi.dynamic.Resource {
+  declare readonly name: pulumi.Output<string>;
+  declare readonly path: pulumi.Output<string>;
+  declare readonly diskId: pulumi.Output<string>;
+  declare readonly sizeBytes: pulumi.Output<number>;
+  constructor(name: string, args: DiskArgs, o?: pulumi.CustomResourceOptions) {
+    const props: Record<string, unknown> = {
+      name,
+      ...args,
+      path: undefined,
+      diskId: undefined,
+      sizeBytes: undefined,
+      backingPath: undefined,
+    };
+    if (args.kind === "overlay") {
+      props.base = args.base.name;
+      // The base's content hash: a new base (even under the same name) replaces the overlay.
+      props.baseImageSha = args.base.imageSha;
+    }
+    super(makeProvider("disk"), name, props, opts(o), "umlfleet", "Disk");
+  }
+}
+
+/** A virtual switch. */
+export interface NetworkArgs extends HostArgs {
+  name?: pulumi.Input<string>;
+  hub?: pulumi.Input<boolean>;
+  ports?: pulumi.Input<number>;
+}
+export class Network extends pulumi.dynamic.Resource {
+  declare readonly name: pulumi.Output<string>;
+  declare readonly switchDir: pulumi.Output<string>;
+  declare readonly running: pulumi.Output<boolean>;
+  constructor(name: string, args: NetworkArgs = {}, o?: pulumi.CustomResourceOptions) {
+    super(
+      makeProvider("network"),
+      name,
+      { name, ...args, switchDir: undefined, running: undefined, pid: undefined },
+      opts(o),
+      "umlfleet",
+      "Network",
+    );
+  }
+}
+
+export interface NicArgs {
+  network: Network;
+  mac?: pulumi.Input<string>;
+  ipv4?: pulumi.Input<string>;
+}
+export interface ShareArgs {
+  name: pulumi.Input<string>;
+  hostPath: pulumi.Input<string>;
+  guestPath: pulumi.Input<string>;
+  /** Default true. */
+  readOnly?: pulumi.Input<boolean>;
+}
+/** One UML guest. */
+export interface InstanceArgs extends HostArgs {
+  name?: pulumi.Input<string>;
+  /** Default: Debian's kernel. */
+  kernel?: Kernel;
+  memoryMiB?: pulumi.Input<number>;
+  maxMemoryMiB?: pulumi.Input<number>;
+  rootDisk: Disk;
+  disks?: { disk: Disk; readOnly?: pulumi.Input<boolean> }[];
+  swapDisk?: Disk;
+  nics?: NicArgs[];
+  serialLines?: pulumi.Input<number>;
+  shares?: ShareArgs[];
+  hostname?: pulumi.Input<string>;
+  kernelArgs?: pulumi.Input<string>[];
+  readiness?: pulumi.Input<"marker" | "mconsole">;
+  bootTimeoutMs?: pulumi.Input<number>;
+}
+export interface SerialPort {
+  line: number;
+  device: string;
+  in: string;
+  out: string;
+}
+export class Instance extends pulumi.dynamic.Resource {
+  declare readonly name: pulumi.Output<string>;
+  declare readonly state: pulumi.Output<"running" | "stopped">;
+  declare readonly pid: pulumi.Output<number | undefined>;
+  declare readonly consoleLog: pulumi.Output<string>;
+  declare readonly mconsoleSocket: pulumi.Output<string>;
+  declare readonly serialPorts: pulumi.Output<SerialPort[]>;
+  declare readonly nicInfo: pulumi.Output<
+    { index: number; device: string; network: string; mac: string; ipv4?: string }[]
+  >;
+  declare readonly bootCount: pulumi.Output<number>;
+  declare readonly lastChange: pulumi.Output<ChangePlan | undefined>;
+  /** Changes only when the instance is replaced (not on restart). */
+  declare readonly instanceId: pulumi.Output<string>;
+  /** The root disk's identity (an input): changes when the root disk is replaced. */
+  declare readonly rootDiskId: pulumi.Output<string>;
+  /** The kernel binary the instance boots (an input). */
+  declare readonly kernel: pulumi.Output<string | undefined>;
+  constructor(name: string, args: InstanceArgs, o?: pulumi.CustomResourceOptions) {
+    const { kernel, rootDisk, disks, swapDisk, nics, ...rest } = args;
+    const props: Record<string, unknown> = {
+      name,
+      ...rest,
+      rootDisk: rootDisk.name,
+      rootDiskId: rootDisk.diskId,
+      ...(kernel ? { kernel: kernel.path, kernelSha256: kernel.sha256 } : {}),
+      ...(disks
+        ? {
+            disks: disks.map((d) => ({
+              disk: d.disk.name,
+              ...(d.readOnly !== undefined ? { readOnly: d.readOnly } : {}),
+            })),
+          }
+        : {}),
+      ...(swapDisk ? { swapDisk: swapDisk.name } : {}),
+      ...(nics
+        ? {
+            nics: nics.map((n) => ({
+              network: n.network.name,
+              ...(n.mac ? { mac: n.mac } : {}),
+              ...(n.ipv4 ? { ipv4: n.ipv4 } : {}),
+            })),
+          }
+        : {}),
+      state: undefined,
+      pid: undefined,
+      consoleLog: undefined,
+      mconsoleSocket: undefined,
+      serialPorts: undefined,
+      nicInfo: undefined,
+      bootCount: undefined,
+      lastChange: undefined,
+      instanceId: undefined,
+    };
+    super(makeProvider("instance"), name, props, opts(o), "umlfleet", "Instance");
+  }
+}
+
+/** A null-modem cable between serial line `a.line` of one instance and `b.line` of another. */
+export interface SerialLinkArgs extends HostArgs {
+  name?: pulumi.Input<string>;
+  a: { instance: Instance; line: pulumi.Input<number> };
+  b: { instance: Instance; line: pulumi.Input<number> };
+}
+export class SerialLink extends pulumi.dynamic.Resource {
+  declare readonly up: pulumi.Output<boolean>;
+  constructor(name: string, args: SerialLinkArgs, o?: pulumi.CustomResourceOptions) {
+    const end = (e: SerialLinkArgs["a"]) => ({ instance: e.instance.name, line: e.line });
+    super(
+      makeProvider("serial-link"),
+      name,
+      {
+        name,
+        ...args,
+        a: end(args.a),
+        b: end(args.b),
+        // Identity of both ends: a replaced instance gets new serial FIFOs, so
+        // the link is remade. Echoed inputs, not outputs: they stay known at
+        // preview while an instance is updated in place, and turn unknown
+        // exactly when it is replaced (new root disk or kernel).
+        instanceIds: [
+          args.a.instance.rootDiskId,
+          args.a.instance.kernel,
+          args.b.instance.rootDiskId,
+          args.b.instance.kernel,
+        ],
+        up: undefined,
+      },
+      opts(o),
+      "umlfleet",
+      "SerialLink",
+    );
+  }
+}

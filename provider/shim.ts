@@ -1,0 +1,25 @@
+import type * as pulumi from "@pulumi/pulumi";
+import type { Kind } from "./impl";
+
+type Impl = typeof import("./impl");
+
+/**
+ * The dynamic provider object Pulumi serializes into the state file. It must
+ * stay small and data-only: capturing a module copies it by value into state,
+ * and Maps, #private fields and native functions break when revived
+ * (shared/PULUMI.md). So each method only names its resource kind and loads
+ * the implementation by package name in the provider process; an upgraded
+ * umlfleet then serves old state without a diff. Per-resource data (the state
+ * folder) travels as inputs, never as captures.
+ */
+/* eslint-disable @typescript-eslint/no-unsafe-argument -- Pulumi's ResourceProvider types its properties as any. */
+export function makeProvider(kind: Kind): pulumi.dynamic.ResourceProvider {
+  return {
+    check: (olds, news) => (require("umlfleet/dist/provider/impl") as Impl).check(kind, olds, news),
+    diff: (id, olds, news) => (require("umlfleet/dist/provider/impl") as Impl).diff(kind, id, olds, news),
+    create: (inputs) => (require("umlfleet/dist/provider/impl") as Impl).create(kind, inputs),
+    read: (id, props) => (require("umlfleet/dist/provider/impl") as Impl).read(kind, id, props),
+    update: (id, olds, news) => (require("umlfleet/dist/provider/impl") as Impl).update(kind, id, olds, news),
+    delete: (id, props) => (require("umlfleet/dist/provider/impl") as Impl).remove(kind, id, props),
+  };
+}
