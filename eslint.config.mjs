@@ -1,7 +1,17 @@
 import tseslint from "typescript-eslint";
 
 export default tseslint.config(
-  { ignores: ["dist/", "node_modules/", "**/*.mjs", "vitest.config.ts", "bin/", "bench/results/", "test/**/*.js"] },
+  {
+    ignores: [
+      "dist/",
+      "node_modules/",
+      "**/*.mjs",
+      "vitest.config.ts",
+      "bin/",
+      "bench/results/",
+      "test/**/*.js",
+    ],
+  },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },

@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { InvalidSpecError, UmlfleetError, type FieldProblem } from "../src/errors";
 import { planInstanceChange, type ChangePlan } from "../src/host/change-plan";
+import { buildKernel, type KernelBuild } from "../src/host/kernels";
 import { LocalRuntime } from "../src/host/runtime";
 import { StateDir } from "../src/host/state";
 import type { SpecKind } from "../src/spec";
@@ -36,7 +37,7 @@ const META: Record<Kind, string[]> = {
  * `olds`, so these must be left out when comparing with the new inputs.
  */
 const OUTPUTS: Record<Kind, string[]> = {
-  kernel: ["sha256", "version"],
+  kernel: ["sha256", "version", "builtPath"],
   base: ["imagePath", "imageSha", "sizeBytes"],
   disk: ["path", "sizeBytes", "backingPath", "diskId"],
   network: ["switchDir", "running", "pid"],
@@ -59,7 +60,7 @@ const OUTPUTS: Record<Kind, string[]> = {
 
 /** Deadlines per operation: Pulumi never cancels a dynamic provider. */
 const DEADLINE_MS: Record<Kind, number> = {
-  kernel: 60_000,
+  kernel: 50 * 60_000,
   base: 15 * 60_000,
   disk: 5 * 60_000,
   network: 60_000,
@@ -110,6 +111,7 @@ function withoutUnknowns(v: unknown): unknown {
 }
 
 const SPEC_KIND: Partial<Record<Kind, SpecKind>> = {
+  kernel: "kernel",
   base: "base",
   disk: "disk",
   network: "network",
@@ -142,15 +144,6 @@ export async function check(
     );
     failures.push(...problems.map((p) => toFailure(specKind, p)));
     // Keep defaults out of the inputs: the program's own values are what diff compares.
-  }
-  if (kind === "kernel") {
-    const path = spec.path;
-    if (typeof path !== "string" || !path.startsWith("/")) {
-      failures.push({
-        property: "path",
-        reason: `kernel/path: must be an absolute path (got ${JSON.stringify(path)})`,
-      });
-    }
   }
   return { inputs, failures };
 }
@@ -243,10 +236,10 @@ export async function read(kind: Kind, id: string, props: Props): Promise<{ id?:
   const rt = runtimeFor(p.stateDir);
   const gone = { id: undefined, props: undefined };
   switch (kind) {
-    case "kernel":
-      return existsExecutable(String(p.path))
-        ? { id, props: { ...p, ...(await kernelFacts(String(p.path))) } }
-        : gone;
+    case "kernel": {
+      const path = String(p.builtPath ?? p.path);
+      return existsExecutable(path) ? { id, props: { ...p, ...(await kernelFacts(path)) } } : gone;
+    }
     case "base": {
       const r = rt.images.get(id);
       return r ? { id, props: { ...p, ...baseOuts(r) } } : gone;
@@ -303,7 +296,8 @@ async function apply(kind: Kind, props: Props, olds: Props | undefined): Promise
   const base = { ...props, schemaVersion: OUTPUT_SCHEMA_VERSION };
   switch (kind) {
     case "kernel": {
-      const path = String(spec.path);
+      // A build form is built once per content hash; the path is an output.
+      const path = spec.build ? await buildKernel(spec.build as KernelBuild) : String(spec.path);
       if (!existsExecutable(path)) {
         throw new UmlfleetError(
           "UMLFLEET_NOT_FOUND",
@@ -313,7 +307,7 @@ async function apply(kind: Kind, props: Props, olds: Props | undefined): Promise
           },
         );
       }
-      return { ...base, ...(await kernelFacts(path)) };
+      return { ...base, ...(spec.build ? { builtPath: path } : {}), ...(await kernelFacts(path)) };
     }
     case "base":
       return { ...base, ...baseOuts(await rt.ensureBase(spec as never)) };

@@ -14,20 +14,33 @@ const opts = (o?: pulumi.CustomResourceOptions): pulumi.CustomResourceOptions =>
   ...o,
 });
 
-/** A UML kernel binary. Changing it replaces the instances that boot it. */
-export interface KernelArgs extends HostArgs {
-  /** Default: Debian's /usr/bin/linux.uml. */
-  path?: pulumi.Input<string>;
-}
+/**
+ * A UML kernel: an existing binary (default: Debian's /usr/bin/linux.uml), or
+ * one built from Debian's linux-source-6.1 with the lean profile plus extra
+ * Kconfig lines, cached by content hash. Changing it replaces the instances
+ * that boot it.
+ */
+export type KernelArgs = HostArgs &
+  (
+    | { path?: pulumi.Input<string>; build?: never }
+    | { build: { profile?: "lean"; extraConfig?: pulumi.Input<string>[]; timeoutMs?: number }; path?: never }
+  );
 export class Kernel extends pulumi.dynamic.Resource {
+  /** The kernel binary instances boot (for a build: the cached build's path). */
   declare readonly path: pulumi.Output<string>;
   declare readonly sha256: pulumi.Output<string>;
   declare readonly version: pulumi.Output<string>;
+  declare readonly builtPath: pulumi.Output<string | undefined>;
+  /** What instances boot: the built kernel for a build form, else `path`. */
+  get bootPath(): pulumi.Output<string> {
+    return pulumi.all([this.builtPath, this.path]).apply(([b, p]) => b ?? p);
+  }
   constructor(name: string, args: KernelArgs = {}, o?: pulumi.CustomResourceOptions) {
+    const props = args.build ? { ...args } : { path: "/usr/bin/linux.uml", ...args };
     super(
       makeProvider("kernel"),
       name,
-      { path: "/usr/bin/linux.uml", ...args, sha256: undefined, version: undefined },
+      { ...props, builtPath: undefined, sha256: undefined, version: undefined },
       opts(o),
       "umlfleet",
       "Kernel",
@@ -178,7 +191,7 @@ export class Instance extends pulumi.dynamic.Resource {
       ...rest,
       rootDisk: rootDisk.name,
       rootDiskId: rootDisk.diskId,
-      ...(kernel ? { kernel: kernel.path, kernelSha256: kernel.sha256 } : {}),
+      ...(kernel ? { kernel: kernel.bootPath, kernelSha256: kernel.sha256 } : {}),
       ...(disks
         ? {
             disks: disks.map((d) => ({

@@ -20,4 +20,7 @@ fi
 
 scripts/install-pulumi.sh
 npm run --silent build
+# The serialized provider loads the implementation by package name
+# (require("umlfleet/...")) from the project folder's node_modules.
+ln -sfn .. node_modules/umlfleet
 echo "umlfleet: set-up done"

@@ -2,6 +2,7 @@ export * from "./errors";
 export * from "./spec";
 export { SpecValidator } from "./validation";
 export { LocalRuntime, type LocalRuntimeOptions } from "./host/runtime";
+export { buildKernel, type KernelBuild } from "./host/kernels";
 export type { InstanceStatus } from "./host/instances";
 export type { ChangePlan, ChangeKind, FieldChange } from "./host/change-plan";
 export { planInstanceChange } from "./host/change-plan";

@@ -98,8 +98,16 @@ export interface SerialLinkSpec {
 export type ResolvedInstanceSpec = InstanceSpec &
   Required<Pick<InstanceSpec, "kernel" | "memoryMiB" | "serialLines" | "readiness" | "bootTimeoutMs">>;
 
-export type SpecKind = "base" | "disk" | "network" | "instance" | "serial-link";
+export interface KernelSpec {
+  /** An existing UML kernel binary. */
+  path?: string;
+  /** Or build one: the lean profile plus extra Kconfig lines, cached by content hash. */
+  build?: { profile?: "lean"; extraConfig?: string[]; timeoutMs?: number };
+}
+
+export type SpecKind = "kernel" | "base" | "disk" | "network" | "instance" | "serial-link";
 export interface SpecOf {
+  kernel: KernelSpec;
   base: BaseSpec;
   disk: DiskSpec;
   network: NetworkSpec;

@@ -17,6 +17,7 @@ export function packageRoot(): string {
 
 export const SCHEMA_DIR = join(packageRoot(), "schema");
 const SCHEMA_FILE: Record<SpecKind, string> = {
+  kernel: "kernel.json",
   base: "base.json",
   disk: "disk.json",
   network: "network.json",
@@ -70,8 +71,11 @@ function simplify(errors: ErrorObject[]): FieldProblem[] {
   const out: FieldProblem[] = [];
   const seen = new Set<string>();
   for (const e of errors) {
-    // oneOf/if wrappers only repeat what their branches said.
-    if (e.keyword === "oneOf" || e.keyword === "if" || e.keyword === "allOf") continue;
+    // oneOf/if wrappers only repeat what their branches said, except a oneOf
+    // that failed because several branches matched: that is its own problem.
+    const severalMatched =
+      e.keyword === "oneOf" && Array.isArray((e.params as { passingSchemas?: unknown }).passingSchemas);
+    if ((e.keyword === "oneOf" && !severalMatched) || e.keyword === "if" || e.keyword === "allOf") continue;
     let field = e.instancePath;
     let value: unknown = e.data;
     let message: string;
@@ -91,6 +95,9 @@ function simplify(errors: ErrorObject[]): FieldProblem[] {
         break;
       case "pattern":
         message = described ? `is not allowed: ${described}` : `must match ${String(e.schema)}`;
+        break;
+      case "oneOf":
+        message = "sets more than one of its alternative forms; set exactly one";
         break;
       case "false schema":
         message = "is not allowed for this kind";
@@ -121,6 +128,11 @@ function simplify(errors: ErrorObject[]): FieldProblem[] {
       seen.add(key);
       out.push({ field, value, message });
     }
+  }
+  // A failed validation always names something, even if every error above was a wrapper.
+  if (out.length === 0 && errors.length > 0) {
+    const e = errors[0]!;
+    out.push({ field: e.instancePath, value: e.data, message: e.message ?? e.keyword });
   }
   return out;
 }

@@ -257,6 +257,22 @@ const cases: [string, SpecKind, unknown, string][] = [
   ["instance: bad readiness", "instance", { ...inst, readiness: "ssh" }, "/readiness"],
   ["instance: boot timeout too small", "instance", { ...inst, bootTimeoutMs: 5 }, "/bootTimeoutMs"],
   ["instance: spec is not an object", "instance", "web", ""],
+  ["kernel: neither path nor build", "kernel", {}, "/path"],
+  ["kernel: both path and build", "kernel", { path: "/usr/bin/linux.uml", build: {} }, ""],
+  ["kernel: relative path", "kernel", { path: "linux" }, "/path"],
+  [
+    "kernel: build with a config line that is not Kconfig",
+    "kernel",
+    { build: { extraConfig: ["rm -rf /"] } },
+    "/build/extraConfig/0",
+  ],
+  [
+    "kernel: build with a config line carrying a second line",
+    "kernel",
+    { build: { extraConfig: ["CONFIG_A=y\nCONFIG_B=y"] } },
+    "/build/extraConfig/0",
+  ],
+  ["kernel: build with an unknown profile", "kernel", { build: { profile: "fat" } }, "/build/profile"],
   ["base: unknown source kind", "base", { name: "b", source: { kind: "iso" } }, "/source/kind"],
   ["base: image without path", "base", { name: "b", source: { kind: "image" } }, "/source/path"],
   [
