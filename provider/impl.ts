@@ -9,7 +9,7 @@ import { createHash } from "node:crypto";
 import { accessSync, constants, readFileSync, statSync } from "node:fs";
 import { InvalidSpecError, UmlfleetError, type FieldProblem } from "../src/errors";
 import { planInstanceChange, type ChangePlan } from "../src/host/change-plan";
-import { buildKernel, type KernelBuild } from "../src/host/kernels";
+import { buildKernel } from "../src/host/kernels";
 import { LocalRuntime } from "../src/host/runtime";
 import { StateDir } from "../src/host/state";
 import type { SpecKind } from "../src/spec";
@@ -297,7 +297,7 @@ async function apply(kind: Kind, props: Props, olds: Props | undefined): Promise
   switch (kind) {
     case "kernel": {
       // A build form is built once per content hash; the path is an output.
-      const path = spec.build ? await buildKernel(spec.build as KernelBuild) : String(spec.path);
+      const path = spec.build ? await buildKernel(spec.build) : String(spec.path);
       if (!existsExecutable(path)) {
         throw new UmlfleetError(
           "UMLFLEET_NOT_FOUND",
