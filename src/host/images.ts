@@ -249,6 +249,11 @@ function injectGuestFiles(root: string): void {
   mkdirSync(dir, { recursive: true });
   copyFileSync(BUSYBOX, join(dir, "busybox"));
   chmodSync(join(dir, "busybox"), 0o755);
+  // Applets as a fallback for trees without their own tools (on PATH last).
+  mkdirSync(join(dir, "bin"), { recursive: true });
+  for (const applet of new Set(busyboxApplets().map((a) => a.split("/").pop()!))) {
+    if (applet !== "busybox") symlinkSync("../busybox", join(dir, "bin", applet));
+  }
   copyFileSync(join(guestDir(), "init"), join(root, GUEST_INIT.slice(1)));
   chmodSync(join(root, GUEST_INIT.slice(1)), 0o755);
 }

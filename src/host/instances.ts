@@ -71,6 +71,8 @@ export interface InstanceStatus {
 /** Where the hostfs root sits inside every sandbox; shares are its sub-folders. */
 const HOSTFS_ROOT = "/umlfleet-shares";
 const UMID = "u";
+/** UML has ubd0..ubd15; swap takes the last, so hot-plugged disks never collide with it. */
+const SWAP_UBD_INDEX = 15;
 // Fds of the UML process: 0 /dev/null, 1+2 console log, 3/4 control, 5.. serial pairs.
 const FD_CONTROL_IN = 3;
 
@@ -222,6 +224,28 @@ export class Instances {
     };
   }
 
+  /**
+   * status() plus what only the running guest can tell: uptime, the kernel's
+   * version, and each disk's files as UML's mconsole reports them (`config ubdN`).
+   */
+  async inspect(
+    name: string,
+  ): Promise<
+    InstanceStatus & { uptimeSec?: number; kernelVersion?: string; devices: Record<string, string> }
+  > {
+    const st = this.status(name);
+    const devices: Record<string, string> = {};
+    if (st.state !== "running") return { ...st, devices };
+    const mc = this.mconsole(name);
+    for (const d of st.disks) devices[`ubd${d.index}`] = await mc.send(`config ubd${d.index}`);
+    return {
+      ...st,
+      devices,
+      kernelVersion: await mc.send("version"),
+      uptimeSec: st.startedAtMs ? Math.round((Date.now() - st.startedAtMs) / 1000) : undefined,
+    };
+  }
+
   /** The last `lines` lines of the console log. */
   consoleTail(name: string, lines = 40, fromOffset = 0): string {
     return tailOf(this.state.consoleLog(name), lines, fromOffset);
@@ -302,7 +326,7 @@ export class Instances {
         field: `/disks/${i}/disk`,
       })),
       ...(s.swapDisk
-        ? [{ index: (s.disks?.length ?? 0) + 1, disk: s.swapDisk, readOnly: false, field: "/swapDisk" }]
+        ? [{ index: SWAP_UBD_INDEX, disk: s.swapDisk, readOnly: false, field: "/swapDisk" }]
         : []),
     ];
   }
@@ -448,7 +472,7 @@ export class Instances {
       stdio.push(open(this.fifo(name, `ttyS${line}`, "out"), rw));
       return { line, in: inFd, out: inFd + 1 };
     });
-    const swapIndex = s.swapDisk ? bootDisks[bootDisks.length - 1]!.index : undefined;
+    const swapIndex = s.swapDisk ? SWAP_UBD_INDEX : undefined;
     const uml = umlArgv({
       kernel: s.kernel,
       memoryMiB: s.maxMemoryMiB ?? s.memoryMiB,

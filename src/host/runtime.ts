@@ -94,6 +94,10 @@ export class LocalRuntime {
   instanceStatus(name: string): InstanceStatus {
     return this.instances.status(name);
   }
+  /** Status plus uptime, kernel version and devices, asked of the running guest through mconsole. */
+  inspectInstance(name: string) {
+    return this.instances.inspect(name);
+  }
   startInstance(name: string, opts?: StartOptions) {
     return this.instances.start(name, opts);
   }

@@ -54,7 +54,7 @@ const cases: [string, SpecKind, unknown, string][] = [
   [
     "instance: too many disks",
     "instance",
-    { ...inst, disks: Array.from({ length: 16 }, (_, i) => ({ disk: `d${i}` })) },
+    { ...inst, disks: Array.from({ length: 15 }, (_, i) => ({ disk: `d${i}` })) },
     "/disks",
   ],
   [
