@@ -37,7 +37,7 @@ const META: Record<Kind, string[]> = {
  * `olds`, so these must be left out when comparing with the new inputs.
  */
 const OUTPUTS: Record<Kind, string[]> = {
-  kernel: ["sha256", "version", "builtPath"],
+  kernel: ["sha256", "version", "bootPath"],
   base: ["imagePath", "imageSha", "sizeBytes"],
   disk: ["path", "sizeBytes", "backingPath", "diskId"],
   network: ["switchDir", "running", "pid"],
@@ -237,7 +237,7 @@ export async function read(kind: Kind, id: string, props: Props): Promise<{ id?:
   const gone = { id: undefined, props: undefined };
   switch (kind) {
     case "kernel": {
-      const path = String(p.builtPath ?? p.path);
+      const path = String(p.bootPath ?? p.path);
       return existsExecutable(path) ? { id, props: { ...p, ...(await kernelFacts(path)) } } : gone;
     }
     case "base": {
@@ -307,7 +307,7 @@ async function apply(kind: Kind, props: Props, olds: Props | undefined): Promise
           },
         );
       }
-      return { ...base, ...(spec.build ? { builtPath: path } : {}), ...(await kernelFacts(path)) };
+      return { ...base, bootPath: path, ...(await kernelFacts(path)) };
     }
     case "base":
       return { ...base, ...baseOuts(await rt.ensureBase(spec as never)) };

@@ -30,17 +30,18 @@ export class Kernel extends pulumi.dynamic.Resource {
   declare readonly path: pulumi.Output<string>;
   declare readonly sha256: pulumi.Output<string>;
   declare readonly version: pulumi.Output<string>;
-  declare readonly builtPath: pulumi.Output<string | undefined>;
-  /** What instances boot: the built kernel for a build form, else `path`. */
-  get bootPath(): pulumi.Output<string> {
-    return pulumi.all([this.builtPath, this.path]).apply(([b, p]) => b ?? p);
-  }
+  /**
+   * What instances boot: `path`, or the built kernel for a build form. Always
+   * set: an output missing from state reads as unknown at preview, which
+   * would make every instance booting this kernel preview as replaced.
+   */
+  declare readonly bootPath: pulumi.Output<string>;
   constructor(name: string, args: KernelArgs = {}, o?: pulumi.CustomResourceOptions) {
     const props = args.build ? { ...args } : { path: "/usr/bin/linux.uml", ...args };
     super(
       makeProvider("kernel"),
       name,
-      { ...props, builtPath: undefined, sha256: undefined, version: undefined },
+      { ...props, bootPath: undefined, sha256: undefined, version: undefined },
       opts(o),
       "umlfleet",
       "Kernel",

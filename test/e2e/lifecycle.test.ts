@@ -14,6 +14,7 @@ interface Lab {
   kernelPath?: string;
   baseSizeMiB?: number;
   invalidMac?: string;
+  kernelBuild?: boolean;
 }
 interface Result {
   summary?: Record<string, number>;
@@ -162,8 +163,18 @@ describe.skipIf(!haveCli)("the Pulumi resources, driven by the real pulumi CLI",
     expect((await rt().exec("m0", "ping -c 1 -W 5 10.0.0.2")).output).toContain("1 packets received");
   });
 
+  it("a Kernel built from Debian's source (lean profile, cached) replaces the kernel the instances boot", async () => {
+    const lab: Lab = { size: 2, kernelBuild: true, baseSizeMiB: 40 };
+    ok(pulumi("up", lab));
+    const kernel = rt().instances.get("m0")!.spec.kernel;
+    expect(kernel).toMatch(/kernels\/lean-[0-9a-f]{16}\/linux$/);
+    expect((await rt().exec("m0", "zcat /proc/config.gz | grep VMAP_STACK")).output).toContain("is not set");
+    expect((await rt().exec("m0", "ping -c 1 -W 5 10.0.0.2")).output).toContain("1 packets received");
+    expect(Object.keys(ok(pulumi("preview", lab)).summary!)).toEqual(["same"]);
+  });
+
   it("destroy leaves no process, socket or file of the stack on the host", () => {
-    ok(pulumi("destroy", { size: 2, kernelPath: join(dir, "linux-copy"), baseSizeMiB: 40 }));
+    ok(pulumi("destroy", { size: 2, kernelBuild: true, baseSizeMiB: 40 }));
     expect(processesMentioning(stateDir)).toEqual([]);
     expect(existsSync(stateDir)).toBe(false);
   });
