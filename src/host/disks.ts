@@ -9,7 +9,7 @@ import {
   constants,
 } from "node:fs";
 import { dirname } from "node:path";
-import { UmlfleetError } from "../errors";
+import { refuseIfInUse, UmlfleetError } from "../errors";
 import type { DiskSpec } from "../spec";
 import { createCowFile, cowMismatch, readCowHeader } from "../uml/cow";
 import type { Images } from "./images";
@@ -134,16 +134,7 @@ export class Disks {
   }
 
   remove(name: string, usedBy: string[]): void {
-    if (usedBy.length > 0) {
-      throw new UmlfleetError(
-        "UMLFLEET_IN_USE",
-        `disk ${JSON.stringify(name)} is used by instances ${usedBy.join(", ")}`,
-        {
-          name,
-          usedBy,
-        },
-      );
-    }
+    refuseIfInUse("disk", name, usedBy, "instances");
     rmSync(this.state.diskFile(name), { force: true });
     rmSync(this.state.diskRecord(name), { force: true });
   }

@@ -18,7 +18,7 @@ import {
   constants,
 } from "node:fs";
 import { dirname, join } from "node:path";
-import { UmlfleetError } from "../errors";
+import { refuseIfInUse, UmlfleetError } from "../errors";
 import type { BaseSpec } from "../spec";
 import { GUEST_INIT } from "../uml/argv";
 import { run } from "./process";
@@ -177,16 +177,7 @@ export class Images {
   remove(name: string, usedBy: string[]): void {
     const r = this.get(name);
     if (!r) return;
-    if (usedBy.length > 0) {
-      throw new UmlfleetError(
-        "UMLFLEET_IN_USE",
-        `base ${JSON.stringify(name)} is used by disks ${usedBy.join(", ")}`,
-        {
-          name,
-          usedBy,
-        },
-      );
-    }
+    refuseIfInUse("base", name, usedBy, "disks");
     rmSync(this.state.baseRecord(name), { force: true });
     const shared = this.state.list("bases").some((b) => this.get(b)?.imageSha === r.imageSha);
     if (!shared) rmSync(r.imagePath, { force: true });

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { UmlfleetError } from "../errors";
+import { refuseIfInUse, UmlfleetError } from "../errors";
 import type { NetworkSpec } from "../spec";
 import { identify, isAlive, killGroup, run, signalGroup, waitFor, type ProcessIdentity } from "./process";
 import { readJson, STATE_SCHEMA_VERSION, writeJson, type StateDir } from "./state";
@@ -98,16 +98,7 @@ export class Networks {
   async remove(name: string, usedBy: string[]): Promise<void> {
     const r = this.get(name);
     if (!r) return;
-    if (usedBy.length > 0) {
-      throw new UmlfleetError(
-        "UMLFLEET_IN_USE",
-        `network ${JSON.stringify(name)} is used by instances ${usedBy.join(", ")}`,
-        {
-          name,
-          usedBy,
-        },
-      );
-    }
+    refuseIfInUse("network", name, usedBy, "instances");
     await this.stopSwitch(r);
     rmSync(r.switchDir, { recursive: true, force: true });
     rmSync(this.state.networkRecord(name), { force: true });
