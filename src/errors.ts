@@ -90,10 +90,14 @@ export class BootError extends UmlfleetError {
 /** Throw UMLFLEET_IN_USE when `usedBy` is not empty: removing `what` would pull it from under them. */
 export function refuseIfInUse(what: string, name: string, usedBy: readonly string[], users: string): void {
   if (usedBy.length === 0) return;
-  throw new UmlfleetError("UMLFLEET_IN_USE", `${what} ${JSON.stringify(name)} is used by ${users} ${usedBy.join(", ")}`, {
-    name,
-    usedBy,
-  });
+  throw new UmlfleetError(
+    "UMLFLEET_IN_USE",
+    `${what} ${JSON.stringify(name)} is used by ${users} ${usedBy.join(", ")}`,
+    {
+      name,
+      usedBy,
+    },
+  );
 }
 
 /** Render a value for an error message: short, quoted, never multi-line. */

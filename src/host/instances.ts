@@ -32,7 +32,16 @@ import { planInstanceChange, type ChangePlan } from "./change-plan";
 import type { Disks } from "./disks";
 import { execOverChannel, type ExecResult } from "./guest-channel";
 import type { Networks } from "./networks";
-import { identify, isAlive, killGroup, run, signalGroup, waitFor, type ProcessIdentity } from "./process";
+import {
+  identify,
+  isAlive,
+  killAllNaming,
+  killGroup,
+  run,
+  signalGroup,
+  waitFor,
+  type ProcessIdentity,
+} from "./process";
 import { kernelLibraries, SANDBOX_BIN, sandboxArgv } from "./sandbox";
 import { readJson, STATE_SCHEMA_VERSION, withLock, writeJson, type StateDir } from "./state";
 
@@ -448,6 +457,8 @@ export class Instances {
     for (const n of nics) if (!this.networks.isRunning(n.rec)) await this.networks.ensure(n.rec.spec);
 
     const vm = this.state.vmDir(name);
+    // Leftovers of a guest that died uncleanly would hold its disks' locks.
+    await killAllNaming(vm);
     rmSync(vm, { recursive: true, force: true });
     mkdirSync(join(vm, "uml"), { recursive: true, mode: 0o700 });
     const bootDisks = disks.map((d) => this.bootDisk(vm, d));
@@ -562,6 +573,7 @@ export class Instances {
       timedOut: outcome === undefined,
     };
     if (proc) await killGroup(proc);
+    await killAllNaming(vm);
     this.cleanRuntimeFiles(name);
     const consoleTail = this.consoleTail(name, 40, consoleOffset);
     if (!firstBoot)
@@ -607,6 +619,9 @@ export class Instances {
       if (!down && signalGroup(p, "SIGTERM")) down = !!(await gone(budget * 0.1));
       if (!down) await killGroup(p);
     }
+    // Whatever is left of this guest (helpers orphaned when its main UML
+    // process died alone keep its disks locked): every process naming vm/.
+    await killAllNaming(this.state.vmDir(name));
     this.cleanRuntimeFiles(name);
     if (existsSync(this.state.instanceRecord(name))) {
       writeJson(this.state.instanceRecord(name), { ...r, process: undefined, startedAtMs: undefined });

@@ -1,5 +1,5 @@
 import { spawn, type StdioOptions } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { UmlfleetError } from "../errors";
 
 export interface RunOptions {
@@ -168,6 +168,47 @@ export async function waitFor<T>(
 export async function killGroup(p: ProcessIdentity, timeoutMs = 10_000): Promise<void> {
   signalGroup(p, "SIGKILL");
   await waitFor(() => !isAlive(p), timeoutMs, 10);
+}
+
+/**
+ * Pids of the processes with an argument equal to `path` or below it. An
+ * instance's processes all name its vm/ folder: the sandbox (bwrap) and every
+ * linux.uml process. linux.uml calls setsid(), so a process group does not
+ * hold them all; this does.
+ */
+export function processesNaming(path: string): number[] {
+  const pids: number[] = [];
+  let entries: string[] = [];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return pids;
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
+    let args: string[];
+    try {
+      args = readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0");
+    } catch {
+      continue; // exited meanwhile
+    }
+    if (args.some((a) => a === path || a.includes(`${path}/`))) pids.push(Number(e));
+  }
+  return pids;
+}
+
+/** SIGKILL every process naming `path` and wait until none is left (default 10 s). */
+export async function killAllNaming(path: string, timeoutMs = 10_000): Promise<number[]> {
+  const killed = processesNaming(path);
+  for (const pid of killed) {
+    try {
+      process.kill(pid, "SIGKILL");
+    } catch {
+      /* already gone */
+    }
+  }
+  await waitFor(() => processesNaming(path).every((pid) => processStartTicks(pid) === null), timeoutMs, 10);
+  return killed;
 }
 
 /** Children spawned detached: stdio descriptors for `spawn`. */

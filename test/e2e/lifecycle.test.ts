@@ -105,8 +105,14 @@ describe.skipIf(!haveCli)("the Pulumi resources, driven by the real pulumi CLI",
   it("kill -9 of a guest: refresh shows the drift, up brings it back with its data", async () => {
     const lab: Lab = { size: 2, memoryMiB: 96, extraNic: true, extraDisk: true };
     await rt().exec("m1", "echo written-before-kill > /root/proof && sync");
-    const pid = rt().instanceStatus("m1").pid!;
-    process.kill(-pid, "SIGKILL");
+    // The guest's own linux.uml process (the oldest one naming its folder), not our sandbox.
+    const umlPid = Number(
+      execFileSync("pgrep", ["-o", "-f", `^/usr/bin/linux.uml .*uml_dir=${stateDir}/instances/m1/`], {
+        encoding: "utf8",
+      }).trim(),
+    );
+    expect(umlPid).toBeGreaterThan(0);
+    process.kill(umlPid, "SIGKILL");
     const refreshed = ok(pulumi("refresh", lab));
     expect(refreshed.summary).toMatchObject({ update: 1 });
     const dep = ok(pulumi("export", lab)).deployment!;

@@ -40,4 +40,19 @@ describe("re-adopting instances from the state folder", () => {
     await host.rt.startInstance("a");
     expect(host.rt.instanceStatus("a").state).toBe("running");
   });
+
+  it("kill -9 of the guest's main UML process alone: stopped, leftovers reaped, restarts with its data", async () => {
+    await host.sh("a", "echo before-kill > /root/proof && sync");
+    // linux.uml calls setsid(): its helpers outlive the main process unless reaped.
+    const main = Number(
+      execFileSync("pgrep", ["-o", "-f", `^/usr/bin/linux.uml .*uml_dir=${host.stateDir}/instances/a/`], {
+        encoding: "utf8",
+      }).trim(),
+    );
+    process.kill(main, "SIGKILL");
+    await new Promise((r) => setTimeout(r, 500));
+    expect(host.rt.instanceStatus("a").state).toBe("stopped");
+    await host.rt.startInstance("a");
+    expect(await host.sh("a", "cat /root/proof")).toContain("before-kill");
+  });
 });
