@@ -18,7 +18,8 @@ async function main(): Promise<void> {
   const onOutput = (s: string) => process.stdout.write(s);
   switch (action) {
     case "up": {
-      const r = await stack.up({ onOutput });
+      // Pulumi's default parallelism (4 x CPUs) would boot a larger fleet in waves.
+      const r = await stack.up({ onOutput, parallel: 64 });
       console.log(JSON.stringify(r.outputs.instances?.value, null, 2));
       break;
     }

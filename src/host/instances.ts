@@ -381,7 +381,8 @@ export class Instances {
       .flatMap((n) => [`${n}.in`, `${n}.out`])
       .map((f) => join(dir, f))
       .filter((f) => !existsSync(f));
-    if (missing.length > 0) await run("mkfifo", ["-m", "600", ...missing], { timeoutMs: 10_000 });
+    // Node has no mkfifo(3); the coreutils tool runs once per instance (generous deadline: under load it starves).
+    if (missing.length > 0) await run("mkfifo", ["-m", "600", ...missing], { timeoutMs: 60_000 });
   }
 
   /** Hard-link a disk file into the sandbox-visible vm/ folder (same inode, so no copy). */
@@ -544,12 +545,16 @@ export class Instances {
 
     const timeoutMs = opts.timeoutMs ?? s.bootTimeoutMs;
     const mconsole = this.mconsole(name, 1_000);
+    const log = new LogFollower(consoleLog, consoleOffset);
+    let tick = 0;
     const outcome = await waitFor<"ready" | "exited" | "panic">(
       async () => {
-        const text = readFrom(consoleLog, consoleOffset);
+        const text = log.poll();
         if (/Kernel panic/.test(text)) return "panic";
         if (exited || (proc && !isAlive(proc)) || !proc) return "exited";
         if (s.readiness === "marker") return text.includes(READY_MARKER) ? "ready" : undefined;
+        // mconsole readiness costs a process per try: ask every 10th tick.
+        if (tick++ % 10 !== 0) return undefined;
         return mconsole.send("version").then(
           () => "ready" as const,
           () => undefined,
@@ -731,6 +736,39 @@ export class Instances {
 
 export function nicMac(instance: string, index: number, nic: NicSpec): string {
   return nic.mac ?? deterministicMac(instance, index, nic.network);
+}
+
+/**
+ * Reads only what was appended to a log since the last poll, keeping a short
+ * tail of the previous read so a marker split across two reads is still seen.
+ */
+class LogFollower {
+  private carry = "";
+  constructor(
+    private readonly file: string,
+    private pos: number,
+  ) {}
+
+  poll(): string {
+    let fd: number;
+    try {
+      fd = openSync(this.file, constants.O_RDONLY);
+    } catch {
+      return this.carry;
+    }
+    try {
+      const size = statSync(this.file).size;
+      if (size <= this.pos) return this.carry;
+      const buf = Buffer.alloc(size - this.pos);
+      readSync(fd, buf, 0, buf.length, this.pos);
+      this.pos = size;
+      const text = this.carry + buf.toString("utf8");
+      this.carry = text.slice(-256);
+      return text;
+    } finally {
+      closeSync(fd);
+    }
+  }
 }
 
 function readFrom(file: string, offset: number, maxBytes = 1 << 20): string {

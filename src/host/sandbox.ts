@@ -114,7 +114,10 @@ export function kernelLibraries(kernel: string, cache: Map<string, string[]>): s
     libs.add(helper);
     for (const lib of lddOf(helper)) libs.add(lib);
   }
-  return [...libs];
+  // Cached per kernel binary: ldd is three blocking process runs (~60-100 ms).
+  const list = [...libs].sort();
+  cache.set(key, list);
+  return list;
 }
 
 function lddOf(file: string): string[] {
