@@ -82,7 +82,7 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
       .join("; ")}; at end ${res.loadavg.end ?? "?"}.`,
   );
   L.push(
-    "- **Shared and noisy**: another engineer's tsc/vitest/e2e runs (which boot UML guests too) shared these 2 cores during the run. Treat single numbers as ±30 %.",
+    "- **Shared and noisy**: this is a shared 2-core machine; the load averages above show what else ran. Treat single numbers as ±30 %; the ratios, measured round by round, are steadier.",
   );
   L.push("");
   L.push("## Targets");
