@@ -29,8 +29,9 @@ export class LocalRuntime {
   readonly links: SerialLinks;
 
   constructor(opts: LocalRuntimeOptions = {}, validator = new SpecValidator()) {
+    // Opening a state folder creates nothing: each writer makes the folder it
+    // writes to, and the folder goes with its last resource.
     this.state = new StateDir(opts.stateDir ?? StateDir.defaultRoot());
-    this.state.ensure();
     this.validator = validator;
     this.images = new Images(this.state);
     this.disks = new Disks(this.state, this.images);

@@ -58,12 +58,6 @@ export class StateDir {
   linkRecord = (name: string) => join(this.root, "links", `${name}.json`);
   lockDir = (key: string) => join(this.root, "locks", key.replace(/\//g, "_"));
 
-  ensure(): void {
-    for (const d of ["images", "bases", "disks", "networks", "switches", "instances", "links", "locks"]) {
-      mkdirSync(join(this.root, d), { recursive: true, mode: 0o700 });
-    }
-  }
-
   /**
    * Remove the state folder when nothing is left in it (after the last
    * resource is removed), so destroying everything leaves the host as it was.
@@ -115,7 +109,7 @@ export function readJson<T>(file: string): T | undefined {
 
 /** Write a file atomically: temp file in the same folder, fsync, rename. */
 export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o600): void {
-  mkdirSync(dirname(file), { recursive: true });
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   const fd = openSync(tmp, "wx", mode);
   try {

@@ -13,35 +13,27 @@ describe("serial link between two guests", () => {
   });
   afterAll(() => host.destroy());
 
-  it("carries a line of text from one guest's ttyS1 to the other's", async () => {
-    await host.sh("b", "cat /dev/ttyS1 > /tmp/got 2>&1 &");
-    await host.sh("a", "echo hello-over-serial > /dev/ttyS1");
-    const got = await host.sh(
-      "b",
-      "for i in 1 2 3 4 5 6 7 8 9 10; do grep -q hello /tmp/got && break; sleep 0.5; done; cat /tmp/got",
+  /** Listen on ttyS1 in `to`, write `text` to ttyS1 in `from`, return what `to` received. */
+  const send = async (from: string, to: string, text: string, file: string) => {
+    await host.sh(to, `cat /dev/ttyS1 > ${file} 2>&1 &`);
+    await host.sh(from, `echo ${text} > /dev/ttyS1`);
+    return host.sh(
+      to,
+      `for i in 1 2 3 4 5 6 7 8 9 10; do grep -q ${text} ${file} && break; sleep 0.5; done; cat ${file}`,
     );
-    expect(got).toContain("hello-over-serial");
+  };
+
+  it("carries a line of text from one guest's ttyS1 to the other's", async () => {
+    expect(await send("a", "b", "hello-over-serial", "/tmp/got")).toContain("hello-over-serial");
   });
 
   it("carries text the other way too", async () => {
-    await host.sh("a", "cat /dev/ttyS1 > /tmp/got 2>&1 &");
-    await host.sh("b", "echo reply-from-b > /dev/ttyS1");
-    const got = await host.sh(
-      "a",
-      "for i in 1 2 3 4 5 6 7 8 9 10; do grep -q reply /tmp/got && break; sleep 0.5; done; cat /tmp/got",
-    );
-    expect(got).toContain("reply-from-b");
+    expect(await send("b", "a", "reply-from-b", "/tmp/got")).toContain("reply-from-b");
   });
 
   it("survives a restart of one end", async () => {
     await host.rt.restartInstance("b");
-    await host.sh("b", "cat /dev/ttyS1 > /tmp/got2 2>&1 &");
-    await host.sh("a", "echo after-restart > /dev/ttyS1");
-    const got = await host.sh(
-      "b",
-      "for i in 1 2 3 4 5 6 7 8 9 10; do grep -q after /tmp/got2 && break; sleep 0.5; done; cat /tmp/got2",
-    );
-    expect(got).toContain("after-restart");
+    expect(await send("a", "b", "after-restart", "/tmp/got2")).toContain("after-restart");
   });
 
   it("refuses a second link on a line already joined, naming the field", async () => {
