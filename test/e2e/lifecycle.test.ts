@@ -182,7 +182,9 @@ describe.skipIf(!haveCli)("the Pulumi resources, driven by the real pulumi CLI",
   it("destroy leaves no process, socket or file of the stack on the host", () => {
     ok(pulumi("destroy", { size: 2, kernelBuild: true, baseSizeMiB: 40 }));
     expect(processesMentioning(stateDir)).toEqual([]);
-    const left = existsSync(stateDir) ? execFileSync("find", [stateDir], { encoding: "utf8" }).trim().split("\n") : [];
+    const left = existsSync(stateDir)
+      ? execFileSync("find", [stateDir], { encoding: "utf8" }).trim().split("\n")
+      : [];
     expect(left).toEqual([]);
   });
 });
