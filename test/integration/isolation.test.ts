@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TestHost } from "../helpers/runtime";
 
@@ -101,6 +102,23 @@ describe("guest isolation and host shares", () => {
     expect(view).not.toMatch(/\bb\b\n/);
     expect(view).not.toContain("console.log");
     expect(view).not.toContain("instance.json");
+  });
+
+  it("the UML process runs without capabilities, with no-new-privs, in its own namespaces", () => {
+    const pid = Number(
+      execFileSync("pgrep", ["-o", "-f", `^/usr/bin/linux.uml .*uml_dir=${host.stateDir}/instances/a/`], {
+        encoding: "utf8",
+      }).trim(),
+    );
+    const ns = (p: number | "self", kind: string) => readlinkSync(`/proc/${p}/ns/${kind}`);
+    for (const kind of ["user", "mnt", "pid", "ipc", "uts"])
+      expect(ns(pid, kind), kind).not.toBe(ns("self", kind));
+    // Shared on purpose: uml_mconsole's replies need it (docs/security.md).
+    expect(ns(pid, "net")).toBe(ns("self", "net"));
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    expect(status).toMatch(/^CapEff:\s+0+$/m);
+    expect(status).toMatch(/^CapBnd:\s+0+$/m);
+    expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
   });
 
   it("the host's /etc/hostname stays out of reach", async () => {
