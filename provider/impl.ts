@@ -28,7 +28,7 @@ const META: Record<Kind, string[]> = {
   base: ["stateDir"],
   disk: ["stateDir", "baseImageSha"],
   network: ["stateDir"],
-  instance: ["stateDir", "kernelSha256", "rootDiskId"],
+  instance: ["stateDir", "kernelSha256", "rootDiskId", "change"],
   "serial-link": ["stateDir", "instanceIds"],
 };
 
@@ -128,7 +128,7 @@ export interface CheckFailure {
 
 export async function check(
   kind: Kind,
-  _olds: Props,
+  olds: Props,
   news: Props,
 ): Promise<{ inputs: Props; failures: CheckFailure[] }> {
   const inputs = clean(news);
@@ -144,6 +144,20 @@ export async function check(
     );
     failures.push(...problems.map((p) => toFailure(specKind, p)));
     // Keep defaults out of the inputs: the program's own values are what diff compares.
+  }
+  if (kind === "instance" && failures.length === 0) {
+    // Pulumi's dynamic-provider host passes the engine no detailed diff, so a
+    // preview cannot say live or restart by itself. The change plan goes into
+    // an input of its own, which diff ignores: `pulumi preview --diff` shows
+    // e.g. `change: "live: memoryMiB live, nics live"`, and the next no-change
+    // run, where it is gone, stays `same`.
+    const before = specOf(kind, clean(olds));
+    if (Object.keys(before).length > 0 && !isUnknown(spec)) {
+      const plan = planInstanceChange(before as never, spec as never);
+      if (plan.kind !== "none") {
+        inputs.change = `${plan.kind}: ${plan.changes.map((c) => `${c.field.slice(1)} ${c.kind}`).join(", ")}`;
+      }
+    }
   }
   return { inputs, failures };
 }

@@ -93,6 +93,8 @@ describe.skipIf(!haveCli)("the Pulumi resources, driven by the real pulumi CLI",
     const p = ok(pulumi("preview", next));
     expect(p.summary).toMatchObject({ update: 1 });
     expect(p.summary!.replace ?? 0).toBe(0);
+    // The preview says how: live, field by field.
+    expect(p.stdout).toMatch(/change\s+: "live: memoryMiB live, nics live, disks live"/);
     ok(pulumi("up", next));
     expect(rt().instanceStatus("m0").bootCount).toBe(bootCount);
     expect(await uptime("m0")).toBeGreaterThan(before);
