@@ -419,10 +419,14 @@ async function withDeadline<T>(kind: Kind, op: string, fn: () => Promise<T>): Pr
         timer = setTimeout(
           () =>
             reject(
-              new UmlfleetError("UMLFLEET_LOCK_TIMEOUT", `${kind} ${op} did not finish within ${ms} ms`, {
-                kind,
-                op,
-              }),
+              new UmlfleetError(
+                "UMLFLEET_OPERATION_TIMEOUT",
+                `${kind} ${op} did not finish within ${ms} ms`,
+                {
+                  kind,
+                  op,
+                },
+              ),
             ),
           ms,
         );

@@ -15,14 +15,13 @@ export const ERROR_CODES = {
   UMLFLEET_MCONSOLE_TIMEOUT: "An mconsole call got no answer before its deadline.",
   UMLFLEET_MCONSOLE_ERROR: "The guest's mconsole answered with an error.",
   UMLFLEET_NOT_RUNNING: "The instance is not running.",
-  UMLFLEET_ALREADY_RUNNING: "The instance is already running.",
   UMLFLEET_EXEC_TIMEOUT: "A command in the guest did not finish before its deadline.",
   UMLFLEET_COMMAND_FAILED: "A host tool (mke2fs, vde_switch, bwrap, ...) failed.",
   UMLFLEET_SWITCH_FAILED: "The virtual switch did not start.",
   UMLFLEET_LOCK_TIMEOUT: "Another operation held the resource's lock past the deadline.",
+  UMLFLEET_OPERATION_TIMEOUT: "A provider operation did not finish before its own deadline.",
   UMLFLEET_RESTART_REQUIRED: "The change cannot be applied to a running guest.",
   UMLFLEET_STATE_CORRUPT: "A state file could not be read.",
-  UMLFLEET_AGENT_UNAUTHORIZED: "The agent refused a call without a valid token.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -13,7 +13,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { BootError, UmlfleetError } from "../errors";
-import type { InstanceSpec, NicSpec, SpecOf } from "../spec";
+import type { NicSpec, SpecOf } from "../spec";
 import {
   nicArg,
   nicDevice,
@@ -797,5 +797,3 @@ function tailOf(file: string, lines: number, fromOffset: number): string {
     .join("\n")
     .trimEnd();
 }
-
-export type { InstanceSpec };

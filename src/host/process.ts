@@ -1,4 +1,4 @@
-import { spawn, type StdioOptions } from "node:child_process";
+import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { UmlfleetError } from "../errors";
 
@@ -210,6 +210,3 @@ export async function killAllNaming(path: string, timeoutMs = 10_000): Promise<n
   await waitFor(() => processesNaming(path).every((pid) => processStartTicks(pid) === null), timeoutMs, 10);
   return killed;
 }
-
-/** Children spawned detached: stdio descriptors for `spawn`. */
-export type Stdio = StdioOptions;

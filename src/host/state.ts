@@ -146,7 +146,7 @@ export async function withLock<T>(
     try {
       mkdirSync(dirname(dir), { recursive: true, mode: 0o700 });
       mkdirSync(dir);
-      writeJson(ownerFile, { ...me, token: lockToken });
+      writeJson(ownerFile, me);
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
@@ -172,9 +172,6 @@ export async function withLock<T>(
     rmSync(dir, { recursive: true, force: true });
   }
 }
-
-// Locks are per process; within one process, callers serialize through the folder too.
-const lockToken = `${process.pid}-${Date.now()}`;
 
 function readJsonQuiet<T>(file: string): T | undefined {
   try {
