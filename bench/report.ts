@@ -265,7 +265,7 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
     L.push("## Per-boot host work, timed directly");
     L.push("");
     L.push(
-      `\`kernelLibraries(kernel, cache)\` (src/host/sandbox.ts), which \`Instances.boot()\` calls on every boot with its per-runtime cache: ` +
+      `\`kernelFiles(kernel, cache)\` (src/host/sandbox.ts), which \`Instances.boot()\` calls on every boot with its per-runtime cache: ` +
         `${res.micro.kernelLibrariesMs.map((x) => `${x.toFixed(0)} ms`).join(", ")} for five calls with one shared cache; the cache held ${res.micro.cacheEntriesAfter} entries afterwards. ` +
         "It runs `ldd` three times with `execFileSync`, which blocks the event loop of the process (in Pulumi: the one provider process serving every create).",
     );

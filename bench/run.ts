@@ -21,7 +21,7 @@ import {
 import { cpus, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { LocalRuntime } from "../src/host/runtime";
-import { kernelLibraries } from "../src/host/sandbox";
+import { kernelFiles, type Bind } from "../src/host/sandbox";
 import type { FleetCfg, FleetResult } from "./fleet-program";
 import {
   envInt,
@@ -264,12 +264,12 @@ async function benchDisk() {
 // ---- per-boot host work, timed directly -------------------------------------------------
 
 async function benchMicro() {
-  // Instances.boot() calls kernelLibraries(kernel, this.libCache) on every boot (src/host/instances.ts).
-  const cache = new Map<string, string[]>();
+  // Instances.boot() calls kernelFiles(kernel, this.kernelFileCache) on every boot (src/host/instances.ts).
+  const cache = new Map<string, Bind[]>();
   const times: number[] = [];
   for (let i = 0; i < 5; i++) {
     const t0 = performance.now();
-    kernelLibraries(res.leanKernel, cache);
+    kernelFiles(res.leanKernel, cache);
     times.push(performance.now() - t0);
   }
   res.micro = { kernelLibrariesMs: times, cacheEntriesAfter: cache.size };

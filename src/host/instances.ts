@@ -42,7 +42,7 @@ import {
   waitFor,
   type ProcessIdentity,
 } from "./process";
-import { kernelLibraries, SANDBOX_BIN, sandboxArgv } from "./sandbox";
+import { kernelFiles, SANDBOX_BIN, sandboxArgv, type Bind } from "./sandbox";
 import { readJson, STATE_SCHEMA_VERSION, withLock, writeJson, type StateDir } from "./state";
 
 type Spec = SpecOf["instance"];
@@ -95,7 +95,7 @@ export interface StopOptions {
 
 /** UML instances: boot detached in a sandbox, re-adopt, stop, hot-plug, exec. */
 export class Instances {
-  private readonly libCache = new Map<string, string[]>();
+  private readonly kernelFileCache = new Map<string, Bind[]>();
   private readonly versionCache = new Map<string, string>();
 
   constructor(
@@ -517,7 +517,7 @@ export class Instances {
         })),
         hostfsRoot: HOSTFS_ROOT,
       },
-      kernelLibraries(s.kernel, this.libCache),
+      kernelFiles(s.kernel, this.kernelFileCache),
     );
     const argv = [SANDBOX_BIN, ...sandbox, ...uml];
 

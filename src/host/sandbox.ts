@@ -32,7 +32,13 @@ export interface SandboxPlan {
 
 export const SANDBOX_BIN = "/usr/bin/bwrap";
 
-export function sandboxArgv(plan: SandboxPlan, libraries: string[]): string[] {
+/** A host path bound read-only into the sandbox at `sandbox`. */
+export interface Bind {
+  host: string;
+  sandbox: string;
+}
+
+export function sandboxArgv(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
   const ro = (p: string) => ["--ro-bind", p, p];
   const args = [
     "--unshare-all",
@@ -58,8 +64,7 @@ export function sandboxArgv(plan: SandboxPlan, libraries: string[]): string[] {
     "--tmpfs",
     "/tmp",
     ...ro(plan.kernel),
-    ...libraries.flatMap(ro),
-    ...vdePlugins().flatMap((p) => ["--ro-bind", p.host, p.sandbox]),
+    ...kernelFiles.flatMap((b) => ["--ro-bind", b.host, b.sandbox]),
     "--bind",
     plan.vmDir,
     plan.vmDir,
@@ -85,7 +90,7 @@ export function sandboxArgv(plan: SandboxPlan, libraries: string[]): string[] {
  */
 const NIC_HELPERS = ["/usr/bin/vde_plug"];
 
-export function vdePlugins(): { host: string; sandbox: string }[] {
+function vdePlugins(): Bind[] {
   for (const root of ["/usr/lib", "/lib"]) {
     if (!existsSync(root)) continue;
     for (const arch of readdirSync(root)) {
@@ -98,24 +103,26 @@ export function vdePlugins(): { host: string; sandbox: string }[] {
 }
 
 /**
- * The shared libraries a kernel binary and the vdeplug plugin load (from
- * ldd), symlinks and their targets alike.
+ * What a kernel binary needs in its sandbox, read-only: its shared libraries,
+ * the vdeplug plugin folder, vde_plug, and their libraries (from ldd, symlinks
+ * and their targets alike). Cached per kernel binary: ldd is three blocking
+ * process runs (~60-100 ms) and the plugin lookup scans /usr/lib.
  */
-export function kernelLibraries(kernel: string, cache: Map<string, string[]>): string[] {
+export function kernelFiles(kernel: string, cache: Map<string, Bind[]>): Bind[] {
   const st = statSync(kernel);
   const key = `${kernel}\0${st.mtimeMs}\0${st.size}`;
   const hit = cache.get(key);
   if (hit) return hit;
+  const plugins = vdePlugins();
   const libs = new Set<string>();
-  for (const file of [kernel, ...vdePlugins().map((p) => join(p.host, "libvdeplug_vde.so"))]) {
+  for (const file of [kernel, ...plugins.map((p) => join(p.host, "libvdeplug_vde.so"))]) {
     for (const lib of lddOf(file)) libs.add(lib);
   }
   for (const helper of NIC_HELPERS.filter((f) => existsSync(f))) {
     libs.add(helper);
     for (const lib of lddOf(helper)) libs.add(lib);
   }
-  // Cached per kernel binary: ldd is three blocking process runs (~60-100 ms).
-  const list = [...libs].sort();
+  const list = [...[...libs].sort().map((path) => ({ host: path, sandbox: path })), ...plugins];
   cache.set(key, list);
   return list;
 }

@@ -86,7 +86,10 @@ describe("sandbox argv", () => {
         ],
         hostfsRoot: "/umlfleet-shares",
       },
-      ["/lib/x86_64-linux-gnu/libc.so.6"],
+      [
+        { host: "/lib/x86_64-linux-gnu/libc.so.6", sandbox: "/lib/x86_64-linux-gnu/libc.so.6" },
+        { host: "/usr/lib/x86_64-linux-gnu/vdeplug", sandbox: "/lib/x86_64-linux-gnu/vdeplug" },
+      ],
     );
     const joined = a.join(" ");
     expect(joined).toContain("--unshare-all");
@@ -96,6 +99,7 @@ describe("sandbox argv", () => {
     expect(joined).toContain("--bind /srv/out /umlfleet-shares/out");
     expect(joined).toContain("--ro-bind /s/images/x.img /s/images/x.img");
     expect(joined).toContain("--bind /s/i/a/vm /s/i/a/vm");
+    expect(joined).toContain("--ro-bind /usr/lib/x86_64-linux-gnu/vdeplug /lib/x86_64-linux-gnu/vdeplug");
     expect(joined).not.toMatch(/--(ro-)?bind \/etc|--bind \/ |--ro-bind \/usr \/usr/);
     expect(a[a.length - 1]).toBe("--");
   });
