@@ -1,6 +1,7 @@
 /** Small helpers for the benchmarks: statistics, process groups, Pss, environment knobs. */
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -80,6 +81,8 @@ export function groupMembers(pgid: number): number[] {
 
 export interface GroupMemory {
   procs: number;
+  /** Distinct address spaces among them (UML helpers share linux.uml's): each counted once. */
+  addressSpaces: number;
   /** Sums over the group, bytes. */
   pss: number;
   pssAnon: number;
@@ -115,17 +118,31 @@ export function guestProcesses(root: number): number[] {
   return [...out];
 }
 
-/** Sum /proc/<pid>/smaps_rollup over every process of a guest (see guestProcesses). */
+/**
+ * Sum /proc/<pid>/smaps_rollup over every address space of a guest (see guestProcesses).
+ * linux.uml's helper processes are clone(CLONE_VM) children: they share its address space, and
+ * each one's smaps_rollup reports that same address space in full. Summing per process would count
+ * the guest's RAM once per helper (three times for UML). Processes are therefore grouped by the
+ * text of /proc/<pid>/maps, identical exactly when the address space is shared (checked against
+ * kcmp(KCMP_VM) on this machine: bench/NOTES.md), and each address space is counted once.
+ */
 export function groupMemory(root: number): GroupMemory {
-  const m: GroupMemory = { procs: 0, pss: 0, pssAnon: 0, pssFile: 0, pssShmem: 0, rss: 0 };
+  const m: GroupMemory = { procs: 0, addressSpaces: 0, pss: 0, pssAnon: 0, pssFile: 0, pssShmem: 0, rss: 0 };
+  const seen = new Set<string>();
   for (const p of guestProcesses(root)) {
     let text: string;
+    let maps: string;
     try {
+      maps = readFileSync(`/proc/${p}/maps`, "utf8");
       text = readFileSync(`/proc/${p}/smaps_rollup`, "utf8");
     } catch {
       continue;
     }
     m.procs++;
+    const space = createHash("sha256").update(maps).digest("hex");
+    if (seen.has(space)) continue;
+    seen.add(space);
+    m.addressSpaces++;
     const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0) * 1024;
     m.pss += kb("Pss");
     m.pssAnon += kb("Pss_Anon");

@@ -9,13 +9,15 @@ const pf = (ok: boolean | undefined) => (ok === undefined ? "not measured" : ok 
 const ms = (s?: Stats) => (s ? `${fmtS(s.median)} / ${fmtS(s.p90)}` : "n/a");
 
 function memRow(label: string, g: MemGuest[] | undefined): string {
-  if (!g?.length) return `| ${label} | n/a | | | | | |`;
+  if (!g?.length) return `| ${label} | n/a | | | | | | |`;
   const pss = stats(g.map((x) => x.pss))!;
   const shm = stats(g.map((x) => x.pssShmem))!;
   const anon = stats(g.map((x) => x.pssAnon))!;
   const file = stats(g.map((x) => x.pssFile))!;
   const procs = stats(g.map((x) => x.procs))!;
-  return `| ${label} | ${g.length} | ${fmtMiB(pss.median)} (max ${fmtMiB(pss.max)}) | ${fmtMiB(shm.median)} | ${fmtMiB(anon.median)} | ${fmtMiB(file.median)} | ${procs.median} |`;
+  // Results from before address spaces were told apart have no addressSpaces: show "?".
+  const spaces = g.every((x) => x.addressSpaces !== undefined) ? stats(g.map((x) => x.addressSpaces!))!.median : "?";
+  return `| ${label} | ${g.length} | ${fmtMiB(pss.median)} (max ${fmtMiB(pss.max)}) | ${fmtMiB(shm.median)} | ${fmtMiB(anon.median)} | ${fmtMiB(file.median)} | ${procs.median} | ${spaces} |`;
 }
 
 export function writeReport(res: Results, docPath: string, notesPath: string): void {
@@ -217,19 +219,22 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
   L.push("## 4. Host memory per idle 64 MiB guest");
   L.push("");
   L.push(
-    `After the guests were ready and idle for ${k.BENCH_IDLE_S} s, the Pss of every process in each guest's process group was summed ` +
-      "(`/proc/<pid>/smaps_rollup`): for a runtime guest that is bubblewrap's processes, linux.uml and its helper children (UML's guest " +
-      "processes are host processes); for a shell guest, linux.uml and its children. Guest RAM is a file on a tmpfs " +
+    `After the guests were ready and idle for ${k.BENCH_IDLE_S} s, the Pss of every address space in each guest's process group was summed ` +
+      "(`/proc/<pid>/smaps_rollup`): for a runtime guest that is bubblewrap's processes, linux.uml and its children (UML's guest " +
+      "processes are host processes); for a shell guest, linux.uml and its children. linux.uml's two helper processes are " +
+      "`clone(CLONE_VM)` children that share its address space, so each one's `smaps_rollup` repeats linux.uml's: processes are " +
+      "grouped by address space (identical `/proc/<pid>/maps`, checked against `kcmp(KCMP_VM)`) and each is counted once. " +
+      "Guest RAM is a file on a tmpfs " +
       "(the sandbox's private `/tmp` for runtime guests; a `TMPDIR` under `/dev/shm` for shell guests) that linux.uml maps shared: " +
-      "its touched pages appear as `Pss_Shmem`, split between the processes that map them, so the group sum counts each page once. " +
+      "its touched pages appear as `Pss_Shmem`, split between the address spaces that map them, so the sum counts each page once. " +
       "Not counted: host page cache of the shared base image and the overlays (shared by all guests, not mapped), and kernel memory " +
       "(page tables, sockets). The same kernel binary's text pages are shared between guests, so Pss gives each guest its share.",
   );
   L.push("");
   L.push(
-    "| guests | n | Pss per guest, median (max) | of which Pss_Shmem | Pss_Anon | Pss_File | processes |",
+    "| guests | n | Pss per guest, median (max) | of which Pss_Shmem | Pss_Anon | Pss_File | processes | address spaces |",
   );
-  L.push("|---|---|---|---|---|---|---|");
+  L.push("|---|---|---|---|---|---|---|---|");
   L.push(memRow(`${size}-guest Pulumi fleet, lean kernel (sandboxed)`, fleetMem));
   L.push(memRow(`${size}-guest shell fleet, lean kernel (no sandbox)`, bareMem));
   for (const [id, g] of Object.entries(res.memory))
