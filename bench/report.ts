@@ -16,7 +16,9 @@ function memRow(label: string, g: MemGuest[] | undefined): string {
   const file = stats(g.map((x) => x.pssFile))!;
   const procs = stats(g.map((x) => x.procs))!;
   // Results from before address spaces were told apart have no addressSpaces: show "?".
-  const spaces = g.every((x) => x.addressSpaces !== undefined) ? stats(g.map((x) => x.addressSpaces!))!.median : "?";
+  const spaces = g.every((x) => x.addressSpaces !== undefined)
+    ? stats(g.map((x) => x.addressSpaces))!.median
+    : "?";
   return `| ${label} | ${g.length} | ${fmtMiB(pss.median)} (max ${fmtMiB(pss.max)}) | ${fmtMiB(shm.median)} | ${fmtMiB(anon.median)} | ${fmtMiB(file.median)} | ${procs.median} | ${spaces} |`;
 }
 
