@@ -4,6 +4,7 @@ export { SpecValidator } from "./validation";
 export { LocalRuntime, type LocalRuntimeOptions } from "./host/runtime";
 export { buildKernel, type KernelBuild } from "./host/kernels";
 export type { InstanceStatus } from "./host/instances";
+export type { GroupApplyResult, MemberAction } from "./host/groups";
 export type { ChangePlan, ChangeKind, FieldChange } from "./host/change-plan";
 export { planInstanceChange } from "./host/change-plan";
 export type { ExecResult } from "./host/guest-channel";

@@ -105,7 +105,20 @@ export interface KernelSpec {
   build?: { profile?: "lean"; extraConfig?: string[]; timeoutMs?: number };
 }
 
-export type SpecKind = "kernel" | "base" | "disk" | "network" | "instance" | "serial-link";
+/**
+ * Many instances as one unit (one Pulumi resource for a whole fleet): member
+ * `m` is the instance `m` booting the overlay `m-root` over `base`.
+ */
+export interface InstanceGroupSpec {
+  name: string;
+  base: string;
+  /** Default /usr/bin/linux.uml. */
+  kernel?: string;
+  members: Record<string, InstanceGroupMember>;
+}
+export type InstanceGroupMember = Omit<InstanceSpec, "name" | "rootDisk" | "kernel">;
+
+export type SpecKind = "kernel" | "base" | "disk" | "network" | "instance" | "serial-link" | "instance-group";
 export interface SpecOf {
   kernel: KernelSpec;
   base: BaseSpec;
@@ -113,4 +126,5 @@ export interface SpecOf {
   network: NetworkSpec;
   instance: ResolvedInstanceSpec;
   "serial-link": SerialLinkSpec;
+  "instance-group": InstanceGroupSpec & { kernel: string };
 }

@@ -2,7 +2,7 @@ import Ajv, { type ErrorObject, type ValidateFunction } from "ajv";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { InvalidSpecError, type FieldProblem } from "./errors";
-import type { SpecKind, SpecOf } from "./spec";
+import type { InstanceGroupSpec, InstanceSpec, SpecKind, SpecOf } from "./spec";
 
 /** The package root (holds package.json and schema/), from src/ or dist/src/. */
 export function packageRoot(): string {
@@ -23,6 +23,7 @@ const SCHEMA_FILE: Record<SpecKind, string> = {
   network: "network.json",
   instance: "instance.json",
   "serial-link": "serial-link.json",
+  "instance-group": "instance-group.json",
 };
 
 /**
@@ -55,8 +56,27 @@ export class SpecValidator {
   /** Problems with `spec`, empty when valid. Fills defaults into `spec`. */
   problems(kind: SpecKind, spec: unknown): FieldProblem[] {
     const fn = this.validators.get(kind)!;
-    if (fn(spec)) return semanticProblems(kind, spec as SpecOf[typeof kind]);
-    return simplify(fn.errors ?? []);
+    if (!fn(spec)) return simplify(fn.errors ?? []);
+    if (kind === "instance-group") return this.memberProblems(spec as SpecOf["instance-group"]);
+    return semanticProblems(kind, spec as SpecOf[typeof kind]);
+  }
+
+  /** Each member of a group is checked as the instance it becomes; fields are named under /members/<member>. */
+  private memberProblems(group: SpecOf["instance-group"]): FieldProblem[] {
+    const out: FieldProblem[] = [];
+    for (const member of Object.keys(group.members)) {
+      const spec = memberInstanceSpec(group, member);
+      for (const p of this.problems("instance", spec)) {
+        // name, rootDisk and kernel come from the group: report them where the user wrote them.
+        const field = /^\/(name|rootDisk)(\/|$)/.test(p.field)
+          ? `/members/${member}`
+          : /^\/kernel(\/|$)/.test(p.field)
+            ? p.field
+            : `/members/${member}${p.field}`;
+        out.push({ ...p, field, value: field === `/members/${member}` ? member : p.value });
+      }
+    }
+    return out;
   }
 
   validate<K extends SpecKind>(kind: K, spec: unknown): SpecOf[K] {
@@ -67,6 +87,17 @@ export class SpecValidator {
   }
 }
 
+/** The instance spec of group member `member`: its own fields, the group's kernel, its overlay `<member>-root`. */
+export function memberInstanceSpec(group: InstanceGroupSpec, member: string): InstanceSpec {
+  return {
+    ...structuredClone(group.members[member]!),
+    name: member,
+    rootDisk: memberRootDisk(member),
+    ...(group.kernel !== undefined ? { kernel: group.kernel } : {}),
+  };
+}
+export const memberRootDisk = (member: string) => `${member}-root`;
+
 function simplify(errors: ErrorObject[]): FieldProblem[] {
   const out: FieldProblem[] = [];
   const seen = new Set<string>();
@@ -75,7 +106,14 @@ function simplify(errors: ErrorObject[]): FieldProblem[] {
     // that failed because several branches matched: that is its own problem.
     const severalMatched =
       e.keyword === "oneOf" && Array.isArray((e.params as { passingSchemas?: unknown }).passingSchemas);
-    if ((e.keyword === "oneOf" && !severalMatched) || e.keyword === "if" || e.keyword === "allOf") continue;
+    if (
+      (e.keyword === "oneOf" && !severalMatched) ||
+      e.keyword === "if" ||
+      e.keyword === "allOf" ||
+      // "property name must be valid": the name's own pattern error says which and why.
+      e.keyword === "propertyNames"
+    )
+      continue;
     let field = e.instancePath;
     let value: unknown = e.data;
     let message: string;
@@ -112,7 +150,9 @@ function simplify(errors: ErrorObject[]): FieldProblem[] {
       case "not":
         message = field.startsWith("/kernelArgs/")
           ? "is a host-side UML option or reserved key, which kernelArgs may not set"
-          : "is not allowed in this combination";
+          : described
+            ? `is not allowed: ${described}`
+            : "is not allowed in this combination";
         break;
       case "enum":
         message = `must be one of ${JSON.stringify(e.schema)}`;

@@ -3,6 +3,7 @@ import { SpecValidator } from "../validation";
 import type { ChangePlan } from "./change-plan";
 import { Disks, type DiskRecord } from "./disks";
 import type { ExecResult } from "./guest-channel";
+import { InstanceGroups } from "./groups";
 import { Images, type BaseRecord } from "./images";
 import { Instances, type InstanceStatus, type StartOptions, type StopOptions } from "./instances";
 import { Networks, type NetworkRecord, type NetworkStatus } from "./networks";
@@ -27,6 +28,8 @@ export class LocalRuntime {
   readonly networks: Networks;
   readonly instances: Instances;
   readonly links: SerialLinks;
+  /** Many instances as one unit (InstanceGroupSpec): apply, plan, remove, status. */
+  readonly groups: InstanceGroups;
 
   constructor(opts: LocalRuntimeOptions = {}, validator = new SpecValidator()) {
     // Opening a state folder creates nothing: each writer makes the folder it
@@ -38,6 +41,7 @@ export class LocalRuntime {
     this.networks = new Networks(this.state);
     this.instances = new Instances(this.state, this.disks, this.networks);
     this.links = new SerialLinks(this.state, this.instances);
+    this.groups = new InstanceGroups(this);
   }
 
   // Bases

@@ -5,6 +5,7 @@ import { umlArgv } from "../../src/uml/argv";
 
 const v = new SpecValidator();
 const inst = { name: "web", rootDisk: "web-root" };
+const grp = { name: "g", base: "bb" };
 
 /** [label, kind, spec, the field the error must name]. */
 const cases: [string, SpecKind, unknown, string][] = [
@@ -325,6 +326,45 @@ const cases: [string, SpecKind, unknown, string][] = [
     "serial-link",
     { name: "l", a: { instance: "a", line: 1 }, b: { instance: "a", line: 1 } },
     "/b",
+  ],
+  ["instance-group: missing base", "instance-group", { name: "g", members: {} }, "/base"],
+  ["instance-group: members not an object", "instance-group", { ...grp, members: ["a"] }, "/members"],
+  ["instance-group: upper-case member", "instance-group", { ...grp, members: { Web: {} } }, "/members"],
+  [
+    "instance-group: member name too long for its overlay",
+    "instance-group",
+    { ...grp, members: { [`a${"b".repeat(27)}`]: {} } },
+    "/members",
+  ],
+  [
+    "instance-group: member sets its name",
+    "instance-group",
+    { ...grp, members: { a: { name: "b" } } },
+    "/members/a/name",
+  ],
+  [
+    "instance-group: member sets its root disk",
+    "instance-group",
+    { ...grp, members: { a: { rootDisk: "x" } } },
+    "/members/a/rootDisk",
+  ],
+  [
+    "instance-group: member memory too small",
+    "instance-group",
+    { ...grp, members: { a: { memoryMiB: 4 } } },
+    "/members/a/memoryMiB",
+  ],
+  [
+    "instance-group: member smuggles a UML option",
+    "instance-group",
+    { ...grp, members: { a: { kernelArgs: ["ubd1=/etc/shadow"] } } },
+    "/members/a/kernelArgs/0",
+  ],
+  [
+    "instance-group: kernel path with '..'",
+    "instance-group",
+    { ...grp, kernel: "/x/../y", members: {} },
+    "/kernel",
   ],
 ];
 

@@ -1,0 +1,194 @@
+import { cpus } from "node:os";
+import { UmlfleetError } from "../errors";
+import type { InstanceGroupSpec, SpecOf } from "../spec";
+import { memberInstanceSpec, memberRootDisk } from "../validation";
+import type { ChangePlan } from "./change-plan";
+import type { InstanceStatus } from "./instances";
+import type { LocalRuntime } from "./runtime";
+
+/** What apply did to each member. */
+export type MemberAction = "create" | "update" | "replace" | "remove" | "none";
+export interface GroupApplyResult {
+  actions: Record<string, MemberAction>;
+  /** Change plans of updated members (live or restart). */
+  plans: Record<string, ChangePlan>;
+}
+
+/**
+ * Many instances as one unit. Member `m` is an ordinary instance `m` booting
+ * an ordinary overlay `m-root`, so everything else (status, exec, serial links,
+ * destroyAll) sees plain instances and disks. What the group adds is one call
+ * for the whole set: every member validated and every name it refers to
+ * checked before any side effect, then all members created, updated, replaced
+ * or removed at once, instead of one engine round-trip per resource.
+ */
+export class InstanceGroups {
+  constructor(private readonly rt: LocalRuntime) {}
+
+  /**
+   * Make the host match `spec`. `previous` is the spec last applied (its
+   * members no longer in `spec` are removed). A failed first apply removes the
+   * members it made; a failed later apply leaves the members it reached
+   * (apply again to converge: apply is idempotent).
+   */
+  async apply(spec: unknown, previous?: InstanceGroupSpec): Promise<GroupApplyResult> {
+    const s = this.rt.validator.validate("instance-group", spec);
+    this.checkReferences(s);
+    const actions: Record<string, MemberAction> = {};
+    const plans: Record<string, ChangePlan> = {};
+    for (const m of Object.keys(previous?.members ?? {})) if (!(m in s.members)) actions[m] = "remove";
+    for (const m of Object.keys(s.members)) actions[m] = this.actionFor(s, m);
+
+    const made: string[] = [];
+    const results = await limit(
+      Object.entries(actions),
+      parallelism(),
+      async ([m, action]): Promise<void> => {
+        switch (action) {
+          case "remove":
+            return this.removeMember(m);
+          case "replace":
+            await this.removeMember(m);
+            made.push(m);
+            return this.createMember(s, m);
+          case "create":
+            made.push(m);
+            return this.createMember(s, m);
+          case "update": {
+            const spec = memberInstanceSpec(s, m);
+            plans[m] = await this.rt.updateInstance(spec);
+            if (this.rt.instanceStatus(m).state !== "running") await this.rt.startInstance(m);
+            return;
+          }
+          case "none":
+            if (this.rt.instanceStatus(m).state !== "running") await this.rt.startInstance(m);
+            return;
+        }
+      },
+    );
+    const failed = results.flatMap((r, i) =>
+      r.status === "rejected" ? [[Object.keys(actions)[i]!, r.reason as unknown] as const] : [],
+    );
+    if (failed.length) {
+      if (!previous) await Promise.allSettled(made.map((m) => this.removeMember(m)));
+      const [member, first] = failed[0]!;
+      const names = failed.map(([m]) => m).join(", ");
+      const note = ` (${failed.length} of ${Object.keys(actions).length} members failed: ${names}${
+        previous ? "" : "; the members this apply made were removed"
+      })`;
+      // The member's own error (its code, field and boot facts), naming the member and the rest.
+      const err = first instanceof Error ? first : new Error(String(first));
+      err.message = `instance-group ${s.name}: member ${member}: ${err.message}${note}`;
+      throw err;
+    }
+    return { actions, plans };
+  }
+
+  /** What apply would do to each member, with the change plans of updated ones. No side effect. */
+  plan(spec: unknown, previous?: InstanceGroupSpec): GroupApplyResult {
+    const s = this.rt.validator.validate("instance-group", spec);
+    const actions: Record<string, MemberAction> = {};
+    const plans: Record<string, ChangePlan> = {};
+    for (const m of Object.keys(previous?.members ?? {})) if (!(m in s.members)) actions[m] = "remove";
+    for (const m of Object.keys(s.members)) {
+      actions[m] = this.actionFor(s, m);
+      if (actions[m] === "update") plans[m] = this.rt.planInstanceUpdate(memberInstanceSpec(s, m));
+    }
+    return { actions, plans };
+  }
+
+  /** Remove every member of `spec` and its overlay. Missing ones are skipped. */
+  async remove(spec: InstanceGroupSpec): Promise<void> {
+    const results = await limit(Object.keys(spec.members), parallelism(), (m) => this.removeMember(m));
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed) throw failed.reason;
+    this.rt.state.pruneIfEmpty();
+  }
+
+  status(spec: InstanceGroupSpec): Record<string, InstanceStatus | undefined> {
+    return Object.fromEntries(
+      Object.keys(spec.members).map((m) => [
+        m,
+        this.rt.instances.get(m) ? this.rt.instanceStatus(m) : undefined,
+      ]),
+    );
+  }
+
+  private actionFor(s: SpecOf["instance-group"], m: string): MemberAction {
+    const record = this.rt.instances.get(m);
+    if (!record) return "create";
+    const root = this.rt.disks.get(memberRootDisk(m));
+    // A member's overlay over another base (or none) is another machine.
+    if (!root || root.spec.kind !== "overlay" || root.spec.base !== s.base) return "replace";
+    const plan = this.rt.planInstanceUpdate(memberInstanceSpec(s, m));
+    if (plan.kind === "replace") return "replace";
+    return plan.kind === "none" ? "none" : "update";
+  }
+
+  /** Every base, network and disk the members name must exist: checked before anything is made. */
+  private checkReferences(s: SpecOf["instance-group"]): void {
+    const missing = (field: string, value: string, what: string) =>
+      new UmlfleetError(
+        "UMLFLEET_NOT_FOUND",
+        `instance-group/${s.name}${field}: no ${what} ${JSON.stringify(value)} on this host`,
+        {
+          field,
+          value,
+        },
+      );
+    if (!this.rt.images.get(s.base)) throw missing("/base", s.base, "base");
+    for (const [m, spec] of Object.entries(s.members)) {
+      (spec.nics ?? []).forEach((n, i) => {
+        if (!this.rt.networks.get(n.network))
+          throw missing(`/members/${m}/nics/${i}/network`, n.network, "network");
+      });
+      (spec.disks ?? []).forEach((d, i) => {
+        if (!this.rt.disks.get(d.disk)) throw missing(`/members/${m}/disks/${i}/disk`, d.disk, "disk");
+      });
+      if (spec.swapDisk && !this.rt.disks.get(spec.swapDisk))
+        throw missing(`/members/${m}/swapDisk`, spec.swapDisk, "disk");
+    }
+  }
+
+  private async createMember(s: SpecOf["instance-group"], m: string): Promise<void> {
+    await this.rt.ensureDisk({ name: memberRootDisk(m), kind: "overlay", base: s.base });
+    await this.rt.createInstance(memberInstanceSpec(s, m));
+  }
+
+  private async removeMember(m: string): Promise<void> {
+    if (this.rt.instances.get(m)) await this.rt.removeInstance(m, { timeoutMs: 30_000 });
+    if (this.rt.disks.get(memberRootDisk(m))) await this.rt.removeDisk(memberRootDisk(m));
+  }
+}
+
+/**
+ * Members handled at once. Every member of a 32-guest fleet boots together, as
+ * a shell script would start them; beyond 16 per core, boots only queue for
+ * the CPU and their readiness deadlines run out.
+ */
+function parallelism(): number {
+  return Math.max(32, 16 * cpus().length);
+}
+
+/** Run `fn` over `items`, at most `n` at a time; settle all. */
+async function limit<T>(
+  items: T[],
+  n: number,
+  fn: (item: T) => Promise<void>,
+): Promise<PromiseSettledResult<void>[]> {
+  const results = new Array<PromiseSettledResult<void>>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      try {
+        await fn(items[i]!);
+        results[i] = { status: "fulfilled", value: undefined };
+      } catch (reason) {
+        results[i] = { status: "rejected", reason };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
+  return results;
+}

@@ -1,0 +1,103 @@
+import { existsSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { InstanceGroupSpec } from "../../src/spec";
+import { TestHost, processesMentioning } from "../helpers/runtime";
+
+const group = (members: InstanceGroupSpec["members"]): InstanceGroupSpec => ({
+  name: "lab",
+  base: "bb",
+  members,
+});
+const member = (i: number, extra: object = {}) => ({
+  memoryMiB: 64,
+  maxMemoryMiB: 96,
+  nics: [{ network: "lan", ipv4: `10.0.0.${i}/24` }],
+  ...extra,
+});
+
+describe("an instance group: many instances applied as one", () => {
+  const host = new TestHost("group");
+  const gs = () => host.rt.groups;
+  let v1: InstanceGroupSpec;
+
+  beforeAll(async () => {
+    await host.rt.ensureBase({ name: "bb", source: { kind: "busybox", sizeMiB: 32 } });
+    await host.rt.ensureNetwork({ name: "lan" });
+  });
+  afterAll(() => host.destroy());
+
+  it("refuses a member naming a missing network before making anything", async () => {
+    const before = host.rt.inventory();
+    const bad = group({ a: member(1), b: { nics: [{ network: "nope" }] } });
+    await expect(gs().apply(bad)).rejects.toMatchObject({
+      code: "UMLFLEET_NOT_FOUND",
+      details: { field: "/members/b/nics/0/network", value: "nope" },
+    });
+    expect(host.rt.inventory()).toEqual(before);
+  });
+
+  it("refuses an invalid member spec, naming the member's field and value", async () => {
+    const bad = group({ a: member(1, { memoryMiB: 4 }) });
+    await expect(gs().apply(bad)).rejects.toThrow(/\/members\/a\/memoryMiB.*4/);
+    expect(host.rt.instances.list()).toEqual([]);
+  });
+
+  it("creates every member on its own overlay in one apply; members ping each other", async () => {
+    v1 = group({ a: member(1), b: member(2), c: member(3) });
+    const r = await gs().apply(v1);
+    expect(r.actions).toEqual({ a: "create", b: "create", c: "create" });
+    for (const m of ["a", "b", "c"]) {
+      expect(host.rt.instanceStatus(m).state).toBe("running");
+      expect(host.rt.disks.get(`${m}-root`)!.spec).toMatchObject({ kind: "overlay", base: "bb" });
+    }
+    expect(await host.sh("a", "ping -c 1 -W 5 10.0.0.3")).toMatch(/1 packets received/);
+    // Applying the same spec again changes nothing.
+    expect((await gs().apply(v1, v1)).actions).toEqual({ a: "none", b: "none", c: "none" });
+    expect(host.rt.instanceStatus("a").bootCount).toBe(1);
+  });
+
+  it("updates, adds and removes members in one apply: live changes keep the guest up", async () => {
+    await host.sh("b", "echo kept > /root/mark && sync");
+    const v2 = group({ a: member(1), b: member(2, { memoryMiB: 80 }), d: member(4) });
+    expect(gs().plan(v2, v1).actions).toEqual({ c: "remove", a: "none", b: "update", d: "create" });
+    const r = await gs().apply(v2, v1);
+    expect(r.actions).toEqual({ c: "remove", a: "none", b: "update", d: "create" });
+    expect(r.plans.b?.kind).toBe("live");
+    expect(host.rt.instanceStatus("b").bootCount).toBe(1);
+    expect(await host.sh("b", "cat /root/mark")).toContain("kept");
+    expect(host.rt.instances.get("c")).toBeUndefined();
+    expect(host.rt.disks.get("c-root")).toBeUndefined();
+    expect(processesMentioning(`${host.stateDir}/instances/c/`)).toEqual([]);
+    expect(await host.sh("d", "ping -c 1 -W 5 10.0.0.2")).toMatch(/1 packets received/);
+    v1 = v2;
+  });
+
+  it("restarts a member found stopped (drift) when applied again", async () => {
+    await host.rt.stopInstance("a");
+    const r = await gs().apply(v1, v1);
+    expect(r.actions.a).toBe("none");
+    expect(host.rt.instanceStatus("a")).toMatchObject({ state: "running", bootCount: 2 });
+  });
+
+  it("remove takes every member and its overlay, and nothing else", async () => {
+    await gs().remove(v1);
+    expect(host.rt.instances.list()).toEqual([]);
+    expect(host.rt.state.list("disks")).toEqual([]);
+    expect(host.rt.networkStatus("lan")?.running).toBe(true);
+    expect(existsSync(`${host.stateDir}/instances`) ? host.rt.instances.list() : []).toEqual([]);
+  });
+
+  it("a first apply with a failing member removes the members it made", async () => {
+    // 8 MiB is valid but too little for the kernel to boot (see boot-failure.test.ts).
+    const bad = group({
+      x: member(5),
+      y: member(6, { memoryMiB: 8, maxMemoryMiB: 8, bootTimeoutMs: 30_000 }),
+    });
+    await expect(gs().apply(bad)).rejects.toThrow(
+      /member y: .*1 of 2 members failed: y; the members this apply made were removed/s,
+    );
+    expect(host.rt.instances.list()).toEqual([]);
+    expect(host.rt.state.list("disks")).toEqual([]);
+    expect(processesMentioning(`${host.stateDir}/instances/`)).toEqual([]);
+  });
+});
