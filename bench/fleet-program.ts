@@ -19,6 +19,11 @@ export interface FleetCfg {
   kernelArgs: string[];
   /** Passed as UpOptions.parallel when set; else the CLI default (4 x CPUs). */
   parallel?: number;
+  /**
+   * "group": the fleet as one InstanceGroup resource (what Fleet does).
+   * "resources": a Disk and an Instance resource per guest (2 per guest). Default "group".
+   */
+  shape?: "group" | "resources";
   /** An empty program: no resources at all. */
   empty?: boolean;
   /** Extra environment for the CLI and provider (e.g. PULUMI_SKIP_CHECKPOINTS=true, an experiment knob). */
@@ -44,6 +49,21 @@ function program(cfg: FleetCfg) {
   const kernel = new uf.Kernel("kernel", { ...h, path: cfg.kernelPath });
   const base = new uf.RootFilesystem("base", { ...h, source: { kind: "busybox", sizeMiB: 32 } });
   const nets = Array.from({ length: cfg.networks }, (_, n) => new uf.Network(`net${n}`, h));
+  const nic = (i: number) => {
+    const n = i % cfg.networks;
+    return { network: nets[n]!, ipv4: `10.${n}.0.${Math.floor(i / cfg.networks) + 1}/24` };
+  };
+  const args = cfg.kernelArgs.length ? { kernelArgs: cfg.kernelArgs } : {};
+  if ((cfg.shape ?? "group") === "group" && cfg.size > 0) {
+    const members = Object.fromEntries(
+      Array.from({ length: cfg.size }, (_, i) => [
+        `g${i}`,
+        { memoryMiB: cfg.memoryMiB, nics: [nic(i)], ...args },
+      ]),
+    );
+    new uf.InstanceGroup("fleet", { ...h, kernel, base, members });
+    return { count: cfg.size };
+  }
   const names = [];
   for (let i = 0; i < cfg.size; i++) {
     const n = i % cfg.networks;

@@ -26,8 +26,11 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
   const m = res.machine;
   const k = res.knobs;
   const bs = res.bootStats ?? {};
-  const headline = res.fleet.rounds.filter((r) => r.parallel !== "default" || k.BENCH_FLEET_PARALLEL === 0);
-  const defaultPar = res.fleet.rounds.filter((r) => r.parallel === "default" && k.BENCH_FLEET_PARALLEL !== 0);
+  const shape = (r: FleetRound) => r.shape ?? "resources";
+  const grouped = res.fleet.rounds.filter((r) => shape(r) === "group");
+  const headline = grouped.filter((r) => r.parallel !== "default" || k.BENCH_FLEET_PARALLEL === 0);
+  const defaultPar = grouped.filter((r) => r.parallel === "default" && k.BENCH_FLEET_PARALLEL !== 0);
+  const perResource = res.fleet.rounds.filter((r) => shape(r) === "resources");
   const upS = stats(headline.flatMap((r) => (r.pulumi?.upMs !== undefined ? [r.pulumi.upMs] : [])));
   const bareS = stats(headline.flatMap((r) => (r.bare?.ms !== undefined ? [r.bare.ms] : [])));
   const noopS = stats(headline.flatMap((r) => (r.pulumi?.noopUpMs !== undefined ? [r.pulumi.noopUpMs] : [])));
@@ -159,8 +162,10 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
     `Each guest: its own COW overlay over one base, 64 MiB, one NIC with an IPv4 on network i mod ${k.BENCH_FLEET_NETWORKS} (${size / k.BENCH_FLEET_NETWORKS} per network)` +
       `${res.fleet.kernelArgs.length ? `, kernel args \`${res.fleet.kernelArgs.join(" ")}\`` : ", no `lpj=`"}. ` +
       '"pulumi up": wall time of `stack.up()` (Automation API, file backend, inline program in plain node: `bench/fleet-program.ts`), ' +
-      "from the call to its return; `up` returns only after every Instance create returned ready. The kernel and base resources exist already " +
-      `(a prep \`up\` made them in ${fmtS(res.fleet.prepMs)}), so the timed up creates the ${k.BENCH_FLEET_NETWORKS} networks, ${size} overlays and ${size} instances. ` +
+      "from the call to its return; `up` returns only after every guest is ready. The kernel and base resources exist already " +
+      `(a prep \`up\` made them in ${fmtS(res.fleet.prepMs)}), so the timed up creates the ${k.BENCH_FLEET_NETWORKS} networks and the ${size} guests. ` +
+      `Shape "group": the ${size} guests are one \`InstanceGroup\` resource (what \`Fleet\` declares), whose create makes every overlay and boots every guest at once; ` +
+      `shape "resources": a \`Disk\` and an \`Instance\` resource per guest (${2 * size} resources), for comparison. ` +
       "Stack selection and workspace setup (1-3 s) are outside the timing and listed separately. " +
       `"shell": \`bench/bare-fleet.sh\`, bash starting ${k.BENCH_FLEET_NETWORKS} \`vde_switch -d\` and ${size} backgrounded linux.uml (COWs made by the kernel), polling the consoles every 50 ms. ` +
       `Headline rounds use \`UpOptions.parallel = ${k.BENCH_FLEET_PARALLEL || "default"}\` so every guest boots at once, like the shell script; ` +
@@ -168,13 +173,14 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
   );
   L.push("");
   L.push(
-    "| round | parallel | shell: all ready | pulumi up: all ready | ratio | guests ready (pulumi) | guests/core/s shell / pulumi | setup outside timing |",
+    "| round | shape | parallel | shell: all ready | pulumi up: all ready | ratio | guests ready (pulumi) | guests/core/s shell / pulumi | setup outside timing |",
   );
-  L.push("|---|---|---|---|---|---|---|---|");
+  L.push("|---|---|---|---|---|---|---|---|---|");
   const fr = (r: FleetRound) =>
-    `| ${r.round + 1} | ${r.parallel} | ${r.bare?.ms !== undefined ? fmtS(r.bare.ms) : `failed (${r.bare?.ready ?? 0} ready): ${r.bare?.error ?? ""}`} | ${r.pulumi?.upMs !== undefined ? fmtS(r.pulumi.upMs) : `failed: ${(r.pulumi?.error ?? "").slice(0, 200)}`} | ${ratio(r.pulumi?.upMs, r.bare?.ms)} | ${r.pulumi?.ready ?? 0}/${size} | ${perCoreSec(r.bare?.ms)} / ${perCoreSec(r.pulumi?.upMs)} | ${fmtS(r.pulumi?.upSetupMs)} |`;
+    `| ${r.round + 1} | ${shape(r)} | ${r.parallel} | ${r.bare?.ms !== undefined ? fmtS(r.bare.ms) : `failed (${r.bare?.ready ?? 0} ready): ${r.bare?.error ?? ""}`} | ${r.pulumi?.upMs !== undefined ? fmtS(r.pulumi.upMs) : `failed: ${(r.pulumi?.error ?? "").slice(0, 200)}`} | ${ratio(r.pulumi?.upMs, r.bare?.ms)} | ${r.pulumi?.ready ?? 0}/${size} | ${perCoreSec(r.bare?.ms)} / ${perCoreSec(r.pulumi?.upMs)} | ${fmtS(r.pulumi?.upSetupMs)} |`;
   for (const r of headline) L.push(fr(r));
   for (const r of defaultPar) L.push(fr(r));
+  for (const r of perResource) L.push(fr(r));
   L.push("");
   L.push(
     `Medians (headline rounds): shell ${fmtS(bareS?.median)}, pulumi ${fmtS(upS?.median)}, ratio ${ratio(upS?.median, bareS?.median)}; ${perCoreSec(upS?.median)} guests per core per second through Pulumi, ${perCoreSec(bareS?.median)} by shell.`,
@@ -211,6 +217,18 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
   L.push(
     `| preview (${size} guests) | ${fmtS(prevS?.median)} | ${all(headline.flatMap((r) => (r.pulumi?.previewMs !== undefined ? [r.pulumi.previewMs] : [])))} | ${ratio(prevS?.median, noopS?.median)} |`,
   );
+  const prNoop = perResource.flatMap((r) => (r.pulumi?.noopUpMs !== undefined ? [r.pulumi.noopUpMs] : []));
+  const prPrev = perResource.flatMap((r) => (r.pulumi?.previewMs !== undefined ? [r.pulumi.previewMs] : []));
+  const prCount = perResource.find((r) => r.pulumi?.noopSummary)?.pulumi?.noopSummary as
+    Record<string, number> | undefined;
+  if (prNoop.length)
+    L.push(
+      `| no-op up, shape "resources" (${prCount?.same ?? "?"} resources) | ${fmtS(stats(prNoop)?.median)} | ${all(prNoop)} | ${ratio(stats(prNoop)?.median, noopS?.median)} |`,
+    );
+  if (prPrev.length)
+    L.push(
+      `| preview, shape "resources" | ${fmtS(stats(prPrev)?.median)} | ${all(prPrev)} | ${ratio(stats(prPrev)?.median, noopS?.median)} |`,
+    );
   L.push(
     `| up of an empty stack | ${fmtS(emptyS?.median)} | ${all(res.fleet.emptyUpMs)} | ${ratio(emptyS?.median, noopS?.median)} |`,
   );

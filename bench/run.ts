@@ -52,6 +52,8 @@ export const KNOBS = {
   BENCH_FLEET_PARALLEL: envInt("BENCH_FLEET_PARALLEL", 64),
   /** Extra fleet rounds with the CLI's default parallelism. */
   BENCH_FLEET_DEFAULT_PARALLEL_ROUNDS: envInt("BENCH_FLEET_DEFAULT_PARALLEL_ROUNDS", 1),
+  /** Rounds with a Disk and an Instance resource per guest instead of one InstanceGroup (for comparison). */
+  BENCH_FLEET_RESOURCE_ROUNDS: envInt("BENCH_FLEET_RESOURCE_ROUNDS", 1),
   /** 1: the fleet (both sides) boots with lpj=<measured>. */
   BENCH_FLEET_LPJ: envInt("BENCH_FLEET_LPJ", 0),
   BENCH_EMPTY_ROUNDS: envInt("BENCH_EMPTY_ROUNDS", 3),
@@ -94,6 +96,8 @@ export interface MemGuest extends GroupMemory {
 export interface FleetRound {
   round: number;
   parallel: number | "default";
+  /** How the Pulumi program declares the fleet (results before 2026-11-27 16:30 UTC: "resources"). */
+  shape?: "group" | "resources";
   bare?: { ms?: number; ready: number; error?: string; memory?: MemGuest[] };
   pulumi?: {
     upMs?: number;
@@ -508,10 +512,15 @@ async function bareFleet(round: number, measureMemory: boolean): Promise<NonNull
   return out;
 }
 
-async function pulumiFleet(parallel: number | undefined, measureMemory: boolean, noop: boolean) {
+async function pulumiFleet(
+  parallel: number | undefined,
+  measureMemory: boolean,
+  noop: boolean,
+  shape: "group" | "resources" = "group",
+) {
   const fr = new LocalRuntime({ stateDir: F });
   const shmemBefore = meminfo().Shmem ?? 0;
-  const up = await pulumiOp({ action: "up", ...(parallel ? { parallel } : {}) });
+  const up = await pulumiOp({ action: "up", shape, ...(parallel ? { parallel } : {}) });
   const names = fr.instances.list();
   const ready = names.filter((n) => fr.instanceStatus(n).state === "running").length;
   const out: NonNullable<FleetRound["pulumi"]> = {
@@ -527,10 +536,10 @@ async function pulumiFleet(parallel: number | undefined, measureMemory: boolean,
     out.shmemDeltaBytes = (meminfo().Shmem ?? 0) - shmemBefore;
   }
   if (noop && !up.error) {
-    const n = await pulumiOp({ action: "up", ...(parallel ? { parallel } : {}) });
+    const n = await pulumiOp({ action: "up", shape, ...(parallel ? { parallel } : {}) });
     if (!n.error) out.noopUpMs = n.ms;
     out.noopSummary = n.summary;
-    const pv = await pulumiOp({ action: "preview", ...(parallel ? { parallel } : {}) });
+    const pv = await pulumiOp({ action: "preview", shape, ...(parallel ? { parallel } : {}) });
     if (!pv.error) out.previewMs = pv.ms;
   }
   const down = await pulumiOp({ ...prepCfg, ...(parallel ? { parallel } : {}) });
@@ -548,7 +557,7 @@ async function benchFleet() {
   log("fleet prep (kernel + base)", prep.ms, "ms");
   const par = KNOBS.BENCH_FLEET_PARALLEL || undefined;
   for (let r = 0; r < KNOBS.BENCH_FLEET_ROUNDS; r++) {
-    const round: FleetRound = { round: r, parallel: par ?? "default" };
+    const round: FleetRound = { round: r, parallel: par ?? "default", shape: "group" };
     res.fleet.rounds.push(round);
     const mem = r === 0;
     if (r % 2 === 0) {
@@ -569,11 +578,22 @@ async function benchFleet() {
     );
   }
   for (let r = 0; r < KNOBS.BENCH_FLEET_DEFAULT_PARALLEL_ROUNDS; r++) {
-    const round: FleetRound = { round: KNOBS.BENCH_FLEET_ROUNDS + r, parallel: "default" };
+    const round: FleetRound = { round: KNOBS.BENCH_FLEET_ROUNDS + r, parallel: "default", shape: "group" };
     res.fleet.rounds.push(round);
     round.bare = await bareFleet(round.round, false);
     round.pulumi = await pulumiFleet(undefined, false, false);
     log(`fleet default-parallel round ${r + 1}`, JSON.stringify(round), loadavg());
+  }
+  for (let r = 0; r < KNOBS.BENCH_FLEET_RESOURCE_ROUNDS; r++) {
+    const round: FleetRound = {
+      round: res.fleet.rounds.length,
+      parallel: par ?? "default",
+      shape: "resources",
+    };
+    res.fleet.rounds.push(round);
+    round.bare = await bareFleet(round.round, false);
+    round.pulumi = await pulumiFleet(par, false, true, "resources");
+    log(`fleet per-resource round ${r + 1}`, JSON.stringify(round), loadavg());
   }
   for (let r = 0; r < KNOBS.BENCH_EMPTY_ROUNDS; r++) {
     const e = await pulumiOp({ action: "up", stackName: "empty", empty: true });

@@ -1,26 +1,34 @@
 import * as pulumi from "@pulumi/pulumi";
 import {
-  Disk,
-  Instance,
-  type InstanceArgs,
+  InstanceGroup,
+  type InstanceGroupMember,
+  type InstanceSettings,
   type Kernel,
   type Network,
   type RootFilesystem,
 } from "./resources";
 
 /** N instances from one template: each gets its own COW overlay over `base` and a NIC on each network. */
-export interface FleetArgs extends Omit<InstanceArgs, "name" | "rootDisk" | "nics" | "kernel"> {
+export interface FleetArgs extends Omit<InstanceSettings, "nics"> {
   size: number;
   base: RootFilesystem;
   kernel?: Kernel;
   networks?: Network[];
   /** Address of member `index` on network `networkIndex`, e.g. (i) => `10.0.0.${i + 1}/24`. */
   ipv4?: (index: number, networkIndex: number) => string | undefined;
+  /** The host's state folder. */
+  stateDir?: pulumi.Input<string>;
 }
 
+/**
+ * A fleet is one InstanceGroup: its members `<name>-0` ... `<name>-<size-1>`
+ * boot together in one create, and a no-change `pulumi up` diffs one resource,
+ * not two per member.
+ */
 export class Fleet extends pulumi.ComponentResource {
-  readonly instances: Instance[] = [];
-  readonly overlays: Disk[] = [];
+  readonly group: InstanceGroup;
+  /** The members, in order; each usable wherever an instance is (e.g. a SerialLink end). */
+  readonly instances: InstanceGroupMember[];
 
   constructor(name: string, args: FleetArgs, opts?: pulumi.ComponentResourceOptions) {
     super("umlfleet:index:Fleet", name, {}, opts);
@@ -29,28 +37,23 @@ export class Fleet extends pulumi.ComponentResource {
         `Fleet ${name}: size must be an integer from 0 to 1024 (got ${JSON.stringify(args.size)})`,
       );
     }
-    const { size, base, networks = [], ipv4, kernel, ...template } = args;
-    for (let i = 0; i < size; i++) {
-      const member = `${name}-${i}`;
-      const root = new Disk(
-        `${member}-root`,
-        { kind: "overlay", base, stateDir: args.stateDir },
-        { parent: this },
-      );
-      this.overlays.push(root);
-      this.instances.push(
-        new Instance(
-          member,
-          {
-            ...template,
-            ...(kernel ? { kernel } : {}),
-            rootDisk: root,
-            nics: networks.map((network, n) => ({ network, ...(ipv4?.(i, n) ? { ipv4: ipv4(i, n) } : {}) })),
-          },
-          { parent: this },
-        ),
-      );
-    }
-    this.registerOutputs({ instances: this.instances.map((i) => i.name) });
+    const { size, base, networks = [], ipv4, kernel, stateDir, ...template } = args;
+    const names = Array.from({ length: size }, (_, i) => `${name}-${i}`);
+    const members = Object.fromEntries(
+      names.map((member, i) => [
+        member,
+        {
+          ...template,
+          nics: networks.map((network, n) => ({ network, ...(ipv4?.(i, n) ? { ipv4: ipv4(i, n) } : {}) })),
+        },
+      ]),
+    );
+    this.group = new InstanceGroup(
+      name,
+      { base, members, ...(kernel ? { kernel } : {}), ...(stateDir ? { stateDir } : {}) },
+      { parent: this },
+    );
+    this.instances = names.map((m) => this.group.member(m));
+    this.registerOutputs({ instances: names });
   }
 }

@@ -12,14 +12,15 @@ import { planInstanceChange, type ChangePlan } from "../src/host/change-plan";
 import { buildKernel } from "../src/host/kernels";
 import { LocalRuntime } from "../src/host/runtime";
 import { StateDir } from "../src/host/state";
-import type { SpecKind } from "../src/spec";
+import type { InstanceGroupSpec, SpecKind } from "../src/spec";
+import { describeGroupChange, planGroupChange } from "../src/host/groups";
 import { SpecValidator } from "../src/validation";
 
 /** Pulumi's placeholder for values not known until apply (preview). */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 export const OUTPUT_SCHEMA_VERSION = 1;
 
-export type Kind = "kernel" | "base" | "disk" | "network" | "instance" | "serial-link";
+export type Kind = "kernel" | "base" | "disk" | "network" | "instance" | "serial-link" | "instance-group";
 type Props = Record<string, unknown>;
 
 /** Inputs that are not part of the runtime spec: where, and identities of what it depends on. */
@@ -30,6 +31,7 @@ const META: Record<Kind, string[]> = {
   network: ["stateDir"],
   instance: ["stateDir", "kernelSha256", "rootDiskId", "change"],
   "serial-link": ["stateDir", "instanceIds"],
+  "instance-group": ["stateDir", "baseImageSha", "kernelSha256", "change"],
 };
 
 /**
@@ -56,6 +58,7 @@ const OUTPUTS: Record<Kind, string[]> = {
     "instanceId",
   ],
   "serial-link": ["up"],
+  "instance-group": ["memberInfo", "lastChange"],
 };
 
 /** Deadlines per operation: Pulumi never cancels a dynamic provider. */
@@ -66,6 +69,8 @@ const DEADLINE_MS: Record<Kind, number> = {
   network: 60_000,
   instance: 5 * 60_000,
   "serial-link": 60_000,
+  // Every member boots at once; the runtime's own per-member deadlines come first.
+  "instance-group": 30 * 60_000,
 };
 
 const validator = new SpecValidator();
@@ -117,6 +122,7 @@ const SPEC_KIND: Partial<Record<Kind, SpecKind>> = {
   network: "network",
   instance: "instance",
   "serial-link": "serial-link",
+  "instance-group": "instance-group",
 };
 
 // ---- check -------------------------------------------------------------------
@@ -157,6 +163,14 @@ export async function check(
       if (plan.kind !== "none") {
         inputs.change = `${plan.kind}: ${plan.changes.map((c) => `${c.field.slice(1)} ${c.kind}`).join(", ")}`;
       }
+    }
+  }
+  if (kind === "instance-group" && failures.length === 0) {
+    // As for an instance: the per-member plan goes into an input diff ignores.
+    const before = specOf(kind, clean(olds));
+    if (Object.keys(before).length > 0 && !isUnknown(spec)) {
+      const summary = describeGroupChange(planGroupChange(before as never, spec as never));
+      if (summary) inputs.change = summary;
     }
   }
   return { inputs, failures };
@@ -218,6 +232,18 @@ export async function diff(kind: Kind, _id: string, olds: Props, news: Props): P
     for (const k of ["kernelSha256", "rootDiskId", "stateDir"]) if (!same(o[k], n[k])) mark(k, true);
     // Drift found by refresh: a guest that is not running is started by update.
     if (o.state === "stopped" && !replaces.length) detailedDiff.state = { kind: "update", inputDiff: false };
+  } else if (kind === "instance-group") {
+    // Members change in place (created, updated live or restarted, removed) by
+    // update. A new kernel or base replaces the whole group: Pulumi must delete
+    // it before the base it boots from can go.
+    for (const k of keys) {
+      if (k === "change" || same(o[k], n[k])) continue;
+      mark(k, ["stateDir", "name", "base", "baseImageSha", "kernel", "kernelSha256"].includes(k));
+    }
+    // Drift found by refresh: members stopped or gone are started or made again by update.
+    const info = (o.memberInfo ?? {}) as Record<string, { state?: string }>;
+    if (!replaces.length && Object.values(info).some((m) => m.state !== "running"))
+      detailedDiff.memberInfo = { kind: "update", inputDiff: false };
   } else {
     // Bases and disks are immutable, a switch or a link is cheap to remake
     // (a link's relays hold the FIFOs of the instances it joined): any change replaces.
@@ -280,6 +306,8 @@ export async function read(kind: Kind, id: string, props: Props): Promise<{ id?:
       const r = rt.links.get(id);
       return r ? { id, props: { ...p, up: rt.links.isUp(r) } } : gone;
     }
+    case "instance-group":
+      return { id, props: { ...p, memberInfo: groupOuts(rt, specOf(kind, p) as never) } };
   }
 }
 
@@ -299,6 +327,8 @@ export async function remove(kind: Kind, id: string, props: Props): Promise<void
         return rt.removeInstance(id, { timeoutMs: 30_000 });
       case "serial-link":
         return rt.removeSerialLink(id);
+      case "instance-group":
+        return rt.groups.remove(specOf(kind, clean(props)) as never);
     }
   });
 }
@@ -345,7 +375,26 @@ async function apply(kind: Kind, props: Props, olds: Props | undefined): Promise
     case "serial-link":
       await rt.ensureSerialLink(spec as never);
       return { ...base, up: true };
+    case "instance-group": {
+      const result = await rt.groups.apply(spec, olds ? (specOf(kind, olds) as never) : undefined);
+      const summary = describeGroupChange(result);
+      return {
+        ...base,
+        memberInfo: groupOuts(rt, spec as never),
+        ...(olds && summary ? { lastChange: summary } : {}),
+      };
+    }
   }
+}
+
+/** Per member: what an Instance resource has as outputs; `state: "missing"` for one gone from the host. */
+function groupOuts(rt: LocalRuntime, spec: InstanceGroupSpec): Props {
+  return Object.fromEntries(
+    Object.keys(spec.members).map((m) => [
+      m,
+      rt.instances.get(m) ? instanceOuts(rt, m) : { state: "missing" },
+    ]),
+  );
 }
 
 function baseOuts(r: { imagePath: string; imageSha: string; sizeBytes: number }): Props {

@@ -186,31 +186,13 @@ export class Instance extends pulumi.dynamic.Resource {
   /** The kernel binary the instance boots (an input). */
   declare readonly kernel: pulumi.Output<string | undefined>;
   constructor(name: string, args: InstanceArgs, o?: pulumi.CustomResourceOptions) {
-    const { kernel, rootDisk, disks, swapDisk, nics, ...rest } = args;
+    const { kernel, rootDisk, ...rest } = args;
     const props: Record<string, unknown> = {
       name,
-      ...rest,
+      ...memberProps(rest),
       rootDisk: rootDisk.name,
       rootDiskId: rootDisk.diskId,
       ...(kernel ? { kernel: kernel.bootPath, kernelSha256: kernel.sha256 } : {}),
-      ...(disks
-        ? {
-            disks: disks.map((d) => ({
-              disk: d.disk.name,
-              ...(d.readOnly !== undefined ? { readOnly: d.readOnly } : {}),
-            })),
-          }
-        : {}),
-      ...(swapDisk ? { swapDisk: swapDisk.name } : {}),
-      ...(nics
-        ? {
-            nics: nics.map((n) => ({
-              network: n.network.name,
-              ...(n.mac ? { mac: n.mac } : {}),
-              ...(n.ipv4 ? { ipv4: n.ipv4 } : {}),
-            })),
-          }
-        : {}),
       state: undefined,
       pid: undefined,
       consoleLog: undefined,
@@ -225,11 +207,136 @@ export class Instance extends pulumi.dynamic.Resource {
   }
 }
 
+/** An instance's own settings (no name, root disk or kernel): resources become their names. */
+export type InstanceSettings = Omit<InstanceArgs, "name" | "rootDisk" | "kernel" | "stateDir">;
+function memberProps(args: InstanceSettings & HostArgs): Record<string, unknown> {
+  const { disks, swapDisk, nics, ...rest } = args;
+  return {
+    ...rest,
+    ...(disks
+      ? {
+          disks: disks.map((d) => ({
+            disk: d.disk.name,
+            ...(d.readOnly !== undefined ? { readOnly: d.readOnly } : {}),
+          })),
+        }
+      : {}),
+    ...(swapDisk ? { swapDisk: swapDisk.name } : {}),
+    ...(nics
+      ? {
+          nics: nics.map((n) => ({
+            network: n.network.name,
+            ...(n.mac ? { mac: n.mac } : {}),
+            ...(n.ipv4 ? { ipv4: n.ipv4 } : {}),
+          })),
+        }
+      : {}),
+  };
+}
+
+/** What an instance group reports per member (the outputs an Instance has). */
+export interface MemberInfo {
+  state: "running" | "stopped" | "missing";
+  pid?: number;
+  consoleLog?: string;
+  mconsoleSocket?: string;
+  serialPorts?: SerialPort[];
+  nicInfo?: { index: number; device: string; network: string; mac: string; ipv4?: string }[];
+  bootCount?: number;
+  instanceId?: string;
+}
+
+/**
+ * Many instances as one resource: member `m` boots its own COW overlay
+ * `m-root` over `base`, on `kernel`. One create boots every member at once,
+ * and one diff covers them all, so a 32-guest fleet costs the Pulumi engine
+ * one resource instead of 64. Members are added, changed (live or by restart)
+ * and removed in place; a new kernel or base replaces the group.
+ */
+export interface InstanceGroupArgs extends HostArgs {
+  /** Default: the resource name. */
+  name?: pulumi.Input<string>;
+  base: RootFilesystem;
+  /** Default: Debian's kernel. */
+  kernel?: Kernel;
+  /** Member name (at most 27 characters) to its settings. */
+  members: Record<string, InstanceSettings>;
+}
+export class InstanceGroup extends pulumi.dynamic.Resource {
+  declare readonly name: pulumi.Output<string>;
+  /** Per member, its state, pid, console log, NICs, serial ports, boot count. */
+  declare readonly memberInfo: pulumi.Output<Record<string, MemberInfo>>;
+  /** The members' settings (an input, echoed). */
+  declare readonly members: pulumi.Output<Record<string, unknown>>;
+  declare readonly base: pulumi.Output<string>;
+  declare readonly baseImageSha: pulumi.Output<string>;
+  declare readonly kernel: pulumi.Output<string | undefined>;
+  declare readonly kernelSha256: pulumi.Output<string | undefined>;
+  declare readonly lastChange: pulumi.Output<string | undefined>;
+  constructor(name: string, args: InstanceGroupArgs, o?: pulumi.CustomResourceOptions) {
+    const { base, kernel, members, ...rest } = args;
+    super(
+      makeProvider("instance-group"),
+      name,
+      {
+        name,
+        ...rest,
+        base: base.name,
+        // The base's content hash: a new base (even under the same name) replaces the group.
+        baseImageSha: base.imageSha,
+        ...(kernel ? { kernel: kernel.bootPath, kernelSha256: kernel.sha256 } : {}),
+        members: Object.fromEntries(Object.entries(members).map(([m, a]) => [m, memberProps(a)])),
+        memberInfo: undefined,
+        lastChange: undefined,
+      },
+      opts(o),
+      "umlfleet",
+      "InstanceGroup",
+    );
+  }
+
+  /** One member, usable wherever an instance is (e.g. a SerialLink end). */
+  member(name: string): InstanceGroupMember {
+    return new InstanceGroupMember(this, name);
+  }
+}
+
+/** A member of an InstanceGroup: its name and outputs. */
+export class InstanceGroupMember {
+  /** Known at preview while the group is updated in place (derived from an echoed input). */
+  readonly name: pulumi.Output<string>;
+  readonly state: pulumi.Output<MemberInfo["state"]>;
+  readonly pid: pulumi.Output<number | undefined>;
+  readonly consoleLog: pulumi.Output<string | undefined>;
+  readonly serialPorts: pulumi.Output<SerialPort[]>;
+  readonly nicInfo: pulumi.Output<NonNullable<MemberInfo["nicInfo"]>>;
+  readonly bootCount: pulumi.Output<number | undefined>;
+  /** What identifies this member's machine for a serial link: the group's base and kernel. */
+  readonly linkIdentity: pulumi.Output<string>[];
+  constructor(
+    readonly group: InstanceGroup,
+    memberName: string,
+  ) {
+    this.name = group.members.apply(() => memberName);
+    const info = group.memberInfo.apply((mi) => mi[memberName] ?? { state: "missing" as const });
+    this.state = info.apply((i) => i.state);
+    this.pid = info.apply((i) => i.pid);
+    this.consoleLog = info.apply((i) => i.consoleLog);
+    this.serialPorts = info.apply((i) => i.serialPorts ?? []);
+    this.nicInfo = info.apply((i) => i.nicInfo ?? []);
+    this.bootCount = info.apply((i) => i.bootCount);
+    this.linkIdentity = [
+      pulumi.interpolate`${group.base}@${group.baseImageSha}`,
+      pulumi.interpolate`${group.kernel}@${group.kernelSha256}`,
+    ];
+  }
+}
+
 /** A null-modem cable between serial line `a.line` of one instance and `b.line` of another. */
 export interface SerialLinkArgs extends HostArgs {
   name?: pulumi.Input<string>;
-  a: { instance: Instance; line: pulumi.Input<number> };
-  b: { instance: Instance; line: pulumi.Input<number> };
+  a: { instance: Instance | InstanceGroupMember; line: pulumi.Input<number> };
+  b: { instance: Instance | InstanceGroupMember; line: pulumi.Input<number> };
 }
 export class SerialLink extends pulumi.dynamic.Resource {
   declare readonly up: pulumi.Output<boolean>;
@@ -247,12 +354,7 @@ export class SerialLink extends pulumi.dynamic.Resource {
         // the link is remade. Echoed inputs, not outputs: they stay known at
         // preview while an instance is updated in place, and turn unknown
         // exactly when it is replaced (new root disk or kernel).
-        instanceIds: [
-          args.a.instance.rootDiskId,
-          args.a.instance.kernel,
-          args.b.instance.rootDiskId,
-          args.b.instance.kernel,
-        ],
+        instanceIds: [...linkIdentity(args.a.instance), ...linkIdentity(args.b.instance)],
         up: undefined,
       },
       opts(o),
@@ -260,4 +362,8 @@ export class SerialLink extends pulumi.dynamic.Resource {
       "SerialLink",
     );
   }
+}
+
+function linkIdentity(i: Instance | InstanceGroupMember): pulumi.Input<string | undefined>[] {
+  return i instanceof InstanceGroupMember ? i.linkIdentity : [i.rootDiskId, i.kernel];
 }

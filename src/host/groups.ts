@@ -2,7 +2,7 @@ import { cpus } from "node:os";
 import { UmlfleetError } from "../errors";
 import type { InstanceGroupSpec, SpecOf } from "../spec";
 import { memberInstanceSpec, memberRootDisk } from "../validation";
-import type { ChangePlan } from "./change-plan";
+import { planInstanceChange, type ChangePlan } from "./change-plan";
 import type { InstanceStatus } from "./instances";
 import type { LocalRuntime } from "./runtime";
 
@@ -191,4 +191,40 @@ async function limit<T>(
   };
   await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
   return results;
+}
+
+/**
+ * What applying `after` over `before` does to each member, from the two specs
+ * alone (no host access): for previews. Members whose kernel or base changes
+ * are replaced; the rest are planned field by field like single instances.
+ */
+export function planGroupChange(before: InstanceGroupSpec, after: InstanceGroupSpec): GroupApplyResult {
+  const actions: Record<string, MemberAction> = {};
+  const plans: Record<string, ChangePlan> = {};
+  for (const m of Object.keys(before.members)) if (!(m in after.members)) actions[m] = "remove";
+  for (const m of Object.keys(after.members)) {
+    if (!(m in before.members)) {
+      actions[m] = "create";
+      continue;
+    }
+    const plan = planInstanceChange(memberInstanceSpec(before, m), memberInstanceSpec(after, m));
+    if (before.base !== after.base || plan.kind === "replace") actions[m] = "replace";
+    else if (plan.kind === "none") actions[m] = "none";
+    else {
+      actions[m] = "update";
+      plans[m] = plan;
+    }
+  }
+  return { actions, plans };
+}
+
+/** One line for a preview: "b live (memoryMiB), c restart (kernelArgs), d create, e remove". */
+export function describeGroupChange(r: GroupApplyResult): string {
+  return Object.entries(r.actions)
+    .filter(([, a]) => a !== "none")
+    .map(([m, a]) => {
+      const p = r.plans[m];
+      return p ? `${m} ${p.kind} (${p.changes.map((c) => c.field.slice(1)).join(", ")})` : `${m} ${a}`;
+    })
+    .join(", ");
 }

@@ -1,0 +1,148 @@
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LocalRuntime } from "../../src";
+import { pulumiBinDir } from "../../provider/local-stack";
+import { newTestDir, processesMentioning } from "../helpers/runtime";
+
+interface Lab {
+  size: number;
+  memoryMiB?: number;
+  extraNic?: boolean;
+  extraDisk?: boolean;
+  kernelPath?: string;
+  baseSizeMiB?: number;
+  invalidMac?: string;
+  kernelBuild?: boolean;
+  group?: boolean;
+}
+interface Result {
+  summary?: Record<string, number>;
+  outputs?: Record<string, unknown>;
+  deployment?: {
+    version: number;
+    deployment: { resources: { type: string; urn: string; outputs?: Record<string, unknown> }[] };
+  };
+  error?: string;
+  stdout: string;
+}
+
+const haveCli = existsSync(join(pulumiBinDir(), "pulumi"));
+const driver = join(__dirname, "fixtures", "stack-driver.js");
+
+describe.skipIf(!haveCli)("a Fleet as one InstanceGroup resource, driven by the real pulumi CLI", () => {
+  const dir = newTestDir("e2g");
+  const stateDir = join(dir, "s");
+  const backendDir = join(dir, "b");
+  const rt = () => new LocalRuntime({ stateDir });
+
+  const pulumi = (
+    action: string,
+    lab: Lab = { size: 3, group: true },
+    extra: Record<string, unknown> = {},
+  ): Result => {
+    const out = execFileSync(
+      "node",
+      [driver, JSON.stringify({ action, lab, stateDir, backendDir, ...extra })],
+      {
+        encoding: "utf8",
+        timeout: 600_000,
+        maxBuffer: 64 << 20,
+      },
+    );
+    const line = out.split("\n").find((l) => l.startsWith("@@RESULT "));
+    if (!line) throw new Error(`driver printed no result:\n${out}`);
+    return JSON.parse(line.slice("@@RESULT ".length)) as Result;
+  };
+  const ok = (r: Result) => {
+    if (r.error) throw new Error(`${r.error}\n${r.stdout}`);
+    return r;
+  };
+
+  beforeAll(() => mkdirSync(dir, { recursive: true }));
+  afterAll(async () => {
+    // Whatever a failed test left: destroy through Pulumi, then make sure.
+    if (existsSync(stateDir)) {
+      pulumi("destroy");
+      await new LocalRuntime({ stateDir }).destroyAll();
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const send = async (from: string, to: string, text: string) => {
+    const r = rt();
+    await r.exec(to, "cat /dev/ttyS1 > /tmp/got 2>&1 &");
+    await r.exec(from, `echo ${text} > /dev/ttyS1`);
+    return (
+      await r.exec(
+        to,
+        `for i in 1 2 3 4 5 6 7 8 9 10; do grep -q ${text} /tmp/got && break; sleep 0.5; done; cat /tmp/got`,
+      )
+    ).output;
+  };
+
+  it("up from nothing: one resource boots every member; members ping, the serial link carries text", async () => {
+    const r = ok(pulumi("up"));
+    // stack, kernel, base, network, the Fleet component, its group, the link.
+    expect(r.summary).toEqual({ create: 7 });
+    expect(r.outputs?.names).toEqual(["g-0", "g-1", "g-2"]);
+    expect(r.outputs?.states).toEqual(["running", "running", "running"]);
+    expect((await rt().exec("g-0", "ping -c 2 -W 5 10.0.0.3")).output).toContain("2 packets received");
+    expect(await send("g-0", "g-1", "over-the-cable")).toContain("over-the-cable");
+    expect(Object.keys(ok(pulumi("preview")).summary!)).toEqual(["same"]);
+  });
+
+  it("a change to every member previews as one update, says live per member, and applies without reboot", async () => {
+    const lab: Lab = { size: 3, group: true, memoryMiB: 96 };
+    const p = ok(pulumi("preview", lab));
+    expect(p.summary).toMatchObject({ update: 1 });
+    expect(p.summary!.replace ?? 0).toBe(0);
+    expect(p.stdout).toMatch(
+      /change\s+: "g-0 live \(memoryMiB\), g-1 live \(memoryMiB\), g-2 live \(memoryMiB\)"/,
+    );
+    ok(pulumi("up", lab));
+    for (const m of ["g-0", "g-1", "g-2"]) {
+      expect(rt().instanceStatus(m)).toMatchObject({ state: "running", bootCount: 1, memoryMiB: 96 });
+    }
+  });
+
+  it("a smaller fleet removes the last member and its overlay; the link between the others stays", async () => {
+    const lab: Lab = { size: 2, group: true, memoryMiB: 96 };
+    const p = ok(pulumi("preview", lab));
+    expect(p.summary).toMatchObject({ update: 1 });
+    expect(p.summary!.replace ?? 0).toBe(0);
+    // The last update's summary is still in state: the preview shows old => new.
+    expect(p.stdout).toMatch(/change\s+: (".*" => )?"g-2 remove"/);
+    ok(pulumi("up", lab));
+    expect(rt().instances.get("g-2")).toBeUndefined();
+    expect(rt().disks.get("g-2-root")).toBeUndefined();
+    expect(processesMentioning(`${stateDir}/instances/g-2/`)).toEqual([]);
+    expect(await send("g-1", "g-0", "still-linked")).toContain("still-linked");
+  });
+
+  it("kill -9 of a member: refresh shows the drift, up restarts it on its overlay", async () => {
+    const lab: Lab = { size: 2, group: true, memoryMiB: 96 };
+    await rt().exec("g-1", "echo written-before-kill > /root/proof && sync");
+    const umlPid = Number(
+      execFileSync("pgrep", ["-o", "-f", `^/usr/bin/linux.uml .*uml_dir=${stateDir}/instances/g-1/`], {
+        encoding: "utf8",
+      }).trim(),
+    );
+    process.kill(umlPid, "SIGKILL");
+    const refreshed = ok(pulumi("refresh", lab));
+    expect(refreshed.summary).toMatchObject({ update: 1 });
+    ok(pulumi("up", lab));
+    expect(rt().instanceStatus("g-1")).toMatchObject({ state: "running", bootCount: 2 });
+    expect((await rt().exec("g-1", "cat /root/proof")).output).toContain("written-before-kill");
+  });
+
+  it("destroy leaves no process, socket or file of the stack on the host", () => {
+    ok(pulumi("destroy", { size: 2, group: true, memoryMiB: 96 }));
+    expect(processesMentioning(stateDir)).toEqual([]);
+    const left = existsSync(stateDir)
+      ? execFileSync("find", [stateDir], { encoding: "utf8" }).trim().split("\n")
+      : [];
+    expect(left).toEqual([]);
+  });
+});
