@@ -99,6 +99,8 @@ export interface FleetRound {
   /** How the Pulumi program declares the fleet (results before 2026-11-27 16:30 UTC: "resources"). */
   shape?: "group" | "resources";
   bare?: { ms?: number; ready: number; error?: string; memory?: MemGuest[] };
+  /** The same fleet through LocalRuntime.groups.apply in this process: umlfleet without Pulumi. */
+  runtime?: { ms?: number; ready: number; error?: string };
   pulumi?: {
     upMs?: number;
     upWallMs?: number;
@@ -512,6 +514,41 @@ async function bareFleet(round: number, measureMemory: boolean): Promise<NonNull
   return out;
 }
 
+/** The fleet as one InstanceGroup applied by the runtime directly (no Pulumi): from the call to its return. */
+async function runtimeFleet(): Promise<NonNullable<FleetRound["runtime"]>> {
+  const nets = Array.from({ length: KNOBS.BENCH_FLEET_NETWORKS }, (_, n) => `rnet${n}`);
+  for (const n of nets) await rt.ensureNetwork({ name: n });
+  const members = Object.fromEntries(
+    Array.from({ length: KNOBS.BENCH_FLEET_SIZE }, (_, i) => {
+      const n = i % nets.length;
+      return [
+        `r${i}`,
+        {
+          memoryMiB: 64,
+          nics: [{ network: nets[n]!, ipv4: `10.${n}.0.${Math.floor(i / nets.length) + 1}/24` }],
+          ...(res.fleet.kernelArgs.length ? { kernelArgs: res.fleet.kernelArgs } : {}),
+        },
+      ];
+    }),
+  );
+  const spec = { name: "rfleet", base: "base", kernel: res.leanKernel, members };
+  const out: NonNullable<FleetRound["runtime"]> = { ready: 0 };
+  const t0 = performance.now();
+  try {
+    await rt.groups.apply(spec);
+    out.ms = performance.now() - t0;
+  } catch (e) {
+    out.error = String(e).slice(0, 600);
+    res.errors.push(`runtime fleet: ${out.error}`);
+  }
+  out.ready = Object.keys(members).filter(
+    (m) => rt.instances.get(m) && rt.instanceStatus(m).state === "running",
+  ).length;
+  for (const m of Object.keys(members)) await dropInstance(rt, m, `${m}-root`);
+  for (const n of nets) await rt.removeNetwork(n).catch((e) => res.errors.push(`drop ${n}: ${String(e)}`));
+  return out;
+}
+
 async function pulumiFleet(
   parallel: number | undefined,
   measureMemory: boolean,
@@ -562,9 +599,11 @@ async function benchFleet() {
     const mem = r === 0;
     if (r % 2 === 0) {
       round.bare = await bareFleet(r, mem);
+      round.runtime = await runtimeFleet();
       round.pulumi = await pulumiFleet(par, mem, true);
     } else {
       round.pulumi = await pulumiFleet(par, mem, true);
+      round.runtime = await runtimeFleet();
       round.bare = await bareFleet(r, mem);
     }
     log(

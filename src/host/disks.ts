@@ -14,7 +14,7 @@ import type { DiskSpec } from "../spec";
 import { createCowFile, cowMismatch, readCowHeader } from "../uml/cow";
 import type { Images } from "./images";
 import { run } from "./process";
-import { readJson, STATE_SCHEMA_VERSION, writeJson, type StateDir } from "./state";
+import { readJson, STATE_SCHEMA_VERSION, writeJsonAsync, type StateDir } from "./state";
 
 export interface DiskRecord {
   schemaVersion: number;
@@ -101,7 +101,7 @@ export class Disks {
         }
         record = { schemaVersion: STATE_SCHEMA_VERSION, spec, path, sizeBytes };
       }
-      writeJson(this.state.diskRecord(spec.name), record);
+      await writeJsonAsync(this.state.diskRecord(spec.name), record);
       return record;
     } catch (e) {
       rmSync(path, { force: true });

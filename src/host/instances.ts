@@ -43,7 +43,7 @@ import {
   type ProcessIdentity,
 } from "./process";
 import { kernelFiles, SANDBOX_BIN, sandboxArgv, type Bind } from "./sandbox";
-import { readJson, STATE_SCHEMA_VERSION, withLock, writeJson, type StateDir } from "./state";
+import { readJson, STATE_SCHEMA_VERSION, withLock, writeJson, writeJsonAsync, type StateDir } from "./state";
 
 type Spec = SpecOf["instance"];
 
@@ -96,7 +96,7 @@ export interface StopOptions {
 /** UML instances: boot detached in a sandbox, re-adopt, stop, hot-plug, exec. */
 export class Instances {
   private readonly kernelFileCache = new Map<string, Bind[]>();
-  private readonly versionCache = new Map<string, string>();
+  private readonly versionCache = new Map<string, Promise<string>>();
 
   constructor(
     private readonly state: StateDir,
@@ -156,7 +156,7 @@ export class Instances {
       const record: InstanceRecord = { schemaVersion: STATE_SCHEMA_VERSION, spec, bootCount: 0 };
       mkdirSync(this.state.instanceDir(spec.name), { recursive: true, mode: 0o700 });
       await this.makeFifos(spec);
-      writeJson(this.state.instanceRecord(spec.name), record);
+      await writeJsonAsync(this.state.instanceRecord(spec.name), record);
       try {
         await this.boot(record, opts, true);
       } catch (e) {
@@ -381,8 +381,7 @@ export class Instances {
       .flatMap((n) => [`${n}.in`, `${n}.out`])
       .map((f) => join(dir, f))
       .filter((f) => !existsSync(f));
-    // Node has no mkfifo(3); the coreutils tool runs once per instance (generous deadline: under load it starves).
-    if (missing.length > 0) await run("mkfifo", ["-m", "600", ...missing], { timeoutMs: 60_000 });
+    if (missing.length > 0) await mkfifos(missing);
   }
 
   /** Hard-link a disk file into the sandbox-visible vm/ folder (same inode, so no copy). */
@@ -410,13 +409,15 @@ export class Instances {
   private async nicDriver(kernel: string): Promise<NicDriver> {
     const st = statSync(kernel);
     const key = `${kernel}\0${st.mtimeMs}\0${st.size}`;
+    // The promise is cached: 32 guests booting at once ask once, not 32 times.
     let v = this.versionCache.get(key);
     if (!v) {
-      const r = await run(kernel, ["--version"], { timeoutMs: 10_000, allowFailure: true, env: {} });
-      v = /(\d+\.\d+(\.\d+)?)/.exec(r.stdout)?.[1] ?? "0";
+      v = run(kernel, ["--version"], { timeoutMs: 10_000, allowFailure: true, env: {} }).then(
+        (r) => /(\d+\.\d+(\.\d+)?)/.exec(r.stdout)?.[1] ?? "0",
+      );
       this.versionCache.set(key, v);
     }
-    return nicDriverFor(v);
+    return nicDriverFor(await v);
   }
 
   private bootNic(name: string, index: number, nic: NicSpec, switchDir: string, driver: NicDriver): BootNic {
@@ -458,8 +459,9 @@ export class Instances {
     for (const n of nics) if (!this.networks.isRunning(n.rec)) await this.networks.ensure(n.rec.spec);
 
     const vm = this.state.vmDir(name);
-    // Leftovers of a guest that died uncleanly would hold its disks' locks.
-    await killAllNaming(vm);
+    // Leftovers of a guest that died uncleanly would hold its disks' locks
+    // (none can exist without its folder: skip the /proc scan on a first boot).
+    if (existsSync(vm)) await killAllNaming(vm);
     rmSync(vm, { recursive: true, force: true });
     mkdirSync(join(vm, "uml"), { recursive: true, mode: 0o700 });
     const bootDisks = disks.map((d) => this.bootDisk(vm, d));
@@ -541,7 +543,7 @@ export class Instances {
       argv,
       nicDriver: driver,
     };
-    writeJson(this.state.instanceRecord(name), record);
+    await writeJsonAsync(this.state.instanceRecord(name), record);
 
     const timeoutMs = opts.timeoutMs ?? s.bootTimeoutMs;
     const mconsole = this.mconsole(name, 1_000);
@@ -796,4 +798,30 @@ function tailOf(file: string, lines: number, fromOffset: number): string {
     .slice(-lines - 1)
     .join("\n")
     .trimEnd();
+}
+
+/**
+ * Node has no mkfifo(3), so the coreutils tool makes FIFOs. Requests made in
+ * the same turn of the event loop share one process: a group booting 32 guests
+ * at once spawns one mkfifo, not 32 (each spawn costs tens of ms of blocked
+ * event loop while guests compete for the CPU). If the shared run fails, each
+ * request is retried alone so the error belongs to the instance that caused it.
+ */
+let fifoBatch: { paths: string[]; done: Promise<void> } | undefined;
+function mkfifos(paths: string[]): Promise<void> {
+  if (!fifoBatch) {
+    const batch = { paths: [] as string[], done: Promise.resolve() };
+    batch.done = new Promise<void>((resolve) => setImmediate(resolve)).then(async () => {
+      fifoBatch = undefined;
+      // Generous deadline: under load the tool starves.
+      await run("mkfifo", ["-m", "600", ...batch.paths], { timeoutMs: 60_000 });
+    });
+    fifoBatch = batch;
+  }
+  const batch = fifoBatch;
+  batch.paths.push(...paths);
+  return batch.done.catch(async () => {
+    const left = paths.filter((f) => !existsSync(f));
+    if (left.length > 0) await run("mkfifo", ["-m", "600", ...left], { timeoutMs: 60_000 });
+  });
 }
