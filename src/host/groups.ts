@@ -4,6 +4,7 @@ import type { InstanceGroupSpec, SpecOf } from "../spec";
 import { memberInstanceSpec, memberRootDisk } from "../validation";
 import { planInstanceChange, type ChangePlan } from "./change-plan";
 import type { InstanceStatus } from "./instances";
+import { BatchLauncher, type Launcher } from "./launcher";
 import type { LocalRuntime } from "./runtime";
 
 /** What apply did to each member. */
@@ -40,20 +41,24 @@ export class InstanceGroups {
     for (const m of Object.keys(s.members)) actions[m] = this.actionFor(s, m);
 
     const made: string[] = [];
-    const results = await limit(
-      Object.entries(actions),
-      parallelism(),
-      async ([m, action]): Promise<void> => {
+    const entries = Object.entries(actions);
+    const results = new Map<string, PromiseSettledResult<void>>();
+    const settle = async (
+      items: [string, MemberAction][],
+      fn: (m: string, a: MemberAction) => Promise<void>,
+    ) => {
+      const r = await limit(items, parallelism(), ([m, a]) => fn(m, a));
+      items.forEach(([m], i) => results.set(m, r[i]!));
+    };
+    // Removals first (they free names and switch ports), then changes in place.
+    await settle(
+      entries.filter(([, a]) => a === "remove"),
+      (m) => this.removeMember(m),
+    );
+    await settle(
+      entries.filter(([, a]) => a === "update" || a === "none"),
+      async (m, action): Promise<void> => {
         switch (action) {
-          case "remove":
-            return this.removeMember(m);
-          case "replace":
-            await this.removeMember(m);
-            made.push(m);
-            return this.createMember(s, m);
-          case "create":
-            made.push(m);
-            return this.createMember(s, m);
           case "update": {
             const spec = memberInstanceSpec(s, m);
             plans[m] = await this.rt.updateInstance(spec);
@@ -66,9 +71,27 @@ export class InstanceGroups {
         }
       },
     );
-    const failed = results.flatMap((r, i) =>
-      r.status === "rejected" ? [[Object.keys(actions)[i]!, r.reason as unknown] as const] : [],
-    );
+    // New machines boot in waves: every member of a wave prepares (overlay,
+    // record, FIFOs), then one bash starts them all (see BatchLauncher).
+    const fresh = entries.filter(([, a]) => a === "create" || a === "replace");
+    for (let i = 0; i < fresh.length; i += parallelism()) {
+      const wave = fresh.slice(i, i + parallelism());
+      const batch = new BatchLauncher(wave.length);
+      await settle(wave, async (m, action) => {
+        const party = batch.party();
+        try {
+          if (action === "replace") await this.removeMember(m);
+          made.push(m);
+          await this.createMember(s, m, party);
+        } finally {
+          party.leave(); // a member that failed before its start must not hold the others
+        }
+      });
+    }
+    const failed = entries.flatMap(([m]) => {
+      const r = results.get(m);
+      return r?.status === "rejected" ? [[m, r.reason as unknown] as const] : [];
+    });
     if (failed.length) {
       if (!previous) await Promise.allSettled(made.map((m) => this.removeMember(m)));
       const [member, first] = failed[0]!;
@@ -150,9 +173,9 @@ export class InstanceGroups {
     }
   }
 
-  private async createMember(s: SpecOf["instance-group"], m: string): Promise<void> {
+  private async createMember(s: SpecOf["instance-group"], m: string, launcher?: Launcher): Promise<void> {
     await this.rt.ensureDisk({ name: memberRootDisk(m), kind: "overlay", base: s.base });
-    await this.rt.createInstance(memberInstanceSpec(s, m));
+    await this.rt.createInstance(memberInstanceSpec(s, m), launcher ? { launcher } : {});
   }
 
   private async removeMember(m: string): Promise<void> {

@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import {
   closeSync,
   existsSync,
@@ -43,6 +42,7 @@ import {
   type ProcessIdentity,
 } from "./process";
 import { kernelFiles, SANDBOX_BIN, sandboxArgv, type Bind } from "./sandbox";
+import { directLauncher, type Launcher } from "./launcher";
 import { readJson, STATE_SCHEMA_VERSION, withLock, writeJson, writeJsonAsync, type StateDir } from "./state";
 
 type Spec = SpecOf["instance"];
@@ -87,6 +87,8 @@ const FD_CONTROL_IN = 3;
 
 export interface StartOptions {
   timeoutMs?: number;
+  /** Starts the guest's process. Default: spawned by this process; instance groups start theirs in batches. */
+  launcher?: Launcher;
 }
 export interface StopOptions {
   /** Total budget for the graceful steps before SIGKILL. Default 30 s. */
@@ -469,21 +471,12 @@ export class Instances {
     const bootNics = nics.map((n, i) => this.bootNic(name, i, n.nic, n.rec.switchDir, driver));
     await this.makeFifos(s);
 
-    const fds: number[] = [];
-    const open = (file: string, flags: number) => {
-      const fd = openSync(file, flags, 0o600);
-      fds.push(fd);
-      return fd;
-    };
     const consoleOffset = existsSync(consoleLog) ? statSync(consoleLog).size : 0;
-    const logFd = open(consoleLog, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT);
-    const stdio: ("ignore" | number)[] = ["ignore", logFd, logFd];
-    const rw = constants.O_RDWR; // FIFOs opened read-write never block and never hit EOF
-    stdio.push(open(this.fifo(name, "control", "in"), rw), open(this.fifo(name, "control", "out"), rw));
+    // The guest's fds from 3: control in/out, then each serial line's in/out (FIFOs, opened read-write).
+    const fifos = [this.fifo(name, "control", "in"), this.fifo(name, "control", "out")];
     const serial = Array.from({ length: s.serialLines }, (_, line) => {
-      const inFd = stdio.length;
-      stdio.push(open(this.fifo(name, `ttyS${line}`, "in"), rw));
-      stdio.push(open(this.fifo(name, `ttyS${line}`, "out"), rw));
+      const inFd = FD_CONTROL_IN + fifos.length;
+      fifos.push(this.fifo(name, `ttyS${line}`, "in"), this.fifo(name, `ttyS${line}`, "out"));
       return { line, in: inFd, out: inFd + 1 };
     });
     const swapIndex = s.swapDisk ? SWAP_UBD_INDEX : undefined;
@@ -523,17 +516,8 @@ export class Instances {
     );
     const argv = [SANDBOX_BIN, ...sandbox, ...uml];
 
-    let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-    let proc: ProcessIdentity | null = null;
-    try {
-      const child = spawn(SANDBOX_BIN, argv.slice(1), { detached: true, stdio, env: {} });
-      child.on("exit", (code, signal) => (exited = { code, signal }));
-      child.on("error", () => (exited = { code: null, signal: null }));
-      child.unref();
-      proc = child.pid ? identify(child.pid) : null;
-    } finally {
-      for (const fd of fds) closeSync(fd);
-    }
+    const launched = await (opts.launcher ?? directLauncher).launch({ argv, logFile: consoleLog, fifos });
+    const proc: ProcessIdentity | null = launched.pid ? identify(launched.pid) : null;
     const record: InstanceRecord = {
       ...r,
       spec: s,
@@ -553,7 +537,7 @@ export class Instances {
       async () => {
         const text = log.poll();
         if (/Kernel panic/.test(text)) return "panic";
-        if (exited || (proc && !isAlive(proc)) || !proc) return "exited";
+        if (launched.exit() || (proc && !isAlive(proc)) || !proc) return "exited";
         if (s.readiness === "marker") return text.includes(READY_MARKER) ? "ready" : undefined;
         // mconsole readiness costs a process per try: ask every 10th tick.
         if (tick++ % 10 !== 0) return undefined;
@@ -572,11 +556,11 @@ export class Instances {
       return;
     }
     // Give a dying process a moment so its exit status and last words are in.
-    if (proc) await waitFor(() => exited || !isAlive(proc), 300, 20);
+    if (proc) await waitFor(() => launched.exit() || !isAlive(proc), 300, 20);
     const facts = {
       argv,
-      exitCode: exited?.code ?? null,
-      signal: exited?.signal ?? null,
+      exitCode: launched.exit()?.code ?? null,
+      signal: launched.exit()?.signal ?? null,
       timedOut: outcome === undefined,
     };
     if (proc) await killGroup(proc);
@@ -595,7 +579,7 @@ export class Instances {
       "UMLFLEET_BOOT_FAILED",
       outcome === "panic"
         ? "kernel panic during boot"
-        : `exited during boot (${exited?.code ?? exited?.signal ?? "status unknown"})`,
+        : `exited during boot (${launched.exit()?.code ?? launched.exit()?.signal ?? "status unknown"})`,
       { ...facts, consoleTail },
     );
   }
