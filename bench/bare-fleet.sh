@@ -26,9 +26,14 @@ for ((i = 0; i < count; i++)); do
   n=$((i % nets))
   ip="10.$n.0.$((i / nets + 1))/24"
   mac=$(printf '52:54:00:be:%02x:%02x' "$n" "$i")
+  # The same guest as umlfleet's: a control line (con1) and two serial lines on FIFOs,
+  # which umlfleet's init sets up (stty, a control loop): only the host side differs.
+  mkfifo "$g/c.in" "$g/c.out" "$g/s0.in" "$g/s0.out" "$g/s1.in" "$g/s1.out"
   TMPDIR="$tmp" setsid "$kernel" "ubd0=$g/cow,$base" root=/dev/ubda rw mem=64M umid=b "uml_dir=$g/uml" \
-    con=none con0=null,fd:1 ssl=none "eth0=vde,$dir/sw$n,$mac" init=/umlfleet/init \
-    "umlfleet.hostname=g$i" "umlfleet.ip=eth0:$ip" "$@" </dev/null >"$g/console.log" 2>&1 &
+    con=none con0=null,fd:1 con1=fd:3,fd:4 ssl=none ssl0=fd:5,fd:6 ssl1=fd:7,fd:8 \
+    "eth0=vde,$dir/sw$n,$mac" init=/umlfleet/init umlfleet.serial=2 \
+    "umlfleet.hostname=g$i" "umlfleet.ip=eth0:$ip" "$@" </dev/null >"$g/console.log" 2>&1 \
+    3<>"$g/c.in" 4<>"$g/c.out" 5<>"$g/s0.in" 6<>"$g/s0.out" 7<>"$g/s1.in" 8<>"$g/s1.out" &
   echo $! >>"$dir/pids"
 done
 deadline=$((t0 + ${BARE_TIMEOUT_S:-120} * 1000000000))
