@@ -143,7 +143,8 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
     `${k.BENCH_BOOT_ROUNDS} rounds per variant, one guest at a time (64 MiB, no NIC). "bare": \`bench/bare-boot.sh\` starts linux.uml directly ` +
       "(no sandbox, no runtime; COW made by `uml_mkcow` before the clock starts; console to a file polled every 10 ms; guest RAM on tmpfs like the runtime's). " +
       '"runtime": `LocalRuntime.createInstance` from call to return (overlay made before, by `ensureDisk`; the runtime polls every 20 ms too). ' +
-      "Both boot the same base image with `init=/umlfleet/init` and stop the clock at `UMLFLEET-READY`. " +
+      "Both boot the same base image with `init=/umlfleet/init` and the same guest devices (a control line `con1` and two serial lines on FIFOs, which the init sets up) and stop the clock at `UMLFLEET-READY` " +
+      "(runs before 2026-11-27 16:48 UTC gave bare guests neither line, so their init did less). " +
       `\`lpj=\` is ${res.lpj ?? "n/a"}, read from a lean boot's console ("lpj=NNN").`,
   );
   L.push("");
@@ -178,7 +179,8 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
       `Shape "group": the ${size} guests are one \`InstanceGroup\` resource (what \`Fleet\` declares), whose create makes every overlay and boots every guest at once; ` +
       `shape "resources": a \`Disk\` and an \`Instance\` resource per guest (${2 * size} resources), for comparison. ` +
       "Stack selection and workspace setup (1-3 s) are outside the timing and listed separately. " +
-      `"shell": \`bench/bare-fleet.sh\`, bash starting ${k.BENCH_FLEET_NETWORKS} \`vde_switch -d\` and ${size} backgrounded linux.uml (COWs made by the kernel), polling the consoles every 50 ms. ` +
+      `"shell": \`bench/bare-fleet.sh\`, bash starting ${k.BENCH_FLEET_NETWORKS} \`vde_switch -d\` and ${size} backgrounded linux.uml (COWs made by the kernel; each guest with umlfleet's control line and two serial lines on FIFOs, as the runtime gives them), polling the consoles every 50 ms. ` +
+      `"runtime, no Pulumi": the same ${size} guests as one \`InstanceGroup\` applied by \`LocalRuntime.groups.apply\` in the benchmark process (its own state folder and switches), from the call to its return. ` +
       `Headline rounds use \`UpOptions.parallel = ${k.BENCH_FLEET_PARALLEL || "default"}\` so every guest boots at once, like the shell script; ` +
       "the CLI's default is `--parallel 8` here (4 x CPUs, see `pulumi up --help`), measured separately below.",
   );
