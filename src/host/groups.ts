@@ -39,6 +39,7 @@ export class InstanceGroups {
     const plans: Record<string, ChangePlan> = {};
     for (const m of Object.keys(previous?.members ?? {})) if (!(m in s.members)) actions[m] = "remove";
     for (const m of Object.keys(s.members)) actions[m] = this.actionFor(s, m);
+    this.refuseForeignInstances(s, previous, actions);
 
     const made: string[] = [];
     const entries = Object.entries(actions);
@@ -146,6 +147,27 @@ export class InstanceGroups {
     const plan = this.rt.planInstanceUpdate(memberInstanceSpec(s, m));
     if (plan.kind === "replace") return "replace";
     return plan.kind === "none" ? "none" : "update";
+  }
+
+  /**
+   * A member that is new to this group may only adopt an instance of its name
+   * that already is exactly that member (a retried create), as a single
+   * instance's create does; anything else belongs to someone else.
+   */
+  private refuseForeignInstances(
+    s: SpecOf["instance-group"],
+    previous: InstanceGroupSpec | undefined,
+    actions: Record<string, MemberAction>,
+  ): void {
+    for (const m of Object.keys(s.members)) {
+      if (previous && m in previous.members) continue;
+      if (!this.rt.instances.get(m) || actions[m] === "none") continue;
+      throw new UmlfleetError(
+        "UMLFLEET_CONFLICT",
+        `instance-group/${s.name}/members/${m}: an instance ${JSON.stringify(m)} exists on this host and is not this member; remove it or rename the member`,
+        { field: `/members/${m}`, value: m },
+      );
+    }
   }
 
   /** Every base, network and disk the members name must exist: checked before anything is made. */

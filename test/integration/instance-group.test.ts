@@ -42,6 +42,19 @@ describe("an instance group: many instances applied as one", () => {
     expect(host.rt.instances.list()).toEqual([]);
   });
 
+  it("refuses a member whose name another instance holds, before making anything", async () => {
+    await host.rt.ensureDisk({ name: "solo-root", kind: "overlay", base: "bb" });
+    await host.rt.createInstance({ name: "solo", rootDisk: "solo-root", memoryMiB: 64 });
+    await expect(gs().apply(group({ a: member(1), solo: member(9) }))).rejects.toMatchObject({
+      code: "UMLFLEET_CONFLICT",
+      details: { field: "/members/solo" },
+    });
+    expect(host.rt.instances.list()).toEqual(["solo"]);
+    expect(host.rt.instanceStatus("solo").bootCount).toBe(1);
+    await host.rt.removeInstance("solo");
+    await host.rt.removeDisk("solo-root");
+  });
+
   it("creates every member on its own overlay in one apply; members ping each other", async () => {
     v1 = group({ a: member(1), b: member(2), c: member(3) });
     const r = await gs().apply(v1);
