@@ -1,74 +1,10 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalRuntime } from "../../src";
-import { pulumiBinDir } from "../../provider/local-stack";
-import { newTestDir, processesMentioning } from "../helpers/runtime";
-
-interface Lab {
-  size: number;
-  memoryMiB?: number;
-  extraNic?: boolean;
-  extraDisk?: boolean;
-  kernelPath?: string;
-  baseSizeMiB?: number;
-  invalidMac?: string;
-  kernelBuild?: boolean;
-  group?: boolean;
-}
-interface Result {
-  summary?: Record<string, number>;
-  outputs?: Record<string, unknown>;
-  deployment?: {
-    version: number;
-    deployment: { resources: { type: string; urn: string; outputs?: Record<string, unknown> }[] };
-  };
-  error?: string;
-  stdout: string;
-}
-
-const haveCli = existsSync(join(pulumiBinDir(), "pulumi"));
-const driver = join(__dirname, "fixtures", "stack-driver.js");
+import { describe, expect, it } from "vitest";
+import { processesMentioning } from "../helpers/runtime";
+import { haveCli, useStack, type Lab } from "./stack-harness";
 
 describe.skipIf(!haveCli)("a Fleet as one InstanceGroup resource, driven by the real pulumi CLI", () => {
-  const dir = newTestDir("e2g");
-  const stateDir = join(dir, "s");
-  const backendDir = join(dir, "b");
-  const rt = () => new LocalRuntime({ stateDir });
-
-  const pulumi = (
-    action: string,
-    lab: Lab = { size: 3, group: true },
-    extra: Record<string, unknown> = {},
-  ): Result => {
-    const out = execFileSync(
-      "node",
-      [driver, JSON.stringify({ action, lab, stateDir, backendDir, ...extra })],
-      {
-        encoding: "utf8",
-        timeout: 600_000,
-        maxBuffer: 64 << 20,
-      },
-    );
-    const line = out.split("\n").find((l) => l.startsWith("@@RESULT "));
-    if (!line) throw new Error(`driver printed no result:\n${out}`);
-    return JSON.parse(line.slice("@@RESULT ".length)) as Result;
-  };
-  const ok = (r: Result) => {
-    if (r.error) throw new Error(`${r.error}\n${r.stdout}`);
-    return r;
-  };
-
-  beforeAll(() => mkdirSync(dir, { recursive: true }));
-  afterAll(async () => {
-    // Whatever a failed test left: destroy through Pulumi, then make sure.
-    if (existsSync(stateDir)) {
-      pulumi("destroy");
-      await new LocalRuntime({ stateDir }).destroyAll();
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
+  const { stateDir, pulumi, rt, ok, leftOnHost } = useStack("e2g", { size: 3, group: true });
 
   const send = async (from: string, to: string, text: string) => {
     const r = rt();
@@ -139,10 +75,6 @@ describe.skipIf(!haveCli)("a Fleet as one InstanceGroup resource, driven by the 
 
   it("destroy leaves no process, socket or file of the stack on the host", () => {
     ok(pulumi("destroy", { size: 2, group: true, memoryMiB: 96 }));
-    expect(processesMentioning(stateDir)).toEqual([]);
-    const left = existsSync(stateDir)
-      ? execFileSync("find", [stateDir], { encoding: "utf8" }).trim().split("\n")
-      : [];
-    expect(left).toEqual([]);
+    expect(leftOnHost()).toEqual({ processes: [], files: [] });
   });
 });

@@ -1,71 +1,14 @@
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { LocalRuntime } from "../../src";
-import { pulumiBinDir } from "../../provider/local-stack";
-import { newTestDir, processesMentioning } from "../helpers/runtime";
-
-interface Lab {
-  size: number;
-  memoryMiB?: number;
-  extraNic?: boolean;
-  extraDisk?: boolean;
-  kernelPath?: string;
-  baseSizeMiB?: number;
-  invalidMac?: string;
-  kernelBuild?: boolean;
-}
-interface Result {
-  summary?: Record<string, number>;
-  outputs?: Record<string, unknown>;
-  deployment?: {
-    version: number;
-    deployment: { resources: { type: string; urn: string; outputs?: Record<string, unknown> }[] };
-  };
-  error?: string;
-  stdout: string;
-}
-
-const haveCli = existsSync(join(pulumiBinDir(), "pulumi"));
-const driver = join(__dirname, "fixtures", "stack-driver.js");
+import { describe, expect, it } from "vitest";
+import { processesMentioning } from "../helpers/runtime";
+import { haveCli, useStack, type Lab } from "./stack-harness";
 
 describe.skipIf(!haveCli)("the Pulumi resources, driven by the real pulumi CLI", () => {
-  const dir = newTestDir("e2e");
-  const stateDir = join(dir, "s");
-  const backendDir = join(dir, "b");
-  const rt = () => new LocalRuntime({ stateDir });
-
-  const pulumi = (action: string, lab: Lab = { size: 2 }, extra: Record<string, unknown> = {}): Result => {
-    const out = execFileSync(
-      "node",
-      [driver, JSON.stringify({ action, lab, stateDir, backendDir, ...extra })],
-      {
-        encoding: "utf8",
-        timeout: 600_000,
-        maxBuffer: 64 << 20,
-      },
-    );
-    const line = out.split("\n").find((l) => l.startsWith("@@RESULT "));
-    if (!line) throw new Error(`driver printed no result:\n${out}`);
-    return JSON.parse(line.slice("@@RESULT ".length)) as Result;
-  };
-  const ok = (r: Result) => {
-    if (r.error) throw new Error(`${r.error}\n${r.stdout}`);
-    return r;
-  };
+  const { dir, stateDir, pulumi, rt, ok, leftOnHost } = useStack("e2e", { size: 2 });
   const uptime = async (name: string) =>
     Number((await rt().exec(name, "cut -d' ' -f1 /proc/uptime")).output.trim());
-
-  beforeAll(() => mkdirSync(dir, { recursive: true }));
-  afterAll(async () => {
-    // Whatever a failed test left: destroy through Pulumi, then make sure.
-    if (existsSync(stateDir)) {
-      pulumi("destroy");
-      await new LocalRuntime({ stateDir }).destroyAll();
-    }
-    rmSync(dir, { recursive: true, force: true });
-  });
 
   it("an invalid Args value fails preview with a message naming the field, and nothing is created", () => {
     const r = pulumi("preview", { size: 1, invalidMac: "01:00:5e:00:00:01" });
@@ -183,10 +126,6 @@ describe.skipIf(!haveCli)("the Pulumi resources, driven by the real pulumi CLI",
 
   it("destroy leaves no process, socket or file of the stack on the host", () => {
     ok(pulumi("destroy", { size: 2, kernelBuild: true, baseSizeMiB: 40 }));
-    expect(processesMentioning(stateDir)).toEqual([]);
-    const left = existsSync(stateDir)
-      ? execFileSync("find", [stateDir], { encoding: "utf8" }).trim().split("\n")
-      : [];
-    expect(left).toEqual([]);
+    expect(leftOnHost()).toEqual({ processes: [], files: [] });
   });
 });
