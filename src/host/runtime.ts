@@ -50,9 +50,12 @@ export class LocalRuntime {
     return withLock(this.state, `base-${s.name}`, () => this.images.ensure(s));
   }
   async removeBase(name: string): Promise<void> {
-    return withLock(this.state, `base-${name}`, async () =>
+    await withLock(this.state, `base-${name}`, async () =>
       this.images.remove(name, this.disks.overlaysOf(name)),
     );
+    // Every removal prunes after releasing its lock: removals run concurrently,
+    // and whichever ends last must find nothing left (a held lock counts).
+    this.state.pruneIfEmpty();
   }
 
   // Disks
