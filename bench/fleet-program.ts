@@ -5,6 +5,7 @@
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import * as uf from "../provider/index";
 import { localStack } from "../provider/local-stack";
+import { fleetNic } from "./lib";
 
 export interface FleetCfg {
   action: "up" | "preview" | "destroy";
@@ -50,8 +51,8 @@ function program(cfg: FleetCfg) {
   const base = new uf.RootFilesystem("base", { ...h, source: { kind: "busybox", sizeMiB: 32 } });
   const nets = Array.from({ length: cfg.networks }, (_, n) => new uf.Network(`net${n}`, h));
   const nic = (i: number) => {
-    const n = i % cfg.networks;
-    return { network: nets[n]!, ipv4: `10.${n}.0.${Math.floor(i / cfg.networks) + 1}/24` };
+    const { network, ipv4 } = fleetNic(i, cfg.networks);
+    return { network: nets[network]!, ipv4 };
   };
   const args = cfg.kernelArgs.length ? { kernelArgs: cfg.kernelArgs } : {};
   if ((cfg.shape ?? "group") === "group" && cfg.size > 0) {
@@ -64,19 +65,16 @@ function program(cfg: FleetCfg) {
     new uf.InstanceGroup("fleet", { ...h, kernel, base, members });
     return { count: cfg.size };
   }
-  const names = [];
   for (let i = 0; i < cfg.size; i++) {
-    const n = i % cfg.networks;
     const root = new uf.Disk(`g${i}-root`, { ...h, kind: "overlay", base });
-    const inst = new uf.Instance(`g${i}`, {
+    new uf.Instance(`g${i}`, {
       ...h,
       kernel,
       rootDisk: root,
       memoryMiB: cfg.memoryMiB,
-      nics: [{ network: nets[n]!, ipv4: `10.${n}.0.${Math.floor(i / cfg.networks) + 1}/24` }],
-      ...(cfg.kernelArgs.length ? { kernelArgs: cfg.kernelArgs } : {}),
+      nics: [nic(i)],
+      ...args,
     });
-    names.push(inst.name);
   }
   return { count: cfg.size };
 }

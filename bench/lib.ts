@@ -153,6 +153,16 @@ export function groupMemory(root: number): GroupMemory {
   return m;
 }
 
+/**
+ * The benchmark fleet's addressing, shared by every way it is started (Pulumi
+ * program, runtime, and bench/bare-fleet.sh, which spells it in bash): guest i
+ * is on network i mod n, with address 10.<network>.0.<i div n + 1>/24.
+ */
+export function fleetNic(i: number, networks: number): { network: number; ipv4: string } {
+  const network = i % networks;
+  return { network, ipv4: `10.${network}.0.${Math.floor(i / networks) + 1}/24` };
+}
+
 /** SIGKILL a process group (ignore errors). */
 export function killGroup(pgid: number | undefined): void {
   if (!pgid) return;

@@ -25,6 +25,7 @@ import { kernelFiles, type Bind } from "../src/host/sandbox";
 import type { FleetCfg, FleetResult } from "./fleet-program";
 import {
   envInt,
+  fleetNic,
   groupMemory,
   guestProcesses,
   killByCmdline,
@@ -520,12 +521,12 @@ async function runtimeFleet(): Promise<NonNullable<FleetRound["runtime"]>> {
   for (const n of nets) await rt.ensureNetwork({ name: n });
   const members = Object.fromEntries(
     Array.from({ length: KNOBS.BENCH_FLEET_SIZE }, (_, i) => {
-      const n = i % nets.length;
+      const { network, ipv4 } = fleetNic(i, nets.length);
       return [
         `r${i}`,
         {
           memoryMiB: 64,
-          nics: [{ network: nets[n]!, ipv4: `10.${n}.0.${Math.floor(i / nets.length) + 1}/24` }],
+          nics: [{ network: nets[network]!, ipv4 }],
           ...(res.fleet.kernelArgs.length ? { kernelArgs: res.fleet.kernelArgs } : {}),
         },
       ];

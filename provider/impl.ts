@@ -151,29 +151,29 @@ export async function check(
     failures.push(...problems.map((p) => toFailure(specKind, p)));
     // Keep defaults out of the inputs: the program's own values are what diff compares.
   }
-  if (kind === "instance" && failures.length === 0) {
+  if ((kind === "instance" || kind === "instance-group") && failures.length === 0) {
     // Pulumi's dynamic-provider host passes the engine no detailed diff, so a
     // preview cannot say live or restart by itself. The change plan goes into
     // an input of its own, which diff ignores: `pulumi preview --diff` shows
-    // e.g. `change: "live: memoryMiB live, nics live"`, and the next no-change
-    // run, where it is gone, stays `same`.
+    // e.g. `change: "live: memoryMiB live, nics live"` (for a group, per
+    // member), and the next no-change run, where it is gone, stays `same`.
     const before = specOf(kind, clean(olds));
     if (Object.keys(before).length > 0 && !isUnknown(spec)) {
-      const plan = planInstanceChange(before as never, spec as never);
-      if (plan.kind !== "none") {
-        inputs.change = `${plan.kind}: ${plan.changes.map((c) => `${c.field.slice(1)} ${c.kind}`).join(", ")}`;
-      }
-    }
-  }
-  if (kind === "instance-group" && failures.length === 0) {
-    // As for an instance: the per-member plan goes into an input diff ignores.
-    const before = specOf(kind, clean(olds));
-    if (Object.keys(before).length > 0 && !isUnknown(spec)) {
-      const summary = describeGroupChange(planGroupChange(before as never, spec as never));
+      const summary =
+        kind === "instance"
+          ? describeInstanceChange(before, spec)
+          : describeGroupChange(planGroupChange(before as never, spec as never));
       if (summary) inputs.change = summary;
     }
   }
   return { inputs, failures };
+}
+
+/** One line for a preview: "live: memoryMiB live, nics live", or "" for no change. */
+function describeInstanceChange(before: Props, after: Props): string {
+  const plan = planInstanceChange(before as never, after as never);
+  if (plan.kind === "none") return "";
+  return `${plan.kind}: ${plan.changes.map((c) => `${c.field.slice(1)} ${c.kind}`).join(", ")}`;
 }
 
 function toFailure(kind: string, p: FieldProblem): CheckFailure {

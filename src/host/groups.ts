@@ -3,7 +3,6 @@ import { UmlfleetError } from "../errors";
 import type { InstanceGroupSpec, SpecOf } from "../spec";
 import { memberInstanceSpec, memberRootDisk } from "../validation";
 import { planInstanceChange, type ChangePlan } from "./change-plan";
-import type { InstanceStatus } from "./instances";
 import { BatchLauncher, type Launcher } from "./launcher";
 import type { LocalRuntime } from "./runtime";
 
@@ -35,10 +34,8 @@ export class InstanceGroups {
   async apply(spec: unknown, previous?: InstanceGroupSpec): Promise<GroupApplyResult> {
     const s = this.rt.validator.validate("instance-group", spec);
     this.checkReferences(s);
-    const actions: Record<string, MemberAction> = {};
+    const actions = this.actionsFor(s, previous);
     const plans: Record<string, ChangePlan> = {};
-    for (const m of Object.keys(previous?.members ?? {})) if (!(m in s.members)) actions[m] = "remove";
-    for (const m of Object.keys(s.members)) actions[m] = this.actionFor(s, m);
     this.refuseForeignInstances(s, previous, actions);
 
     const made: string[] = [];
@@ -59,17 +56,9 @@ export class InstanceGroups {
     await settle(
       entries.filter(([, a]) => a === "update" || a === "none"),
       async (m, action): Promise<void> => {
-        switch (action) {
-          case "update": {
-            const spec = memberInstanceSpec(s, m);
-            plans[m] = await this.rt.updateInstance(spec);
-            if (this.rt.instanceStatus(m).state !== "running") await this.rt.startInstance(m);
-            return;
-          }
-          case "none":
-            if (this.rt.instanceStatus(m).state !== "running") await this.rt.startInstance(m);
-            return;
-        }
+        if (action === "update") plans[m] = await this.rt.updateInstance(memberInstanceSpec(s, m));
+        // Unchanged or not, a member found stopped (drift) is started.
+        if (this.rt.instanceStatus(m).state !== "running") await this.rt.startInstance(m);
       },
     );
     // New machines boot in waves: every member of a wave prepares (overlay,
@@ -111,13 +100,10 @@ export class InstanceGroups {
   /** What apply would do to each member, with the change plans of updated ones. No side effect. */
   plan(spec: unknown, previous?: InstanceGroupSpec): GroupApplyResult {
     const s = this.rt.validator.validate("instance-group", spec);
-    const actions: Record<string, MemberAction> = {};
+    const actions = this.actionsFor(s, previous);
     const plans: Record<string, ChangePlan> = {};
-    for (const m of Object.keys(previous?.members ?? {})) if (!(m in s.members)) actions[m] = "remove";
-    for (const m of Object.keys(s.members)) {
-      actions[m] = this.actionFor(s, m);
-      if (actions[m] === "update") plans[m] = this.rt.planInstanceUpdate(memberInstanceSpec(s, m));
-    }
+    for (const [m, a] of Object.entries(actions))
+      if (a === "update") plans[m] = this.rt.planInstanceUpdate(memberInstanceSpec(s, m));
     return { actions, plans };
   }
 
@@ -129,13 +115,15 @@ export class InstanceGroups {
     this.rt.state.pruneIfEmpty();
   }
 
-  status(spec: InstanceGroupSpec): Record<string, InstanceStatus | undefined> {
-    return Object.fromEntries(
-      Object.keys(spec.members).map((m) => [
-        m,
-        this.rt.instances.get(m) ? this.rt.instanceStatus(m) : undefined,
-      ]),
-    );
+  /** Per member: removed (in `previous` only), or as actionFor says. */
+  private actionsFor(
+    s: SpecOf["instance-group"],
+    previous: InstanceGroupSpec | undefined,
+  ): Record<string, MemberAction> {
+    const actions: Record<string, MemberAction> = {};
+    for (const m of Object.keys(previous?.members ?? {})) if (!(m in s.members)) actions[m] = "remove";
+    for (const m of Object.keys(s.members)) actions[m] = this.actionFor(s, m);
+    return actions;
   }
 
   private actionFor(s: SpecOf["instance-group"], m: string): MemberAction {

@@ -28,7 +28,7 @@ export class LocalRuntime {
   readonly networks: Networks;
   readonly instances: Instances;
   readonly links: SerialLinks;
-  /** Many instances as one unit (InstanceGroupSpec): apply, plan, remove, status. */
+  /** Many instances as one unit (InstanceGroupSpec): apply, plan, remove. */
   readonly groups: InstanceGroups;
 
   constructor(opts: LocalRuntimeOptions = {}, validator = new SpecValidator()) {
