@@ -63,7 +63,7 @@ export interface ShareSpec {
 
 export interface InstanceSpec {
   name: string;
-  /** Default /usr/bin/linux.uml. */
+  /** Default: the host's default kernel ($UMLFLEET_KERNEL, else /usr/bin/linux.uml). */
   kernel?: string;
   /** Default 64. Changes up to maxMemoryMiB apply live (UML's memory balloon). */
   memoryMiB?: number;
@@ -112,7 +112,7 @@ export interface KernelSpec {
 export interface InstanceGroupSpec {
   name: string;
   base: string;
-  /** Default /usr/bin/linux.uml. */
+  /** Default: the host's default kernel ($UMLFLEET_KERNEL, else /usr/bin/linux.uml). */
   kernel?: string;
   members: Record<string, InstanceGroupMember>;
 }

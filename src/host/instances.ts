@@ -577,9 +577,10 @@ export class Instances {
     }
     throw fail(
       "UMLFLEET_BOOT_FAILED",
-      outcome === "panic"
+      (outcome === "panic"
         ? "kernel panic during boot"
-        : `exited during boot (${launched.exit()?.code ?? launched.exit()?.signal ?? "status unknown"})`,
+        : `exited during boot (${launched.exit()?.code ?? launched.exit()?.signal ?? "status unknown"})`) +
+        kernelHint(consoleTail),
       { ...facts, consoleTail },
     );
   }
@@ -718,6 +719,21 @@ export class Instances {
       ),
     );
   }
+}
+
+/**
+ * What a known kernel failure means for the user. UML 6.1 restores a guest
+ * process's FP state with a fixed 2696-byte XSAVE buffer; hosts whose XSAVE
+ * area is larger (AMX: 11008 bytes) refuse it, and the guest's init dies
+ * (measured: Debian's 6.1.176 and an unpatched 6.1.192 on a Xeon with AMX).
+ */
+function kernelHint(consoleTail: string): string {
+  if (!consoleTail.includes("ptrace set fp regs failed")) return "";
+  return (
+    "; this kernel cannot run guest processes on this CPU (its XSAVE area, with AMX, is larger than UML 6.1 " +
+    "restores): boot umlfleet's built kernel, which is patched for it (a Kernel with `build: {}`, or " +
+    "`scripts/build-kernel.sh` and UMLFLEET_KERNEL=<its path>; docs/kernel.md)"
+  );
 }
 
 export function nicMac(instance: string, index: number, nic: NicSpec): string {
