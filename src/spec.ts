@@ -82,6 +82,8 @@ export interface InstanceSpec {
   readiness?: "marker" | "mconsole";
   /** Default 60000. */
   bootTimeoutMs?: number;
+  /** The most console output kept on the host (console.log + console.log.1). Default 2048. */
+  consoleLogKiB?: number;
 }
 
 export interface SerialLinkEnd {
