@@ -40,7 +40,7 @@ const META: Record<Kind, string[]> = {
  */
 const OUTPUTS: Record<Kind, string[]> = {
   kernel: ["sha256", "version", "bootPath"],
-  base: ["imagePath", "imageSha", "sizeBytes"],
+  base: ["imagePath", "imageSha", "sizeBytes", "drift"],
   disk: ["path", "sizeBytes", "backingPath", "diskId"],
   network: ["switchDir", "running", "pid"],
   instance: [
@@ -258,6 +258,8 @@ export async function diff(kind: Kind, _id: string, olds: Props, news: Props): P
     // Drift found by refresh: a dead switch or relay is restarted by update.
     if (kind === "network" && o.running === false && !replaces.length)
       detailedDiff.running = { kind: "update", inputDiff: false };
+    if (kind === "base" && typeof o.drift === "string" && o.drift !== "" && !replaces.length)
+      detailedDiff.drift = { kind: "update", inputDiff: false };
     if (kind === "serial-link" && o.up === false && !replaces.length)
       detailedDiff.up = { kind: "update", inputDiff: false };
   }
@@ -289,7 +291,11 @@ export async function read(kind: Kind, id: string, props: Props): Promise<{ id?:
     }
     case "base": {
       const r = rt.images.get(id);
-      return r ? { id, props: { ...p, ...baseOuts(r) } } : gone;
+      if (!r) return gone;
+      // A changed or missing image is drift, named: the next up restores it
+      // from its recipe when that gives the recorded bytes, or says why not.
+      const i = await rt.images.integrity(r);
+      return { id, props: { ...p, ...baseOuts(r), drift: i.ok ? "" : i.message } };
     }
     case "disk": {
       const r = rt.disks.get(id);
@@ -405,7 +411,7 @@ function groupOuts(rt: LocalRuntime, spec: InstanceGroupSpec): Props {
 }
 
 function baseOuts(r: { imagePath: string; imageSha: string; sizeBytes: number }): Props {
-  return { imagePath: r.imagePath, imageSha: r.imageSha, sizeBytes: r.sizeBytes };
+  return { imagePath: r.imagePath, imageSha: r.imageSha, sizeBytes: r.sizeBytes, drift: "" };
 }
 
 function diskOuts(rt: LocalRuntime, name: string): Props {

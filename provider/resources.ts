@@ -68,11 +68,17 @@ export class RootFilesystem extends pulumi.dynamic.Resource {
   declare readonly imagePath: pulumi.Output<string>;
   declare readonly imageSha: pulumi.Output<string>;
   declare readonly sizeBytes: pulumi.Output<number>;
+  /**
+   * "" while the image holds the bytes recorded when it was made; after a
+   * refresh that found it changed or gone, what was found (the next up
+   * restores it from its recipe when that gives the recorded bytes).
+   */
+  declare readonly drift: pulumi.Output<string>;
   constructor(name: string, args: RootFilesystemArgs, o?: pulumi.CustomResourceOptions) {
     super(
       makeProvider("base"),
       name,
-      { name, ...args, imagePath: undefined, imageSha: undefined, sizeBytes: undefined },
+      { name, ...args, imagePath: undefined, imageSha: undefined, sizeBytes: undefined, drift: undefined },
       opts(o),
       "umlfleet",
       "RootFilesystem",

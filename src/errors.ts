@@ -9,6 +9,8 @@ export const ERROR_CODES = {
   UMLFLEET_CONFLICT: "A resource of that name exists with a different spec.",
   UMLFLEET_IN_USE: "The resource is used by another one and cannot be removed.",
   UMLFLEET_BASE_MISMATCH: "An overlay's COW header names another base than the one given.",
+  UMLFLEET_BASE_CHANGED:
+    "A base image no longer holds the bytes recorded when it was made (or is gone): nothing boots or is made over it.",
   UMLFLEET_COW_CORRUPT: "A file is not a valid UML COW v3 overlay.",
   UMLFLEET_BOOT_FAILED: "The guest exited or panicked before it was ready.",
   UMLFLEET_BOOT_TIMEOUT: "The guest did not become ready before the deadline; it was killed.",

@@ -64,7 +64,7 @@ export class Disks {
           { name: spec.name, existing: existing.spec, wanted: spec },
         );
       }
-      if (spec.kind === "overlay") this.verifyOverlay(existing);
+      if (spec.kind === "overlay") await this.verifyOverlay(existing);
       return existing;
     }
     const path = this.state.diskFile(spec.name);
@@ -74,6 +74,7 @@ export class Disks {
     try {
       if (spec.kind === "overlay") {
         const base = this.images.require(spec.base!, "/base");
+        await this.images.verify(base); // never an overlay over bytes other than the recorded ones
         createCowFile(path, base.imagePath);
         record = {
           schemaVersion: STATE_SCHEMA_VERSION,
@@ -110,13 +111,15 @@ export class Disks {
   }
 
   /**
-   * Check before boot that an overlay still belongs to its base: same path,
-   * size and mtime as its COW header records (UML refuses the COW otherwise,
-   * with a far less clear message, after boot has begun).
+   * Check before boot that an overlay still belongs to its base: the base's
+   * image holds its recorded bytes (UMLFLEET_BASE_CHANGED otherwise), and has
+   * the path, size and mtime the COW header records (UML refuses the COW
+   * otherwise, with a far less clear message, after boot has begun).
    */
-  verifyOverlay(r: DiskRecord, field = "/rootDisk"): void {
+  async verifyOverlay(r: DiskRecord, field = "/rootDisk"): Promise<void> {
     if (r.spec.kind !== "overlay") return;
     const base = this.images.require(r.spec.base!, `${field} (base of ${r.spec.name})`);
+    await this.images.verify(base, `${field} (base of ${r.spec.name})`);
     const header = readCowHeader(r.path);
     const st = statSync(base.imagePath, { bigint: true });
     const why = cowMismatch(header, {

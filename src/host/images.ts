@@ -5,7 +5,9 @@ import {
   copyFileSync,
   createReadStream,
   existsSync,
+  lstatSync,
   lutimesSync,
+  utimesSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
@@ -23,6 +25,27 @@ import type { BaseSpec } from "../spec";
 import { GUEST_INIT } from "../uml/argv";
 import { run } from "./process";
 import { readJson, STATE_SCHEMA_VERSION, writeJson, type StateDir } from "./state";
+
+/**
+ * What an image file looked like when its content was last hashed: a content
+ * check is needed again only when one of these differs. A byte changed in
+ * place with the mtime put back still moves the ctime, which no user can set;
+ * a touch or chmod moves it too, and the re-hash then tells content from metadata.
+ */
+interface ImageStamp {
+  sha256: string;
+  dev: string;
+  ino: string;
+  sizeBytes: string;
+  mtimeNs: string;
+  ctimeNs: string;
+  mode: number;
+}
+
+/** A base image's state against its recorded content. */
+export type ImageIntegrity =
+  | { ok: true }
+  | { ok: false; file: string; problem: "missing" | "changed"; actualSha?: string; message: string };
 
 export interface BaseRecord {
   schemaVersion: number;
@@ -76,9 +99,10 @@ export class Images {
     return readJson<BaseRecord>(this.state.baseRecord(name));
   }
 
+  /** The base's record (its image may be gone or changed: verify() tells). */
   require(name: string, field = "/base"): BaseRecord {
     const r = this.get(name);
-    if (!r || !existsSync(r.imagePath)) {
+    if (!r) {
       throw new UmlfleetError("UMLFLEET_NOT_FOUND", `${field}: base ${JSON.stringify(name)} does not exist`, {
         field,
         value: name,
@@ -87,17 +111,105 @@ export class Images {
     return r;
   }
 
+  /**
+   * Is the base's image still the bytes recorded when it was made? Cheap when
+   * nothing about the file changed (one lstat); otherwise the file is hashed.
+   * Content intact but mtime or mode moved (a touch, a chmod): both are put
+   * back, since overlays record the mtime (UML refuses a COW whose backing
+   * file's mtime changed). Changes nothing when the content differs.
+   */
+  async integrity(r: BaseRecord): Promise<ImageIntegrity> {
+    return this.imageIntegrity(r.imageSha, r.imagePath, `base ${JSON.stringify(r.spec.name)}`);
+  }
+
+  private async imageIntegrity(sha: string, file: string, label: string): Promise<ImageIntegrity> {
+    const st = lstatSync(file, { bigint: true, throwIfNoEntry: false });
+    const recorded = `sha256 ${sha.slice(0, 16)}... recorded`;
+    if (!st?.isFile())
+      return {
+        ok: false,
+        file,
+        problem: "missing",
+        message: `${label}: its image ${file} is missing (${recorded})`,
+      };
+    const stamp = readJson<ImageStamp>(this.stampFile(sha));
+    if (stamp && sameFile(stamp, st) && stamp.sha256 === sha) return { ok: true };
+    const actual = await sha256File(file);
+    if (actual !== sha)
+      return {
+        ok: false,
+        file,
+        problem: "changed",
+        actualSha: actual,
+        message: `${label}: its image ${file} changed (content sha256 ${actual.slice(0, 16)}..., ${recorded})`,
+      };
+    // The same bytes: put back what the overlays and the sandbox rely on.
+    if (stamp && stamp.mtimeNs !== String(st.mtimeNs)) setMtimeNs(file, BigInt(stamp.mtimeNs));
+    if ((Number(st.mode) & 0o777) !== 0o444) chmodSync(file, 0o444);
+    this.writeStamp(sha, file);
+    return { ok: true };
+  }
+
+  /**
+   * Throw UMLFLEET_BASE_CHANGED, naming the file and how to recover, unless
+   * the base's image holds its recorded bytes. Called before anything boots
+   * over a base or is made over it.
+   */
+  async verify(r: BaseRecord, field = "/base"): Promise<void> {
+    const i = await this.integrity(r);
+    if (i.ok) return;
+    throw new UmlfleetError(
+      "UMLFLEET_BASE_CHANGED",
+      `${field}: ${i.message}; nothing boots over it and no overlay is made over it. To recover: restore the file ` +
+        `(\`pulumi refresh\` then \`pulumi up\` rebuild it from its recipe when that gives the recorded bytes), ` +
+        `or replace the base in the program (its overlays and instances are made anew, their data lost)`,
+      {
+        field,
+        base: r.spec.name,
+        file: i.file,
+        problem: i.problem,
+        recordedSha: r.imageSha,
+        actualSha: i.actualSha,
+      },
+    );
+  }
+
+  private stampFile(sha: string): string {
+    return this.state.image(sha).replace(/\.img$/, ".stamp");
+  }
+
+  private writeStamp(sha: string, file: string): void {
+    const st = lstatSync(file, { bigint: true });
+    const stamp: ImageStamp = {
+      sha256: sha,
+      dev: String(st.dev),
+      ino: String(st.ino),
+      sizeBytes: String(st.size),
+      mtimeNs: String(st.mtimeNs),
+      ctimeNs: String(st.ctimeNs),
+      mode: Number(st.mode) & 0o7777,
+    };
+    writeJson(this.stampFile(sha), stamp);
+  }
+
   /** Build or import the base; a no-op when a base of that name and recipe exists. */
-  async ensure(spec: BaseSpec, opts: { timeoutMs?: number } = {}): Promise<BaseRecord> {
+  async ensure(spec: BaseSpec, opts: { timeoutMs?: number; overlays?: string[] } = {}): Promise<BaseRecord> {
     const recipe = recipeHash(spec);
     const existing = this.get(spec.name);
-    if (existing && existsSync(existing.imagePath)) {
-      if (existing.recipeHash === recipe) return existing;
+    let damaged: Exclude<ImageIntegrity, { ok: true }> | undefined;
+    if (existing && existing.recipeHash !== recipe && existsSync(existing.imagePath)) {
       throw new UmlfleetError(
         "UMLFLEET_CONFLICT",
         `base ${JSON.stringify(spec.name)} exists with another source; remove it first (its overlays would lose their backing)`,
         { name: spec.name },
       );
+    }
+    if (existing && existing.recipeHash === recipe) {
+      const i = await this.integrity(existing);
+      if (i.ok) return existing;
+      // Missing or changed: rebuilt from its recipe below, and put back only
+      // as the recorded bytes while overlays are bound to them.
+      damaged = i;
     }
     if (spec.source.kind !== "busybox") {
       const p = spec.source.path;
@@ -150,14 +262,20 @@ export class Images {
           ],
           { timeoutMs: opts.timeoutMs ?? 600_000, env: { ...process.env, E2FSPROGS_FAKE_TIME: "1" } },
         );
+        await fixCtimes(img, root, opts.timeoutMs ?? 600_000);
       }
       const sha = await sha256File(img);
-      const target = this.state.image(sha);
-      if (existsSync(target)) rmSync(img);
-      else {
-        chmodSync(img, 0o444);
-        renameSync(img, target);
+      if (damaged && existing && sha !== existing.imageSha && (opts.overlays ?? []).length > 0) {
+        throw new UmlfleetError(
+          "UMLFLEET_BASE_CHANGED",
+          `${damaged.message}, and its recipe now gives other bytes (sha256 ${sha.slice(0, 16)}...), so it cannot be ` +
+            `restored; overlays ${opts.overlays!.join(", ")} were made over the recorded bytes. Restore the file, or ` +
+            `replace the base in the program (its overlays and instances are made anew, their data lost)`,
+          { base: spec.name, file: damaged.file, recordedSha: existing.imageSha, rebuiltSha: sha },
+        );
       }
+      const target = this.state.image(sha);
+      await this.install(img, sha, target);
       const record: BaseRecord = {
         schemaVersion: STATE_SCHEMA_VERSION,
         spec,
@@ -173,6 +291,25 @@ export class Images {
     }
   }
 
+  /**
+   * Put built bytes at their content address. An intact image already there
+   * (another base with the same bytes) is kept. One that is missing or
+   * changed is replaced, with the mtime it was recorded with: overlays record
+   * their backing file's mtime, and UML refuses one that moved.
+   */
+  private async install(img: string, sha: string, target: string): Promise<void> {
+    const there = existsSync(target) ? await this.imageIntegrity(sha, target, "image") : undefined;
+    if (there?.ok) {
+      rmSync(img);
+      return;
+    }
+    const stamp = readJson<ImageStamp>(this.stampFile(sha));
+    if (stamp) setMtimeNs(img, BigInt(stamp.mtimeNs));
+    chmodSync(img, 0o444);
+    renameSync(img, target);
+    this.writeStamp(sha, target);
+  }
+
   /** Remove the base record, and its image when no other base shares it. */
   remove(name: string, usedBy: string[]): void {
     const r = this.get(name);
@@ -180,8 +317,29 @@ export class Images {
     refuseIfInUse("base", name, usedBy, "disks");
     rmSync(this.state.baseRecord(name), { force: true });
     const shared = this.state.list("bases").some((b) => this.get(b)?.imageSha === r.imageSha);
-    if (!shared) rmSync(r.imagePath, { force: true });
+    if (!shared) {
+      rmSync(r.imagePath, { force: true });
+      rmSync(this.stampFile(r.imageSha), { force: true });
+    }
   }
+}
+
+/** Does the file still look as it did when stamped (same inode, size, times and mode)? */
+function sameFile(stamp: ImageStamp, st: import("node:fs").BigIntStats): boolean {
+  return (
+    stamp.dev === String(st.dev) &&
+    stamp.ino === String(st.ino) &&
+    stamp.sizeBytes === String(st.size) &&
+    stamp.mtimeNs === String(st.mtimeNs) &&
+    stamp.ctimeNs === String(st.ctimeNs) &&
+    stamp.mode === (Number(st.mode) & 0o7777)
+  );
+}
+
+/** Set a file's atime and mtime to `ns` nanoseconds since the epoch (whole seconds are what COW headers keep). */
+function setMtimeNs(file: string, ns: bigint): void {
+  const secs = Number(ns / 1000n) / 1e6;
+  utimesSync(file, secs, secs);
 }
 
 function stageBusyboxRoot(root: string, files: { path: string; content: string; mode?: number }[]): void {
@@ -247,6 +405,32 @@ function injectGuestFiles(root: string): void {
   }
   copyFileSync(join(guestDir(), "init"), join(root, GUEST_INIT.slice(1)));
   chmodSync(join(root, GUEST_INIT.slice(1)), 0o755);
+}
+
+/**
+ * mke2fs -d copies each file's ctime (whole seconds), which no tool can set:
+ * two builds of one recipe a second apart gave different bytes (measured).
+ * One debugfs pass sets every staged path's ctime to the fixed time the
+ * other timestamps have, so equal recipes give equal bytes on any host.
+ */
+async function fixCtimes(img: string, root: string, timeoutMs: number): Promise<void> {
+  const paths = ["/"];
+  const walk = (dir: string, rel: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+      const p = `${rel}/${e.name}`;
+      paths.push(p);
+      if (e.isDirectory()) walk(join(dir, e.name), p);
+    }
+  };
+  walk(root, "");
+  // Paths come from our own staging tree; debugfs reads one command per line.
+  const commands = paths.map((p) => `set_inode_field "${p}" ctime 19700101000001\n`).join("");
+  // E2FSPROGS_FAKE_TIME: debugfs would stamp the superblock with the time of writing.
+  await run("debugfs", ["-w", "-f", "-", img], {
+    timeoutMs,
+    input: commands,
+    env: { ...process.env, E2FSPROGS_FAKE_TIME: "1" },
+  });
 }
 
 /** Fixed timestamps, so equal recipes give equal bytes. */

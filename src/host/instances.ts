@@ -341,7 +341,7 @@ export class Instances {
           { plan },
         );
       }
-      this.resolve(next);
+      await this.resolve(next);
       const running = this.isRunning(r);
       if (!running || plan.kind === "restart") {
         if (running) await this.stopLocked(r, opts);
@@ -376,10 +376,9 @@ export class Instances {
   }
 
   /** Check every reference of a spec (disks, bases, networks, shares, kernel). Throws naming the field. */
-  private resolve(s: Spec) {
+  private async resolve(s: Spec) {
     const disks = this.diskList(s).map((d) => {
       const rec = this.disks.require(d.disk, d.field);
-      if (rec.spec.kind === "overlay") this.disks.verifyOverlay(rec, d.field);
       if (d.field === "/swapDisk" && rec.spec.kind !== "swap")
         throw new UmlfleetError(
           "UMLFLEET_INVALID_SPEC",
@@ -388,6 +387,7 @@ export class Instances {
         );
       return { ...d, rec };
     });
+    for (const d of disks) await this.disks.verifyOverlay(d.rec, d.field);
     const nics = (s.nics ?? []).map((n, i) => ({
       nic: n,
       rec: this.networks.require(n.network, `/nics/${i}/network`),
@@ -408,7 +408,7 @@ export class Instances {
    */
   private async checkAndRecord(s: Spec, write: () => Promise<void>): Promise<void> {
     const step = async () => {
-      this.resolve(s);
+      await this.resolve(s);
       await write();
     };
     if ((s.shares ?? []).length === 0) return step();
@@ -505,7 +505,7 @@ export class Instances {
     } catch {
       throw fail("UMLFLEET_BOOT_FAILED", `kernel ${s.kernel} (/kernel) is not an executable file`, {});
     }
-    const { disks, nics, shares } = this.resolve(s);
+    const { disks, nics, shares } = await this.resolve(s);
     for (const n of nics) if (!this.networks.isRunning(n.rec)) await this.networks.ensure(n.rec.spec);
 
     const vm = this.state.vmDir(name);
@@ -754,6 +754,7 @@ export class Instances {
     for (let i = oldDisks.length; i < newDisks.length; i++) {
       const d = newDisks[i]!;
       const rec = this.disks.require(d.disk, `/disks/${i}/disk`);
+      await this.disks.verifyOverlay(rec, `/disks/${i}/disk`);
       if (
         rec.backingPath &&
         !this.diskList(current).some((x) => this.disks.get(x.disk)?.backingPath === rec.backingPath)

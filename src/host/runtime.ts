@@ -55,7 +55,9 @@ export class LocalRuntime {
   // Bases
   async ensureBase(spec: BaseSpec): Promise<BaseRecord> {
     const s = this.validator.validate("base", spec);
-    return withLock(this.state, `base-${s.name}`, () => this.images.ensure(s));
+    return withLock(this.state, `base-${s.name}`, () =>
+      this.images.ensure(s, { overlays: this.disks.overlaysOf(s.name) }),
+    );
   }
   async removeBase(name: string): Promise<void> {
     await withLock(this.state, `base-${name}`, async () =>

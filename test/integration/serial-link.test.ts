@@ -19,7 +19,7 @@ describe("serial link between two guests", () => {
     await host.sh(from, `echo ${text} > /dev/ttyS1`);
     return host.sh(
       to,
-      `for i in 1 2 3 4 5 6 7 8 9 10; do grep -q ${text} ${file} && break; sleep 0.5; done; cat ${file}`,
+      `i=0; while [ $i -lt 60 ]; do grep -q ${text} ${file} && break; sleep 0.5; i=$((i+1)); done; cat ${file}`,
     );
   };
 
