@@ -77,7 +77,7 @@ function stdioHolding(first: Stdio[], fds: number[]): { stdio: Stdio[]; held: Ma
  */
 export const directLauncher: Launcher = {
   launch(req: LaunchRequest): Promise<Launched> {
-    const { stdio, held } = stdioHolding(["ignore", "ignore", "pipe"], req.passFds);
+    const { stdio, held } = stdioHolding(["ignore", "ignore", "ignore"], req.passFds);
     const line = `exec env -i ${req.argv.map(shellQuote).join(" ")} ${redirections(req, held)}`;
     let exited: ReturnType<Launched["exit"]>;
     const child = spawn("bash", ["-c", line], {
@@ -87,9 +87,7 @@ export const directLauncher: Launcher = {
     });
     child.on("exit", (code, signal) => (exited = { code, signal }));
     child.on("error", () => (exited = { code: null, signal: null }));
-    child.stderr?.resume(); // redirections that fail before the exec say why here; the guest's stderr is the log
     child.unref();
-    (child.stderr as { unref?: () => void } | null)?.unref?.();
     return Promise.resolve({ pid: child.pid, exit: () => exited });
   },
 };

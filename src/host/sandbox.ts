@@ -54,6 +54,11 @@ export function sandboxArgv(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
   const ro = (p: string) => ["--ro-bind", p, p];
   const args = [
     "--unshare-all",
+    // UML is pid 1 of its namespace: when it dies, however it dies, the
+    // kernel kills every other process in it (UML's helpers, the guest's own
+    // processes), so nothing of a killed guest lingers holding its disks and
+    // its console pipe. (bwrap's own pid 1 would wait for them all: measured.)
+    "--as-pid-1",
     // The host's network namespace: uml_mconsole receives UML's replies on a
     // socket only its own namespace can reach (with a private one, commands ran
     // but every reply was lost: measured). The guest gets no host network from

@@ -18,6 +18,8 @@ export interface Lab {
   kernelBuild?: boolean;
   /** The fleet as one Fleet (an InstanceGroup) instead of a Disk and an Instance per member. */
   group?: boolean;
+  /** A base imported from this image file instead of a busybox build. */
+  baseImage?: string;
 }
 export interface Result {
   summary?: Record<string, number>;

@@ -1,5 +1,19 @@
 import { createHash } from "node:crypto";
-import { lstatSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  closeSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  readSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 
 /**
@@ -36,4 +50,25 @@ export class Canary {
     walk(this.dir, "");
     return out;
   }
+}
+
+/**
+ * Flip one byte of a file in place and put its mtime back, as a careless tool
+ * or an attacker on the host would: before, only path, size and mtime were
+ * checked, so refresh saw nothing and the next boot ran over the changed bytes.
+ */
+export function flipByte(file: string, offset: number): void {
+  const st = statSync(file);
+  chmodSync(file, 0o644);
+  const fd = openSync(file, "r+");
+  try {
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, offset);
+    b[0] = b[0]! ^ 0xff;
+    writeSync(fd, b, 0, 1, offset);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(file, st.mode & 0o777);
+  utimesSync(file, st.atime, st.mtime);
 }

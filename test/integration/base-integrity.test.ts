@@ -1,41 +1,10 @@
-import {
-  chmodSync,
-  closeSync,
-  copyFileSync,
-  openSync,
-  readSync,
-  rmSync,
-  statSync,
-  utimesSync,
-  writeSync,
-} from "node:fs";
-import { existsSync } from "node:fs";
+import { chmodSync, copyFileSync, existsSync, rmSync, statSync, utimesSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as impl from "../../provider/impl";
 import { isUmlfleetError } from "../../src";
 import { sha256File } from "../../src/host/images";
+import { flipByte } from "../helpers/canary";
 import { processesMentioning, TestHost } from "../helpers/runtime";
-
-/**
- * Flip one byte of a file in place and put its mtime back, as a careless tool
- * or an attacker on the host would: before, only path, size and mtime were
- * checked, so refresh saw nothing and the next boot ran over the changed bytes.
- */
-function flipByte(file: string, offset: number): void {
-  const st = statSync(file);
-  chmodSync(file, 0o644);
-  const fd = openSync(file, "r+");
-  try {
-    const b = Buffer.alloc(1);
-    readSync(fd, b, 0, 1, offset);
-    b[0] = b[0]! ^ 0xff;
-    writeSync(fd, b, 0, 1, offset);
-  } finally {
-    closeSync(fd);
-  }
-  chmodSync(file, st.mode & 0o777);
-  utimesSync(file, st.atime, st.mtime);
-}
 
 const inputs = (stateDir: string) => ({ name: "bb", stateDir, source: { kind: "busybox", sizeMiB: 32 } });
 
