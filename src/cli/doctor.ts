@@ -16,12 +16,13 @@ export const doctor: Verb = {
     if (args.includes("--json")) {
       io.out(`${JSON.stringify({ ok: missing.length === 0, facts }, null, 2)}\n`);
     } else {
+      // One line per need; a missing one names its package and the command that installs it.
       for (const f of facts) {
         const pkg = f.package ? ` (${f.package})` : "";
         io.out(
           f.ok
             ? `ok       ${f.id}: ${f.detail}\n`
-            : `MISSING  ${f.id}${pkg}: ${f.what}: ${f.detail}\n         fix: ${f.fix}\n`,
+            : `MISSING  ${f.id}${pkg}: ${f.what}: ${f.detail}; fix: ${f.fix}\n`,
         );
       }
       io.out(

@@ -6,6 +6,10 @@ import { USAGE_ERROR, type Verb } from "./verb";
 /** One shell word: 'it'\''s' style quoting, so the guest's sh sees the argument as given. */
 const quote = (a: string) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`);
 
+/** The script for `exec NAME -- CMD...`: one word is a script as it stands, several are quoted one by one. */
+export const guestScript = (command: string[]): string =>
+  command.length === 1 ? command[0]! : command.map(quote).join(" ");
+
 /**
  * `umlfleet exec NAME -- CMD [ARG...]`: runs a command in a running guest
  * through umlfleet's init (LocalRuntime.exec), prints its output and exits
@@ -39,7 +43,7 @@ export const exec: Verb = {
     if (name === undefined || name === "--") return usage("no instance name");
     const command = args.slice(args[i + 1] === "--" ? i + 2 : i + 1);
     if (command.length === 0) return usage("no command");
-    const script = command.length === 1 ? command[0]! : command.map(quote).join(" ");
+    const script = guestScript(command);
     try {
       const r = await new LocalRuntime({ stateDir }).exec(name, script, { timeoutMs });
       io.out(r.output);

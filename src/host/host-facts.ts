@@ -152,7 +152,7 @@ function probes(): Probe[] {
       what: "an executable tmpfs for guest RAM in the sandbox (copies /bin/true there and runs it)",
       scope: "host",
       argv: sh(
-        'test -x "$1" || { echo "needs bwrap" >&2; exit 1; }; "$1" --unshare-all --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --setenv TMPDIR /tmp -- /bin/sh -c \'cp /bin/true "$TMPDIR/exec-check" && "$TMPDIR/exec-check"\' && echo "tmpfs at /tmp allows exec"',
+        'test -x "$1" || { echo "needs bwrap" >&2; exit 1; }; "$1" --unshare-all --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --clearenv --setenv PATH /usr/bin:/bin --setenv TMPDIR /tmp -- /bin/sh -c \'cp /bin/true "$TMPDIR/exec-check" && "$TMPDIR/exec-check"\' && echo "tmpfs at /tmp allows exec"',
         BWRAP,
       ),
       fix: () =>
