@@ -7,11 +7,13 @@
 #   - Debian's linux-source-6.1 (/usr/src/linux-source-6.1.tar.xz)
 #   - base config: `make ARCH=um defconfig` (see docs/kernel.md for why)
 #   - fragment:    kernel/lean.config
+#   - patches:     kernel/patches/*.patch, applied in name order (why each:
+#                  its header; docs/kernel.md)
 # Output:
 #   <cache>/kernels/lean-<hash>/linux   (plus config, build.log, build-info)
 #   <cache> = ${UMLFLEET_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/umlfleet}
 #   <hash>  = first 16 hex of sha256(source package version, base config
-#             choice, fragment contents)
+#             choice, fragment contents, patches)
 #
 # Idempotent: if lean-<hash>/linux exists nothing is built. Safe to run
 # concurrently (an flock serialises builds). Everything except the final
@@ -28,6 +30,11 @@ KERNELS=$CACHE/kernels
 SRC_PKG=linux-source-6.1
 SRC_TARBALL=/usr/src/linux-source-6.1.tar.xz
 BASE_CONFIG=defconfig
+PATCH_DIR=$REPO_DIR/kernel/patches
+PATCHES=()
+if [[ -d $PATCH_DIR ]]; then
+  while IFS= read -r -d '' p; do PATCHES+=("$p"); done < <(find "$PATCH_DIR" -maxdepth 1 -name '*.patch' -print0 | sort -z)
+fi
 
 [[ -f $FRAGMENT ]] || die "fragment not found: $FRAGMENT"
 
@@ -36,7 +43,7 @@ BASE_CONFIG=defconfig
 # xz-utils (unpack), libvdeplug-dev (CONFIG_UML_NET_VDE links libvdeplug.a).
 # No libssl-dev/libelf-dev: module signing and objtool are not used for
 # ARCH=um without modules.
-DEPS=("$SRC_PKG" build-essential bc bison flex xz-utils libvdeplug-dev)
+DEPS=("$SRC_PKG" build-essential bc bison flex xz-utils libvdeplug-dev patch)
 
 pkg_installed() {
   [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == 'install ok installed' ]]
@@ -67,8 +74,10 @@ HASH=$(
     printf 'base=%s\n' "$BASE_CONFIG"
     printf 'fragment:\n'
     cat "$FRAGMENT"
+    for p in "${PATCHES[@]}"; do printf 'patch %s:\n' "$(basename "$p")"; cat "$p"; done
   } | sha256sum | cut -c1-16
 )
+PATCH_HASH=$(cat /dev/null "${PATCHES[@]}" | sha256sum | cut -c1-12)
 OUT_DIR=$KERNELS/lean-$HASH
 KERNEL=$OUT_DIR/linux
 
@@ -89,17 +98,25 @@ fi
 
 ensure_pkgs "${DEPS[@]}"
 
-# --- unpack the source once per source version ------------------------------
-SRC_DIR=$KERNELS/src-$SRC_VERSION
+# --- unpack and patch the source once per source version and patch set ------
+SRC_DIR=$KERNELS/src-$SRC_VERSION-p$PATCH_HASH
 if [[ ! -f $SRC_DIR/.umlfleet-unpacked ]]; then
   log "unpacking $SRC_TARBALL -> $SRC_DIR"
   rm -rf "$SRC_DIR" "$SRC_DIR.tmp"
   mkdir -p "$SRC_DIR.tmp"
   tar -C "$SRC_DIR.tmp" -xf "$SRC_TARBALL"
+  for p in "${PATCHES[@]}"; do
+    log "applying $(basename "$p")"
+    patch -d "$SRC_DIR.tmp/linux-source-6.1" -p1 --forward --quiet <"$p" >&2 || die "patch failed: $p"
+  done
   mv "$SRC_DIR.tmp/linux-source-6.1" "$SRC_DIR"
   rmdir "$SRC_DIR.tmp"
   touch "$SRC_DIR/.umlfleet-unpacked"
 fi
+# Source trees of older patch sets are not needed any more (~1.3 GB each).
+for old in "$KERNELS"/src-*; do
+  [[ $old == "$SRC_DIR" || ! -d $old ]] || rm -rf "$old"
+done
 
 # --- configure (out of tree, so one source tree serves every profile) -------
 BUILD_DIR=$KERNELS/build-$HASH
@@ -158,6 +175,7 @@ cp "$BUILD_DIR/linux" "$TMP_OUT/linux.unstripped"
 strip -o "$TMP_OUT/linux" "$BUILD_DIR/linux"
 cp "$BUILD_DIR/.config" "$TMP_OUT/config"
 cp "$FRAGMENT" "$TMP_OUT/lean.config"
+((${#PATCHES[@]} == 0)) || cp "${PATCHES[@]}" "$TMP_OUT/"
 cp "$BUILD_LOG" "$TMP_OUT/build.log"
 {
   printf 'source=%s %s\n' "$SRC_PKG" "$SRC_VERSION"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One idempotent set-up for a fresh Debian machine: the host tools the runtime
 # drives (from Debian), the npm dependencies, the Pulumi CLI (built from its Go
-# module), and a compiled dist/. Safe to run again: each step skips what is there.
+# module), umlfleet's kernel (built from Debian's source), and a compiled dist/. Safe to run again: each step skips what is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +19,8 @@ if [[ ! -d node_modules/@pulumi/pulumi ]] || [[ package-lock.json -nt node_modul
 fi
 
 scripts/install-pulumi.sh
+# umlfleet's kernel (the demo boots it): built once from Debian's source, cached.
+scripts/build-kernel.sh >/dev/null
 npm run --silent build
 # The serialized provider loads the implementation by package name
 # (require("umlfleet/...")) from the project folder's node_modules.

@@ -63,7 +63,7 @@ export interface ShareSpec {
 
 export interface InstanceSpec {
   name: string;
-  /** Default /usr/bin/linux.uml. */
+  /** Default: the host's default kernel ($UMLFLEET_KERNEL, else /usr/bin/linux.uml). */
   kernel?: string;
   /** Default 64. Changes up to maxMemoryMiB apply live (UML's memory balloon). */
   memoryMiB?: number;
@@ -82,6 +82,8 @@ export interface InstanceSpec {
   readiness?: "marker" | "mconsole";
   /** Default 60000. */
   bootTimeoutMs?: number;
+  /** The most console output kept on the host (console.log + console.log.1). Default 2048. */
+  consoleLogKiB?: number;
 }
 
 export interface SerialLinkEnd {
@@ -112,7 +114,7 @@ export interface KernelSpec {
 export interface InstanceGroupSpec {
   name: string;
   base: string;
-  /** Default /usr/bin/linux.uml. */
+  /** Default: the host's default kernel ($UMLFLEET_KERNEL, else /usr/bin/linux.uml). */
   kernel?: string;
   members: Record<string, InstanceGroupMember>;
 }

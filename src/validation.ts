@@ -26,6 +26,19 @@ const SCHEMA_FILE: Record<SpecKind, string> = {
   "instance-group": "instance-group.json",
 };
 
+/** Debian's packaged UML kernel (package user-mode-linux). */
+export const DEBIAN_KERNEL = "/usr/bin/linux.uml";
+
+/**
+ * The kernel an instance or group that names none boots: the host's
+ * `$UMLFLEET_KERNEL`, else Debian's. A host setting, like the state folder:
+ * Debian's 6.1 kernel cannot run guest processes on CPUs whose XSAVE area is
+ * larger than it handles (AMX; docs/kernel.md), where the built kernel can.
+ */
+export function defaultKernel(env: NodeJS.ProcessEnv = process.env): string {
+  return env.UMLFLEET_KERNEL || DEBIAN_KERNEL;
+}
+
 /**
  * Validates specs against schema/. Schemas are compiled once, at construction.
  * `validate` never mutates its input: it returns a copy with defaults filled in,
@@ -34,7 +47,8 @@ const SCHEMA_FILE: Record<SpecKind, string> = {
 export class SpecValidator {
   private readonly validators = new Map<SpecKind, ValidateFunction>();
 
-  constructor() {
+  /** `kernel`: what a spec without one boots (default: defaultKernel()). */
+  constructor(private readonly kernel: string = defaultKernel()) {
     const ajv = new Ajv({
       allErrors: true,
       useDefaults: true,
@@ -56,7 +70,23 @@ export class SpecValidator {
   /** Problems with `spec`, empty when valid. Fills defaults into `spec`. */
   problems(kind: SpecKind, spec: unknown): FieldProblem[] {
     const fn = this.validators.get(kind)!;
-    if (!fn(spec)) return simplify(fn.errors ?? []);
+    const kernelFromHost =
+      (kind === "instance" || kind === "instance-group") &&
+      !!spec &&
+      typeof spec === "object" &&
+      (spec as { kernel?: unknown }).kernel === undefined;
+    if (kernelFromHost) (spec as { kernel?: string }).kernel = this.kernel;
+    if (!fn(spec)) {
+      const problems = simplify(fn.errors ?? []);
+      // A bad default is the host's setting, not the spec's: say so.
+      return kernelFromHost
+        ? problems.map((p) =>
+            p.field === "/kernel"
+              ? { ...p, message: `${p.message} (the host default, $UMLFLEET_KERNEL)` }
+              : p,
+          )
+        : problems;
+    }
     if (kind === "instance-group") return this.memberProblems(spec as SpecOf["instance-group"]);
     return semanticProblems(kind, spec as SpecOf[typeof kind]);
   }

@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { TEST_ROOT } from "./helpers/paths";
 
 /**
@@ -10,6 +11,13 @@ import { TEST_ROOT } from "./helpers/paths";
 export function setup(): void {
   rmSync(TEST_ROOT, { recursive: true, force: true });
   mkdirSync(TEST_ROOT, { recursive: true });
+  // Guests boot umlfleet's built kernel unless told otherwise: Debian's 6.1
+  // kernel cannot run guest processes on AMX hosts (docs/kernel.md). The
+  // workers inherit this environment. A cache hit after scripts/test.sh.
+  if (!process.env.UMLFLEET_KERNEL) {
+    const out = execFileSync(join(__dirname, "..", "scripts", "build-kernel.sh"), { encoding: "utf8" });
+    process.env.UMLFLEET_KERNEL = out.trim().split("\n").pop();
+  }
 }
 
 export function teardown(): void {

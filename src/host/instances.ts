@@ -3,10 +3,10 @@ import {
   existsSync,
   linkSync,
   mkdirSync,
-  openSync,
-  readSync,
+  readFileSync,
   rmSync,
   statSync,
+  unlinkSync,
   accessSync,
   constants,
 } from "node:fs";
@@ -41,8 +41,10 @@ import {
   waitFor,
   type ProcessIdentity,
 } from "./process";
-import { kernelFiles, SANDBOX_BIN, sandboxArgv, type Bind } from "./sandbox";
-import { directLauncher, type Launcher } from "./launcher";
+import { kernelFiles, removeTree, SANDBOX_BIN, sandboxArgv, type Bind } from "./sandbox";
+import { directLauncher, guestFds, type Launcher } from "./launcher";
+import { DEFAULT_CONSOLE_LOG_KIB, LogFollower, rotateForBoot, tailOf } from "./console-log";
+import { checkShares, openShare } from "./shares";
 import { readJson, STATE_SCHEMA_VERSION, withLock, writeJson, writeJsonAsync, type StateDir } from "./state";
 
 type Spec = SpecOf["instance"];
@@ -51,8 +53,14 @@ export interface InstanceRecord {
   schemaVersion: number;
   /** The spec in effect (hot-plugged changes included). */
   spec: Spec;
-  /** The sandbox's process-group leader while the instance runs. */
+  /** The sandbox's process-group leader (bwrap, outside the namespaces) while the instance runs. */
   process?: ProcessIdentity;
+  /**
+   * The sandbox's pid 1 (host pid): killing it ends every process of the
+   * guest (its pid namespace), and mconsole is spoken from inside its mount
+   * namespace. Unset for guests started before umlfleet recorded it.
+   */
+  sandbox?: ProcessIdentity;
   startedAtMs?: number;
   bootCount: number;
   argv?: string[];
@@ -79,7 +87,10 @@ export interface InstanceStatus {
 
 /** Where the hostfs root sits inside every sandbox; shares are its sub-folders. */
 const HOSTFS_ROOT = "/umlfleet-shares";
+/** UML's folder for pid and mconsole socket: vm/u/ (uml_dir=vm, umid=u). */
 const UMID = "u";
+/** A disk's link in vm/: a direct entry, so no folder the guest could replace lies on the host's path to it. */
+const vmDiskEntry = (disk: string) => `disk-${disk}`;
 /** UML has ubd0..ubd15; swap takes the last, so hot-plugged disks never collide with it. */
 const SWAP_UBD_INDEX = 15;
 // Fds of the UML process: 0 /dev/null, 1+2 console log, 3/4 control, 5.. serial pairs.
@@ -127,8 +138,26 @@ export class Instances {
     return !!r && isAlive(r.process);
   }
 
-  mconsole(name: string, timeoutMs = 5_000): MconsoleClient {
-    return new MconsoleClient(join(this.state.vmDir(name), "uml", UMID, "mconsole"), timeoutMs);
+  mconsoleSocket(name: string): string {
+    return join(this.state.vmDir(name), UMID, "mconsole");
+  }
+
+  /**
+   * The guest's mconsole, spoken from inside its own sandbox (mconsole.ts:
+   * the socket lies where the guest can replace it). Without a live sandbox
+   * there is no guest to speak to: UMLFLEET_NOT_RUNNING, and nothing is sent
+   * to whatever the socket's path may name by now.
+   */
+  mconsole(name: string, timeoutMs = 5_000, r: InstanceRecord | undefined = this.get(name)): MconsoleClient {
+    if (!r?.sandbox || !isAlive(r.sandbox) || !isAlive(r.process))
+      throw new UmlfleetError(
+        "UMLFLEET_NOT_RUNNING",
+        `instance ${name} has no running sandbox to reach its mconsole in`,
+        {
+          name,
+        },
+      );
+    return new MconsoleClient(this.mconsoleSocket(name), timeoutMs, r.sandbox.pid);
   }
 
   fifo(name: string, channel: string, end: "in" | "out"): string {
@@ -154,11 +183,13 @@ export class Instances {
         if (!this.isRunning(existing)) await this.boot(existing, opts, false);
         return this.status(spec.name);
       }
-      this.resolve(spec); // every reference checked before anything is written
       const record: InstanceRecord = { schemaVersion: STATE_SCHEMA_VERSION, spec, bootCount: 0 };
-      mkdirSync(this.state.instanceDir(spec.name), { recursive: true, mode: 0o700 });
-      await this.makeFifos(spec);
-      await writeJsonAsync(this.state.instanceRecord(spec.name), record);
+      // Every reference checked before anything is written.
+      await this.checkAndRecord(spec, async () => {
+        mkdirSync(this.state.instanceDir(spec.name), { recursive: true, mode: 0o700 });
+        await this.makeFifos(spec);
+        await writeJsonAsync(this.state.instanceRecord(spec.name), record);
+      });
       try {
         await this.boot(record, opts, true);
       } catch (e) {
@@ -209,7 +240,7 @@ export class Instances {
       pid: running ? r.process!.pid : undefined,
       startedAtMs: running ? r.startedAtMs : undefined,
       consoleLog: this.state.consoleLog(name),
-      mconsoleSocket: this.mconsole(name).socketPath,
+      mconsoleSocket: this.mconsoleSocket(name),
       serialLines: Array.from({ length: s.serialLines }, (_, line) => ({
         line,
         device: `/dev/ttyS${line}`,
@@ -257,9 +288,9 @@ export class Instances {
     };
   }
 
-  /** The last `lines` lines of the console log. */
-  consoleTail(name: string, lines = 40, fromOffset = 0): string {
-    return tailOf(this.state.consoleLog(name), lines, fromOffset);
+  /** The last `lines` lines of the console log (this boot's: each boot starts its own). */
+  consoleTail(name: string, lines = 40): string {
+    return tailOf(this.state.consoleLog(name), lines);
   }
 
   /**
@@ -315,8 +346,10 @@ export class Instances {
       if (!running || plan.kind === "restart") {
         if (running) await this.stopLocked(r, opts);
         const updated: InstanceRecord = { ...this.require(next.name), spec: next };
-        await this.makeFifos(next);
-        writeJson(this.state.instanceRecord(next.name), updated);
+        await this.checkAndRecord(next, async () => {
+          await this.makeFifos(next);
+          writeJson(this.state.instanceRecord(next.name), updated);
+        });
         if (running) await this.boot(updated, opts, false);
         return plan;
       }
@@ -359,20 +392,27 @@ export class Instances {
       nic: n,
       rec: this.networks.require(n.network, `/nics/${i}/network`),
     }));
-    (s.shares ?? []).forEach((sh, i) => {
-      const st = statSync(sh.hostPath, { throwIfNoEntry: false });
-      if (!st?.isDirectory()) {
-        throw new UmlfleetError(
-          "UMLFLEET_NOT_FOUND",
-          `/shares/${i}/hostPath: ${JSON.stringify(sh.hostPath)} is not an existing directory`,
-          {
-            field: `/shares/${i}/hostPath`,
-            value: sh.hostPath,
-          },
-        );
-      }
-    });
-    return { disks, nics };
+    const shares = checkShares(
+      s.name,
+      s.shares ?? [],
+      this.list().map((n) => ({ instance: n, shares: this.get(n)?.spec.shares ?? [] })),
+      this.state.root,
+    );
+    return { disks, nics, shares };
+  }
+
+  /**
+   * Check a spec and write its record as one step against other instances'
+   * shares: two instances whose shares nest, made at once, would each miss
+   * the other's record. Both take this lock, so the second sees the first.
+   */
+  private async checkAndRecord(s: Spec, write: () => Promise<void>): Promise<void> {
+    const step = async () => {
+      this.resolve(s);
+      await write();
+    };
+    if ((s.shares ?? []).length === 0) return step();
+    return withLock(this.state, "shares", step);
   }
 
   private async makeFifos(s: Spec): Promise<void> {
@@ -386,11 +426,19 @@ export class Instances {
     if (missing.length > 0) await mkfifos(missing);
   }
 
-  /** Hard-link a disk file into the sandbox-visible vm/ folder (same inode, so no copy). */
-  private linkIntoVm(vm: string, sub: string, source: string): string {
-    const target = join(vm, sub);
-    mkdirSync(join(target, ".."), { recursive: true });
-    rmSync(target, { force: true });
+  /**
+   * Hard-link a disk file into the sandbox-visible vm/ folder (same inode, so
+   * no copy), as a direct entry of vm/: the guest can replace entries of vm/
+   * but not vm/ itself (a mount point in its sandbox), and unlink() and link()
+   * act on the last component without following it.
+   */
+  private linkIntoVm(vm: string, disk: string, source: string): string {
+    const target = join(vm, vmDiskEntry(disk));
+    try {
+      unlinkSync(target);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    }
     linkSync(source, target);
     return target;
   }
@@ -401,7 +449,7 @@ export class Instances {
   ): BootDisk {
     return {
       index: d.index,
-      file: this.linkIntoVm(vm, `d/${d.disk}`, d.rec.path),
+      file: this.linkIntoVm(vm, d.disk, d.rec.path),
       ...(d.rec.backingPath ? { backing: d.rec.backingPath } : {}),
       readOnly: d.readOnly,
     };
@@ -457,131 +505,181 @@ export class Instances {
     } catch {
       throw fail("UMLFLEET_BOOT_FAILED", `kernel ${s.kernel} (/kernel) is not an executable file`, {});
     }
-    const { disks, nics } = this.resolve(s);
+    const { disks, nics, shares } = this.resolve(s);
     for (const n of nics) if (!this.networks.isRunning(n.rec)) await this.networks.ensure(n.rec.spec);
 
     const vm = this.state.vmDir(name);
-    // Leftovers of a guest that died uncleanly would hold its disks' locks
-    // (none can exist without its folder: skip the /proc scan on a first boot).
-    if (existsSync(vm)) await killAllNaming(vm);
-    rmSync(vm, { recursive: true, force: true });
-    mkdirSync(join(vm, "uml"), { recursive: true, mode: 0o700 });
+    // Whatever is left of an earlier boot goes first: its processes (they
+    // would hold its disks' locks; none can exist without the folder, so a
+    // first boot skips the /proc scan), then vm/, which the guest could write.
+    if (existsSync(vm)) {
+      await this.reap(r);
+      await removeTree(vm);
+    }
+    mkdirSync(vm, { recursive: true, mode: 0o700 });
     const bootDisks = disks.map((d) => this.bootDisk(vm, d));
     const driver = await this.nicDriver(s.kernel);
     const bootNics = nics.map((n, i) => this.bootNic(name, i, n.nic, n.rec.switchDir, driver));
     await this.makeFifos(s);
+    rotateForBoot(consoleLog);
 
-    const consoleOffset = existsSync(consoleLog) ? statSync(consoleLog).size : 0;
-    // The guest's fds from 3: control in/out, then each serial line's in/out (FIFOs, opened read-write).
+    // The guest's fds from 3: control in/out, then each serial line's in/out
+    // (FIFOs, opened read-write), then bwrap's info fd, then the shares.
     const fifos = [this.fifo(name, "control", "in"), this.fifo(name, "control", "out")];
     const serial = Array.from({ length: s.serialLines }, (_, line) => {
       const inFd = FD_CONTROL_IN + fifos.length;
       fifos.push(this.fifo(name, `ttyS${line}`, "in"), this.fifo(name, `ttyS${line}`, "out"));
       return { line, in: inFd, out: inFd + 1 };
     });
-    const swapIndex = s.swapDisk ? SWAP_UBD_INDEX : undefined;
-    const uml = umlArgv({
-      kernel: s.kernel,
-      memoryMiB: s.maxMemoryMiB ?? s.memoryMiB,
-      umid: UMID,
-      umlDir: join(vm, "uml"),
-      disks: bootDisks,
-      ...(swapIndex !== undefined ? { swapDiskIndex: swapIndex } : {}),
-      nics: bootNics,
-      shares: (s.shares ?? []).map((sh) => ({
-        name: sh.name,
-        guestPath: sh.guestPath,
-        readOnly: sh.readOnly ?? true,
-      })),
-      hostfsRoot: HOSTFS_ROOT,
-      hostname: s.hostname ?? s.name,
-      fds: { console: 1, control: { in: FD_CONTROL_IN, out: FD_CONTROL_IN + 1 }, serial },
-      umlfleetInit: s.readiness === "marker",
-      kernelArgs: s.kernelArgs ?? [],
-    });
-    const sandbox = sandboxArgv(
-      {
+    const shareFds: number[] = [];
+    try {
+      for (const sh of shares) shareFds.push(openShare(sh));
+      const fds = guestFds(fifos.length, shareFds.length);
+      const swapIndex = s.swapDisk ? SWAP_UBD_INDEX : undefined;
+      const uml = umlArgv({
         kernel: s.kernel,
-        vmDir: vm,
-        readOnlyPaths: [...new Set(bootDisks.flatMap((d) => (d.backing ? [d.backing] : [])))],
-        readWritePaths: [...new Set(bootNics.map((n) => n.switchDir))],
-        shares: (s.shares ?? []).map((sh) => ({
+        memoryMiB: s.maxMemoryMiB ?? s.memoryMiB,
+        umid: UMID,
+        umlDir: vm,
+        disks: bootDisks,
+        ...(swapIndex !== undefined ? { swapDiskIndex: swapIndex } : {}),
+        nics: bootNics,
+        shares: shares.map((sh) => ({
           name: sh.name,
-          hostPath: sh.hostPath,
-          readOnly: sh.readOnly ?? true,
+          guestPath: (s.shares ?? []).find((x) => x.name === sh.name)!.guestPath,
+          readOnly: sh.readOnly,
         })),
         hostfsRoot: HOSTFS_ROOT,
-      },
-      kernelFiles(s.kernel, this.kernelFileCache),
-    );
-    const argv = [SANDBOX_BIN, ...sandbox, ...uml];
-
-    const launched = await (opts.launcher ?? directLauncher).launch({ argv, logFile: consoleLog, fifos });
-    const proc: ProcessIdentity | null = launched.pid ? identify(launched.pid) : null;
-    const record: InstanceRecord = {
-      ...r,
-      spec: s,
-      ...(proc ? { process: proc } : {}),
-      startedAtMs: Date.now(),
-      bootCount: r.bootCount + 1,
-      argv,
-      nicDriver: driver,
-    };
-    await writeJsonAsync(this.state.instanceRecord(name), record);
-
-    const timeoutMs = opts.timeoutMs ?? s.bootTimeoutMs;
-    const mconsole = this.mconsole(name, 1_000);
-    const log = new LogFollower(consoleLog, consoleOffset);
-    let tick = 0;
-    const outcome = await waitFor<"ready" | "exited" | "panic">(
-      async () => {
-        const text = log.poll();
-        if (/Kernel panic/.test(text)) return "panic";
-        if (launched.exit() || (proc && !isAlive(proc)) || !proc) return "exited";
-        if (s.readiness === "marker") return text.includes(READY_MARKER) ? "ready" : undefined;
-        // mconsole readiness costs a process per try: ask every 10th tick.
-        if (tick++ % 10 !== 0) return undefined;
-        return mconsole.send("version").then(
-          () => "ready" as const,
-          () => undefined,
-        );
-      },
-      timeoutMs,
-      20,
-    );
-
-    if (outcome === "ready") {
-      const heldBack = (s.maxMemoryMiB ?? s.memoryMiB) - s.memoryMiB;
-      if (heldBack > 0) await this.mconsole(name).send(`config mem=-${heldBack}M`);
-      return;
-    }
-    // Give a dying process a moment so its exit status and last words are in.
-    if (proc) await waitFor(() => launched.exit() || !isAlive(proc), 300, 20);
-    const facts = {
-      argv,
-      exitCode: launched.exit()?.code ?? null,
-      signal: launched.exit()?.signal ?? null,
-      timedOut: outcome === undefined,
-    };
-    if (proc) await killGroup(proc);
-    await killAllNaming(vm);
-    this.cleanRuntimeFiles(name);
-    const consoleTail = this.consoleTail(name, 40, consoleOffset);
-    if (!firstBoot)
-      writeJson(this.state.instanceRecord(name), { ...record, process: undefined, startedAtMs: undefined });
-    if (outcome === undefined) {
-      throw fail("UMLFLEET_BOOT_TIMEOUT", `not ready within ${timeoutMs} ms; killed`, {
-        ...facts,
-        consoleTail,
+        hostname: s.hostname ?? s.name,
+        fds: { console: 1, control: { in: FD_CONTROL_IN, out: FD_CONTROL_IN + 1 }, serial },
+        umlfleetInit: s.readiness === "marker",
+        kernelArgs: s.kernelArgs ?? [],
       });
+      const sandbox = sandboxArgv(
+        {
+          kernel: s.kernel,
+          vmDir: vm,
+          readOnlyPaths: [...new Set(bootDisks.flatMap((d) => (d.backing ? [d.backing] : [])))],
+          readWritePaths: [...new Set(bootNics.map((n) => n.switchDir))],
+          shares: shares.map((sh, i) => ({ name: sh.name, fd: fds.pass[i]!, readOnly: sh.readOnly })),
+          hostfsRoot: HOSTFS_ROOT,
+          infoFd: fds.info,
+        },
+        kernelFiles(s.kernel, this.kernelFileCache),
+      );
+      const argv = [SANDBOX_BIN, ...sandbox, ...uml];
+      const infoFile = this.sandboxInfoFile(name);
+      rmSync(infoFile, { force: true });
+
+      const launched = await (opts.launcher ?? directLauncher).launch({
+        argv,
+        consoleLog,
+        consoleCapBytes: (s.consoleLogKiB ?? DEFAULT_CONSOLE_LOG_KIB) * 1024,
+        fifos,
+        infoFile,
+        passFds: shareFds,
+      });
+      const proc: ProcessIdentity | null = launched.pid ? identify(launched.pid) : null;
+      let record: InstanceRecord = {
+        ...r,
+        spec: s,
+        ...(proc ? { process: proc } : {}),
+        sandbox: undefined,
+        startedAtMs: Date.now(),
+        bootCount: r.bootCount + 1,
+        argv,
+        nicDriver: driver,
+      };
+      await writeJsonAsync(this.state.instanceRecord(name), record);
+
+      const timeoutMs = opts.timeoutMs ?? s.bootTimeoutMs;
+      const log = new LogFollower(consoleLog);
+      let tick = 0;
+      const outcome = await waitFor<"ready" | "exited" | "panic">(
+        async () => {
+          const text = log.poll();
+          if (/Kernel panic/.test(text)) return "panic";
+          if (launched.exit() || (proc && !isAlive(proc)) || !proc) return "exited";
+          if (!record.sandbox) {
+            // bwrap reports its pid 1 once the namespaces exist.
+            const sandboxPid = readSandboxPid(infoFile);
+            const id = sandboxPid ? identify(sandboxPid) : null;
+            if (!id) return undefined;
+            record = { ...record, sandbox: id };
+            await writeJsonAsync(this.state.instanceRecord(name), record);
+          }
+          if (s.readiness === "marker") return text.includes(READY_MARKER) ? "ready" : undefined;
+          // mconsole readiness costs a process per try: ask every 10th tick.
+          if (tick++ % 10 !== 0) return undefined;
+          return this.mconsole(name, 1_000, record)
+            .send("version")
+            .then(
+              () => "ready" as const,
+              () => undefined,
+            );
+        },
+        timeoutMs,
+        20,
+      ).finally(() => log.close());
+
+      if (outcome === "ready") {
+        const heldBack = (s.maxMemoryMiB ?? s.memoryMiB) - s.memoryMiB;
+        if (heldBack > 0) await this.mconsole(name, 5_000, record).send(`config mem=-${heldBack}M`);
+        return;
+      }
+      // Give a dying process a moment so its exit status and last words are in.
+      if (proc) await waitFor(() => launched.exit() || !isAlive(proc), 300, 20);
+      const facts = {
+        argv,
+        exitCode: launched.exit()?.code ?? null,
+        signal: launched.exit()?.signal ?? null,
+        timedOut: outcome === undefined,
+      };
+      await this.reap(record);
+      await this.cleanRuntimeFiles(name);
+      const consoleTail = this.consoleTail(name, 40);
+      if (!firstBoot)
+        writeJson(this.state.instanceRecord(name), {
+          ...record,
+          process: undefined,
+          sandbox: undefined,
+          startedAtMs: undefined,
+        });
+      if (outcome === undefined) {
+        throw fail("UMLFLEET_BOOT_TIMEOUT", `not ready within ${timeoutMs} ms; killed`, {
+          ...facts,
+          consoleTail,
+        });
+      }
+      throw fail(
+        "UMLFLEET_BOOT_FAILED",
+        (outcome === "panic"
+          ? "kernel panic during boot"
+          : `exited during boot (${launched.exit()?.code ?? launched.exit()?.signal ?? "status unknown"})`) +
+          kernelHint(consoleTail),
+        { ...facts, consoleTail },
+      );
+    } finally {
+      // The sandbox has bound the shares by now (or never will): our copies go.
+      for (const fd of shareFds) closeSync(fd);
     }
-    throw fail(
-      "UMLFLEET_BOOT_FAILED",
-      outcome === "panic"
-        ? "kernel panic during boot"
-        : `exited during boot (${launched.exit()?.code ?? launched.exit()?.signal ?? "status unknown"})`,
-      { ...facts, consoleTail },
-    );
+  }
+
+  /** Where bwrap reports the sandbox's pid 1 (a host-only file: the instance folder is outside the sandbox). */
+  private sandboxInfoFile(name: string): string {
+    return join(this.state.instanceDir(name), "sandbox.json");
+  }
+
+  /**
+   * End every process of the guest: its sandbox's pid 1 (the kernel then
+   * kills the whole pid namespace: UML, its helpers, the guest's processes),
+   * the sandbox's outer process group, and whatever else names the instance's
+   * folder (the console relay; guests started before the sandbox was recorded).
+   */
+  private async reap(r: InstanceRecord): Promise<void> {
+    if (r.sandbox) await killGroup(r.sandbox);
+    if (r.process) await killGroup(r.process);
+    await killAllNaming(this.state.instanceDir(r.spec.name));
   }
 
   /** Graceful, then forceful: mconsole cad, halt, SIGTERM, SIGKILL. */
@@ -591,37 +689,39 @@ export class Instances {
     if (p && isAlive(p)) {
       const budget = opts.timeoutMs ?? 30_000;
       const gone = (ms: number) => waitFor(() => !isAlive(p), ms, 20);
-      const mc = this.mconsole(name, 2_000);
+      // Without a live sandbox there is no mconsole to ask (mconsole() refuses): signals only.
+      const ask = (command: string) =>
+        Promise.resolve()
+          .then(() => this.mconsole(name, 2_000, r).send(command))
+          .then(
+            () => true,
+            () => false,
+          );
       let down = false;
-      if (r.spec.readiness === "marker") {
-        // umlfleet's init turns cad into an orderly shutdown (sync, unmount, poweroff).
-        down =
-          (await mc.send("cad").then(
-            () => true,
-            () => false,
-          )) && !!(await gone(budget * 0.6));
-      }
-      if (!down)
-        down =
-          (await mc.send("halt").then(
-            () => true,
-            () => false,
-          )) && !!(await gone(budget * 0.2));
+      // umlfleet's init turns cad into an orderly shutdown (sync, unmount, poweroff).
+      if (r.spec.readiness === "marker") down = (await ask("cad")) && !!(await gone(budget * 0.6));
+      if (!down) down = (await ask("halt")) && !!(await gone(budget * 0.2));
       if (!down && signalGroup(p, "SIGTERM")) down = !!(await gone(budget * 0.1));
-      if (!down) await killGroup(p);
     }
-    // Whatever is left of this guest (helpers orphaned when its main UML
-    // process died alone keep its disks locked): every process naming vm/.
-    await killAllNaming(this.state.vmDir(name));
-    this.cleanRuntimeFiles(name);
+    // Whatever is left of this guest: its pid namespace, its process group,
+    // and every process naming its folder (UML's helpers outlive a main
+    // process that died alone, holding its disks' locks).
+    await this.reap(r);
+    await this.cleanRuntimeFiles(name);
     if (existsSync(this.state.instanceRecord(name))) {
-      writeJson(this.state.instanceRecord(name), { ...r, process: undefined, startedAtMs: undefined });
+      writeJson(this.state.instanceRecord(name), {
+        ...r,
+        process: undefined,
+        sandbox: undefined,
+        startedAtMs: undefined,
+      });
     }
   }
 
-  /** The pid/mconsole folder only exists while a guest runs. */
-  private cleanRuntimeFiles(name: string): void {
-    rmSync(join(this.state.vmDir(name), "uml"), { recursive: true, force: true });
+  /** UML's pid/mconsole folder and bwrap's report only exist while a guest runs (its processes are gone here). */
+  private async cleanRuntimeFiles(name: string): Promise<void> {
+    await removeTree(join(this.state.vmDir(name), UMID));
+    rmSync(this.sandboxInfoFile(name), { force: true });
   }
 
   private async applyLive(r: InstanceRecord, next: Spec): Promise<void> {
@@ -648,7 +748,7 @@ export class Instances {
       if (next.readiness === "marker")
         await this.execUnlocked(name, `umount ${ubdDevice(i + 1)} 2>/dev/null; true`);
       await mc.send(`remove ubd${i + 1}`);
-      rmSync(join(vm, "d", oldDisks[i]!.disk), { force: true });
+      rmSync(join(vm, vmDiskEntry(oldDisks[i]!.disk)), { force: true }); // unlink: never follows the name
       save({ ...current, disks: oldDisks.slice(0, i) });
     }
     for (let i = oldDisks.length; i < newDisks.length; i++) {
@@ -720,68 +820,39 @@ export class Instances {
   }
 }
 
+/**
+ * What a known kernel failure means for the user. UML 6.1 restores a guest
+ * process's FP state with a fixed 2696-byte XSAVE buffer; hosts whose XSAVE
+ * area is larger (AMX: 11008 bytes) refuse it, and the guest's init dies
+ * (measured: Debian's 6.1.176 and an unpatched 6.1.192 on a Xeon with AMX).
+ */
+function kernelHint(consoleTail: string): string {
+  if (!consoleTail.includes("ptrace set fp regs failed")) return "";
+  return (
+    "; this kernel cannot run guest processes on this CPU (its XSAVE area, with AMX, is larger than UML 6.1 " +
+    "restores): boot umlfleet's built kernel, which is patched for it (a Kernel with `build: {}`, or " +
+    "`scripts/build-kernel.sh` and UMLFLEET_KERNEL=<its path>; docs/kernel.md)"
+  );
+}
+
+/** The sandbox's pid 1 from bwrap's --info-fd report, once it is written whole. */
+function readSandboxPid(infoFile: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(infoFile, "utf8");
+  } catch {
+    return undefined;
+  }
+  try {
+    const pid = (JSON.parse(text) as { "child-pid"?: unknown })["child-pid"];
+    return typeof pid === "number" && pid > 1 ? pid : undefined;
+  } catch {
+    return undefined; // not yet complete
+  }
+}
+
 export function nicMac(instance: string, index: number, nic: NicSpec): string {
   return nic.mac ?? deterministicMac(instance, index, nic.network);
-}
-
-/**
- * Reads only what was appended to a log since the last poll, keeping a short
- * tail of the previous read so a marker split across two reads is still seen.
- */
-class LogFollower {
-  private carry = "";
-  constructor(
-    private readonly file: string,
-    private pos: number,
-  ) {}
-
-  poll(): string {
-    let fd: number;
-    try {
-      fd = openSync(this.file, constants.O_RDONLY);
-    } catch {
-      return this.carry;
-    }
-    try {
-      const size = statSync(this.file).size;
-      if (size <= this.pos) return this.carry;
-      const buf = Buffer.alloc(size - this.pos);
-      readSync(fd, buf, 0, buf.length, this.pos);
-      this.pos = size;
-      const text = this.carry + buf.toString("utf8");
-      this.carry = text.slice(-256);
-      return text;
-    } finally {
-      closeSync(fd);
-    }
-  }
-}
-
-function readFrom(file: string, offset: number, maxBytes = 1 << 20): string {
-  let fd: number;
-  try {
-    fd = openSync(file, constants.O_RDONLY);
-  } catch {
-    return "";
-  }
-  try {
-    const size = statSync(file).size;
-    const start = Math.max(offset, size - maxBytes);
-    const buf = Buffer.alloc(Math.max(0, size - start));
-    readSync(fd, buf, 0, buf.length, start);
-    return buf.toString("utf8");
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function tailOf(file: string, lines: number, fromOffset: number): string {
-  const text = readFrom(file, fromOffset, 64 * 1024);
-  return text
-    .split("\n")
-    .slice(-lines - 1)
-    .join("\n")
-    .trimEnd();
 }
 
 /**

@@ -1,14 +1,25 @@
 import { spawn } from "node:child_process";
-import { closeSync, constants, openSync } from "node:fs";
 import { UmlfleetError } from "../errors";
+import { consoleRelayCommand, shellQuote } from "./console-log";
 
 /** One detached guest process to start. */
 export interface LaunchRequest {
   argv: string[];
-  /** stdout and stderr: appended to this file. stdin is /dev/null. */
-  logFile: string;
+  /** stdout and stderr go through the capped relay into this file (console-log.ts). stdin is /dev/null. */
+  consoleLog: string;
+  consoleCapBytes: number;
   /** Opened read-write (FIFOs: never blocks, never EOF) as fds 3, 4, ... */
   fifos: string[];
+  /** Written by bwrap's --info-fd (the sandbox's pid 1, host pid): at fd guestFds().info. */
+  infoFile: string;
+  /** Open fds of ours handed to the guest's process (shares, bound by fd): at guestFds().pass. */
+  passFds: number[];
+}
+
+/** The fd numbers a guest's process gets: FIFOs from 3, then the info fd, then passed fds. */
+export function guestFds(fifoCount: number, passCount: number): { info: number; pass: number[] } {
+  const info = 3 + fifoCount;
+  return { info, pass: Array.from({ length: passCount }, (_, i) => info + 1 + i) };
 }
 
 /** What became of the process, as far as the launcher can tell. */
@@ -23,34 +34,63 @@ export interface Launcher {
 }
 
 /**
- * The default: this process spawns the guest itself (detached, new session,
- * empty environment) and hears its exit status.
+ * Passed fds sit at 100 and up in the launching bash, out of the way of the
+ * guests' own numbers (at most 3 + 18 FIFOs + 1 + 16 shares), and each guest
+ * command moves its own to where its argv expects them.
+ */
+const PASS_BASE = 100;
+
+/** Bash redirections that give one guest its fds and nothing of another's. */
+function redirections(req: LaunchRequest, held: Map<number, number>): string {
+  const fds = guestFds(req.fifos.length, req.passFds.length);
+  // The relay's own output goes nowhere: it must not hold the launching bash's pipes open.
+  const relay = `exec ${consoleRelayCommand(req.consoleLog, req.consoleCapBytes).map(shellQuote).join(" ")}`;
+  const words = ["</dev/null", `> >(${relay} >/dev/null 2>&1 ${closing(held)})`, "2>&1"];
+  req.fifos.forEach((f, i) => words.push(`${3 + i}<>${shellQuote(f)}`));
+  words.push(`${fds.info}>${shellQuote(req.infoFile)}`);
+  req.passFds.forEach((fd, i) => words.push(`${fds.pass[i]}<&${held.get(fd)!}`));
+  words.push(closing(held));
+  return words.join(" ");
+}
+
+/** Close every fd the launching bash holds for guests (each guest has dup'ed its own). */
+const closing = (held: Map<number, number>) => [...held.values()].map((n) => `${n}<&-`).join(" ");
+
+/** The stdio of a bash that holds `fds` at PASS_BASE and up; returns where each landed. */
+type Stdio = "ignore" | "pipe" | number;
+function stdioHolding(first: Stdio[], fds: number[]): { stdio: Stdio[]; held: Map<number, number> } {
+  const stdio: Stdio[] = [...first];
+  const held = new Map<number, number>();
+  if (fds.length === 0) return { stdio, held };
+  while (stdio.length < PASS_BASE) stdio.push("ignore");
+  for (const fd of fds) {
+    held.set(fd, stdio.length);
+    stdio.push(fd);
+  }
+  return { stdio, held };
+}
+
+/**
+ * The default: this process starts the guest through a bash that execs it in
+ * place (detached, new session, empty environment), so its exit status is
+ * ours to hear. The bash only sets up the fds and the console relay.
  */
 export const directLauncher: Launcher = {
   launch(req: LaunchRequest): Promise<Launched> {
-    const fds: number[] = [];
-    const open = (file: string, flags: number) => {
-      const fd = openSync(file, flags, 0o600);
-      fds.push(fd);
-      return fd;
-    };
-    try {
-      const log = open(req.logFile, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT);
-      const stdio: ("ignore" | number)[] = [
-        "ignore",
-        log,
-        log,
-        ...req.fifos.map((f) => open(f, constants.O_RDWR)),
-      ];
-      let exited: ReturnType<Launched["exit"]>;
-      const child = spawn(req.argv[0]!, req.argv.slice(1), { detached: true, stdio, env: {} });
-      child.on("exit", (code, signal) => (exited = { code, signal }));
-      child.on("error", () => (exited = { code: null, signal: null }));
-      child.unref();
-      return Promise.resolve({ pid: child.pid, exit: () => exited });
-    } finally {
-      for (const fd of fds) closeSync(fd);
-    }
+    const { stdio, held } = stdioHolding(["ignore", "ignore", "pipe"], req.passFds);
+    const line = `exec env -i ${req.argv.map(shellQuote).join(" ")} ${redirections(req, held)}`;
+    let exited: ReturnType<Launched["exit"]>;
+    const child = spawn("bash", ["-c", line], {
+      detached: true,
+      stdio,
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    });
+    child.on("exit", (code, signal) => (exited = { code, signal }));
+    child.on("error", () => (exited = { code: null, signal: null }));
+    child.stderr?.resume(); // redirections that fail before the exec say why here; the guest's stderr is the log
+    child.unref();
+    (child.stderr as { unref?: () => void } | null)?.unref?.();
+    return Promise.resolve({ pid: child.pid, exit: () => exited });
   },
 };
 
@@ -109,33 +149,26 @@ export class BatchLauncher {
   }
 }
 
-const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-
 /** Start every request from one bash (fed on stdin); resolve their pids in order. */
 function startAll(reqs: LaunchRequest[]): Promise<(number | undefined)[]> {
+  const { stdio, held } = stdioHolding(
+    ["pipe", "pipe", "pipe"],
+    reqs.flatMap((r) => r.passFds),
+  );
   const script = [
     "set -u",
-    ...reqs.map((r) => {
-      const redirs = [
-        "</dev/null",
-        `>>${quote(r.logFile)}`,
-        "2>&1",
-        ...r.fifos.map((f, i) => `${i + 3}<>${quote(f)}`),
-      ].join(" ");
-      // setsid execs in place (a background job of a non-interactive shell
-      // leads no process group), then env -i: $! is the guest's own pid.
-      return `setsid env -i ${r.argv.map(quote).join(" ")} ${redirs} & echo "$!"`;
-    }),
+    // setsid execs in place (a background job of a non-interactive shell
+    // leads no process group), then env -i: $! is the guest's own pid.
+    ...reqs.map(
+      (r) => `setsid env -i ${r.argv.map(shellQuote).join(" ")} ${redirections(r, held)} & echo "$!"`,
+    ),
   ].join("\n");
   return new Promise((resolve, reject) => {
-    const sh = spawn("bash", ["-s"], {
-      stdio: ["pipe", "pipe", "pipe"],
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
-    });
+    const sh = spawn("bash", ["-s"], { stdio, env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
     let out = "";
     let err = "";
-    sh.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    sh.stderr.on("data", (d: Buffer) => (err += d.toString()));
+    sh.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    sh.stderr!.on("data", (d: Buffer) => (err += d.toString()));
     sh.on("error", reject);
     sh.on("close", (code) => {
       const pids = out.split("\n").filter(Boolean).map(Number);
@@ -151,6 +184,6 @@ function startAll(reqs: LaunchRequest[]): Promise<(number | undefined)[]> {
         );
       else resolve(pids);
     });
-    sh.stdin.end(`${script}\n`);
+    sh.stdin!.end(`${script}\n`);
   });
 }

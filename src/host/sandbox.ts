@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { run } from "./process";
 
 /**
  * bubblewrap confinement for one UML process. hostfs= is not a boundary
@@ -9,8 +10,16 @@ import { join } from "node:path";
  * libraries (read-only), the instance's own vm/ folder (at its host path, so
  * socket and COW paths mean the same inside and out), the bases its overlays
  * need (read-only), the switch folders of its networks, and its declared
- * shares under `hostfsRoot`.
+ * shares under `hostfsRoot`, bound from fds the host opened and checked.
  * The process has no capabilities and its own pid, IPC and UTS namespaces.
+ *
+ * Whatever the UML process can see, root in the guest can change through
+ * hostfs: its vm/ folder, its switch folders, its read-write shares. The host
+ * therefore never walks a path through a folder the guest can write (docs/security.md):
+ * it only makes and removes direct entries of such folders, with calls that
+ * do not follow a link in the last component, removes such trees only with
+ * `rm -r` (which does not follow links, even raced), binds shares by fd, and
+ * speaks mconsole from inside the guest's own mount namespace.
  */
 export interface SandboxPlan {
   kernel: string;
@@ -26,8 +35,11 @@ export interface SandboxPlan {
    * running guest can be given NICs only on networks it booted with.
    */
   readWritePaths: string[];
-  shares: { name: string; hostPath: string; readOnly: boolean }[];
+  /** Shares as fds the guest's process holds (open directories, checked by shares.ts). */
+  shares: { name: string; fd: number; readOnly: boolean }[];
   hostfsRoot: string;
+  /** bwrap writes `{"child-pid": <the sandbox's pid 1>}` here (an fd the launcher opens). */
+  infoFd: number;
 }
 
 export const SANDBOX_BIN = "/usr/bin/bwrap";
@@ -72,9 +84,11 @@ export function sandboxArgv(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
     ...plan.readWritePaths.flatMap((p) => ["--bind", p, p]),
     "--dir",
     plan.hostfsRoot,
+    "--info-fd",
+    String(plan.infoFd),
   ];
   for (const s of plan.shares) {
-    args.push(s.readOnly ? "--ro-bind" : "--bind", s.hostPath, `${plan.hostfsRoot}/${s.name}`);
+    args.push(s.readOnly ? "--ro-bind-fd" : "--bind-fd", String(s.fd), `${plan.hostfsRoot}/${s.name}`);
   }
   args.push("--chdir", "/", "--");
   return args;
@@ -87,8 +101,10 @@ export function sandboxArgv(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
  * needs /usr/bin/vde_plug with its libraries. Without them vde_open fails with
  * ENOENT and the 6.1 kernel then panics ("Segfault with no mm"), or the NIC
  * comes up and carries nothing. Found by bisecting the sandbox's binds (measured).
+ * uml_mconsole is there for the host: it runs inside the guest's mount
+ * namespace (mconsole.ts), so a link the guest plants cannot send it elsewhere.
  */
-const NIC_HELPERS = ["/usr/bin/vde_plug"];
+const SANDBOX_HELPERS = ["/usr/bin/vde_plug", "/usr/bin/uml_mconsole"];
 
 function vdePlugins(): Bind[] {
   for (const root of ["/usr/lib", "/lib"]) {
@@ -118,7 +134,7 @@ export function kernelFiles(kernel: string, cache: Map<string, Bind[]>): Bind[] 
   for (const file of [kernel, ...plugins.map((p) => join(p.host, "libvdeplug_vde.so"))]) {
     for (const lib of lddOf(file)) libs.add(lib);
   }
-  for (const helper of NIC_HELPERS.filter((f) => existsSync(f))) {
+  for (const helper of SANDBOX_HELPERS.filter((f) => existsSync(f))) {
     libs.add(helper);
     for (const lib of lddOf(helper)) libs.add(lib);
   }
@@ -145,4 +161,16 @@ function lddOf(file: string): string[] {
     }
   }
   return [...libs];
+}
+
+/**
+ * Remove a folder a guest can write (its vm/ folder, a switch folder). The
+ * guest may have planted links, or may swap a folder for a link while the
+ * removal runs; Node's recursive rm walks paths and would follow such a swap.
+ * coreutils' `rm -r` walks by directory fds and never follows a link
+ * (docs/security.md), and `--one-file-system` keeps it off anything mounted
+ * below.
+ */
+export async function removeTree(path: string): Promise<void> {
+  await run("rm", ["-rf", "--one-file-system", "--", path], { timeoutMs: 60_000 });
 }

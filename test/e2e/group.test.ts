@@ -1,6 +1,5 @@
-import { execFileSync } from "node:child_process";
 import { describe, expect, it } from "vitest";
-import { processesMentioning } from "../helpers/runtime";
+import { guestKernelPid, processesMentioning } from "../helpers/runtime";
 import { haveCli, useStack, type Lab } from "./stack-harness";
 
 describe.skipIf(!haveCli)("a Fleet as one InstanceGroup resource, driven by the real pulumi CLI", () => {
@@ -60,11 +59,7 @@ describe.skipIf(!haveCli)("a Fleet as one InstanceGroup resource, driven by the 
   it("kill -9 of a member: refresh shows the drift, up restarts it on its overlay", async () => {
     const lab: Lab = { size: 2, group: true, memoryMiB: 96 };
     await rt().exec("g-1", "echo written-before-kill > /root/proof && sync");
-    const umlPid = Number(
-      execFileSync("pgrep", ["-o", "-f", `^/usr/bin/linux.uml .*uml_dir=${stateDir}/instances/g-1/`], {
-        encoding: "utf8",
-      }).trim(),
-    );
+    const umlPid = guestKernelPid(stateDir, "g-1");
     process.kill(umlPid, "SIGKILL");
     const refreshed = ok(pulumi("refresh", lab));
     expect(refreshed.summary).toMatchObject({ update: 1 });

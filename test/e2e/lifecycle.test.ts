@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { processesMentioning } from "../helpers/runtime";
+import { guestKernelPid, processesMentioning, testKernel } from "../helpers/runtime";
 import { haveCli, useStack, type Lab } from "./stack-harness";
 
 describe.skipIf(!haveCli)("the Pulumi resources, driven by the real pulumi CLI", () => {
@@ -51,11 +51,7 @@ describe.skipIf(!haveCli)("the Pulumi resources, driven by the real pulumi CLI",
     const lab: Lab = { size: 2, memoryMiB: 96, extraNic: true, extraDisk: true };
     await rt().exec("m1", "echo written-before-kill > /root/proof && sync");
     // The guest's own linux.uml process (the oldest one naming its folder), not our sandbox.
-    const umlPid = Number(
-      execFileSync("pgrep", ["-o", "-f", `^/usr/bin/linux.uml .*uml_dir=${stateDir}/instances/m1/`], {
-        encoding: "utf8",
-      }).trim(),
-    );
+    const umlPid = guestKernelPid(stateDir, "m1");
     expect(umlPid).toBeGreaterThan(0);
     process.kill(umlPid, "SIGKILL");
     const refreshed = ok(pulumi("refresh", lab));
@@ -99,7 +95,7 @@ describe.skipIf(!haveCli)("the Pulumi resources, driven by the real pulumi CLI",
 
   it("changing the kernel previews as replace and replaces the instances", async () => {
     const kernelCopy = join(dir, "linux-copy");
-    copyFileSync("/usr/bin/linux.uml", kernelCopy);
+    copyFileSync(testKernel(), kernelCopy);
     execFileSync("chmod", ["+x", kernelCopy]);
     const oldPid = rt().instanceStatus("m0").pid;
     const lab: Lab = { size: 2, kernelPath: kernelCopy };

@@ -15,6 +15,16 @@ export function processesMentioning(needle: string): string[] {
     .filter((l) => l.includes(needle) && !l.includes("vitest") && !/^\d+ (ps|node) /.test(l));
 }
 
+/** The kernel tests boot (global setup sets $UMLFLEET_KERNEL to umlfleet's built kernel). */
+export const testKernel = () => process.env.UMLFLEET_KERNEL ?? "/usr/bin/linux.uml";
+
+/** Pid of an instance's main kernel process (the oldest one naming its folder), not its sandbox. */
+export function guestKernelPid(stateDir: string, name: string): number {
+  const kernel = testKernel().replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  const pattern = `^${kernel} .*uml_dir=${stateDir}/instances/${name}/`;
+  return Number(execFileSync("pgrep", ["-o", "-f", pattern], { encoding: "utf8" }).trim());
+}
+
 /**
  * A runtime over a fresh state folder, plus a teardown that removes everything
  * it made and fails if any process or file of it is left.

@@ -1,8 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestHost } from "../helpers/runtime";
+import { guestKernelPid, TestHost } from "../helpers/runtime";
 
 /**
  * hostfs= is not a boundary (shared/UML.md), so each guest runs in a sandbox
@@ -105,11 +104,7 @@ describe("guest isolation and host shares", () => {
   });
 
   it("the UML process runs without capabilities, with no-new-privs, in its own namespaces", () => {
-    const pid = Number(
-      execFileSync("pgrep", ["-o", "-f", `^/usr/bin/linux.uml .*uml_dir=${host.stateDir}/instances/a/`], {
-        encoding: "utf8",
-      }).trim(),
-    );
+    const pid = guestKernelPid(host.stateDir, "a");
     const ns = (p: number | "self", kind: string) => readlinkSync(`/proc/${p}/ns/${kind}`);
     for (const kind of ["user", "mnt", "pid", "ipc", "uts"])
       expect(ns(pid, kind), kind).not.toBe(ns("self", kind));

@@ -18,8 +18,11 @@ describe("BatchLauncher: many processes from one bash", () => {
       return {
         // An argument with a quote and spaces must arrive as one word, unchanged.
         argv: ["/bin/sh", "-c", 'echo "arg=$0"; echo "env=$(env | wc -l)"; echo three >&3', "it's a b"],
-        logFile: join(dir, `log-${i}`),
+        consoleLog: join(dir, `log-${i}`),
+        consoleCapBytes: 1 << 20,
         fifos: [join(dir, `fd3-${i}`)],
+        infoFile: join(dir, `info-${i}`),
+        passFds: [],
       };
     };
     const first = parties[0]!.launch(req(0));

@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalRuntime } from "../../src";
-import { TestHost } from "../helpers/runtime";
+import { guestKernelPid, TestHost } from "../helpers/runtime";
 
 const dist = join(__dirname, "..", "..", "dist", "src", "index.js");
 
@@ -44,11 +44,7 @@ describe("re-adopting instances from the state folder", () => {
   it("kill -9 of the guest's main UML process alone: stopped, leftovers reaped, restarts with its data", async () => {
     await host.sh("a", "echo before-kill > /root/proof && sync");
     // linux.uml calls setsid(): its helpers outlive the main process unless reaped.
-    const main = Number(
-      execFileSync("pgrep", ["-o", "-f", `^/usr/bin/linux.uml .*uml_dir=${host.stateDir}/instances/a/`], {
-        encoding: "utf8",
-      }).trim(),
-    );
+    const main = guestKernelPid(host.stateDir, "a");
     process.kill(main, "SIGKILL");
     await new Promise((r) => setTimeout(r, 500));
     expect(host.rt.instanceStatus("a").state).toBe("stopped");

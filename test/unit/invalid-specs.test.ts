@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { InvalidSpecError, SpecValidator } from "../../src";
+import { defaultKernel } from "../../src/validation";
 import type { SpecKind } from "../../src/spec";
 import { umlArgv } from "../../src/uml/argv";
 
-const v = new SpecValidator();
+const v = new SpecValidator("/usr/bin/linux.uml");
 const inst = { name: "web", rootDisk: "web-root" };
 const grp = { name: "g", base: "bb" };
 
@@ -400,6 +401,18 @@ describe("valid specs", () => {
       bootTimeoutMs: 60000,
     });
     expect(inst).toEqual({ name: "web", rootDisk: "web-root" });
+  });
+
+  it("take the host's default kernel when a spec names none, and say so when it is bad", () => {
+    expect(new SpecValidator("/opt/k/linux").validate("instance", inst).kernel).toBe("/opt/k/linux");
+    expect(new SpecValidator("/opt/k/linux").validate("instance", { ...inst, kernel: "/k2" }).kernel).toBe(
+      "/k2",
+    );
+    expect(defaultKernel({ UMLFLEET_KERNEL: "/opt/k/linux" })).toBe("/opt/k/linux");
+    expect(defaultKernel({})).toBe("/usr/bin/linux.uml");
+    expect(() => new SpecValidator("relative/linux").validate("instance", inst)).toThrow(
+      /instance\/kernel: .*the host default, \$UMLFLEET_KERNEL/,
+    );
   });
 
   it("accept harmless kernel words", () => {
