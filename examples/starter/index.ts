@@ -1,5 +1,10 @@
 import * as pulumi from "@pulumi/pulumi";
-import { Disk, Instance, Network, RootFilesystem } from "umlfleet";
+import { Disk, Instance, Kernel, Network, RootFilesystem } from "umlfleet";
+
+// umlfleet's kernel, built from Debian's linux-source-6.1 on the first `up`
+// (3-10 minutes) and cached: it boots in a fraction of a second, and Debian's
+// own 6.1 kernel cannot run guests on CPUs with AMX.
+const kernel = new Kernel("starter-kernel", { build: {} });
 
 // One read-only root filesystem (busybox and umlfleet's init), shared by both
 // machines through a copy-on-write overlay each.
@@ -16,6 +21,7 @@ const machines = [
 ].map(
   (m) =>
     new Instance(m.name, {
+      kernel,
       rootDisk: new Disk(`${m.name}-root`, { kind: "overlay", base }),
       nics: [{ network: net, ipv4: m.ipv4 }],
       memoryMiB: 64,

@@ -139,9 +139,9 @@ describe("docs/getting-started.md, word for word", () => {
 
       // What the user saw.
       expect(out).toContain("umlfleet doctor: all");
-      expect(out).toMatch(/\+ 7 created/);
+      expect(out).toMatch(/\+ 8 created/);
       expect(out).toContain("1 packets received");
-      expect(out).toMatch(/- 7 deleted/);
+      expect(out).toMatch(/- 8 deleted/);
       // The doc's pack step (npm ci in this checkout) was skipped: the tarball it makes was there.
       const pack = steps.findIndex((s) => s.code.includes("npm pack"));
       expect(r.stdout).toContain(`@@SKIPPED ${pack}\n`);

@@ -1,5 +1,6 @@
 import { execFileSync } from "node:child_process";
-import { resolve } from "node:path";
+import { readdirSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 
 /**
@@ -21,7 +22,7 @@ function packedFiles(): string[] {
 describe("the npm package", () => {
   const files = packedFiles();
 
-  it("holds the runtime, the provider, schemas, the guest init, the bins and the toolchain scripts", () => {
+  it("holds the runtime, the provider, schemas, the guest init, the bins, the toolchain scripts and the kernel recipe", () => {
     for (const f of [
       "package.json",
       "README.md",
@@ -40,6 +41,8 @@ describe("the npm package", () => {
       "scripts/install-pulumi.sh",
       "scripts/build-kernel.sh",
       "kernel/lean.config",
+      // Kernel { build } runs build-kernel.sh from the installed package, with every patch.
+      ...readdirSync(join(REPO, "kernel", "patches")).map((p) => `kernel/patches/${p}`),
     ]) {
       expect(files, `${f} (npm run build first?)`).toContain(f);
     }
@@ -56,6 +59,7 @@ describe("the npm package", () => {
       /^bin\/[\w-]+$/,
       /^scripts\/(install-pulumi|build-kernel)\.sh$/,
       /^kernel\/lean\.config$/,
+      /^kernel\/patches\/[\w.-]+\.patch$/,
     ];
     expect(files.filter((f) => !allowed.some((re) => re.test(f)))).toEqual([]);
     const forbidden =
