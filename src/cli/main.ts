@@ -28,6 +28,11 @@ export async function main(argv: string[], io: Io): Promise<number> {
 
 /** bin/umlfleet. */
 export function cli(): void {
+  // A reader that went away (`umlfleet doctor | head`) ends the output, not with a stack trace.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+    process.exit();
+  });
   const io: Io = {
     out: (t) => process.stdout.write(t),
     err: (t) => process.stderr.write(t),

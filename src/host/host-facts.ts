@@ -95,11 +95,18 @@ function probes(): Probe[] {
       : `${installPulumi("~/.pulumi/bin")} && export PATH=~/.pulumi/bin:$PATH`;
   return [
     {
+      // What an instance that names no kernel boots (src/validation.ts defaultKernel).
       id: "uml-kernel",
-      what: "UML kernel /usr/bin/linux.uml",
+      what: "the default UML kernel ($UMLFLEET_KERNEL, else /usr/bin/linux.uml)",
       scope: "host",
       package: "user-mode-linux",
-      argv: executable("/usr/bin/linux.uml"),
+      argv: sh(
+        'k=${UMLFLEET_KERNEL:-/usr/bin/linux.uml}; test -x "$k" && test -f "$k" && { echo "$k"; exit 0; }; test -z "$UMLFLEET_KERNEL" || echo "UMLFLEET_KERNEL=$k is not an executable file" >&2; exit 1',
+      ),
+      fix: (r) =>
+        r.stderr.includes("UMLFLEET_KERNEL")
+          ? "point UMLFLEET_KERNEL at a UML kernel (scripts/build-kernel.sh prints umlfleet's), or unset it"
+          : aptInstall("user-mode-linux"),
     },
     {
       id: "uml_mconsole",
