@@ -152,6 +152,13 @@ export async function check(
   const inputs = clean(news);
   if (inputs.stateDir === undefined) inputs.stateDir = StateDir.defaultRoot();
   const failures: CheckFailure[] = [];
+  // The state folder reaches UML's command line too: refused here, before any step.
+  if (!isUnknown(inputs.stateDir))
+    for (const p of validator.stateDirProblems(inputs.stateDir))
+      failures.push({
+        property: "stateDir",
+        reason: `${kind}/stateDir: ${p.message} (got ${JSON.stringify(p.value)})`,
+      });
   const specKind = SPEC_KIND[kind];
   const spec = specOf(kind, inputs);
   if (specKind) {

@@ -46,6 +46,7 @@ export function defaultKernel(env: NodeJS.ProcessEnv = process.env): string {
  */
 export class SpecValidator {
   private readonly validators = new Map<SpecKind, ValidateFunction>();
+  private readonly stateDir: ValidateFunction;
 
   /** `kernel`: what a spec without one boots (default: defaultKernel()). */
   constructor(private readonly kernel: string = defaultKernel()) {
@@ -65,6 +66,30 @@ export class SpecValidator {
       if (!fn) throw new Error(`umlfleet: schema ${file} missing`);
       this.validators.set(kind, fn);
     }
+    this.stateDir = ajv.compile({ $ref: "common.json#/definitions/stateDir" });
+  }
+
+  /**
+   * Problems with a state folder path (schema common.json#/definitions/stateDir):
+   * it reaches UML's command line and socket paths, so a space or comma in
+   * it would break a boot rather than fail here. `field` names where it came
+   * from (a resource's `stateDir`, or `$UMLFLEET_STATE_DIR`).
+   */
+  stateDirProblems(path: unknown, field = "stateDir"): FieldProblem[] {
+    const fn = this.stateDir;
+    if (fn(path)) return [];
+    return simplify(fn.errors ?? []).map((p) => ({ ...p, field, value: path }));
+  }
+
+  /** Throw UMLFLEET_INVALID_SPEC naming `field` when `path` is no valid state folder. */
+  checkStateDir(path: unknown, field = "stateDir"): string {
+    const problems = this.stateDirProblems(path, field);
+    if (problems.length > 0)
+      throw new InvalidSpecError(
+        "host",
+        problems.map((p) => ({ ...p, field: `/${field}` })),
+      );
+    return path as string;
   }
 
   /** Problems with `spec`, empty when valid. Fills defaults into `spec`. */

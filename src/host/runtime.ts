@@ -10,6 +10,11 @@ import { Networks, type NetworkRecord, type NetworkStatus } from "./networks";
 import { SerialLinks, type SerialLinkRecord } from "./serial-links";
 import { StateDir, withLock } from "./state";
 
+/** Where the default state folder came from, for an error that names it. */
+function stateDirSource(env: NodeJS.ProcessEnv = process.env): string {
+  return env.UMLFLEET_STATE_DIR ? "UMLFLEET_STATE_DIR" : env.XDG_STATE_HOME ? "XDG_STATE_HOME" : "HOME";
+}
+
 export interface LocalRuntimeOptions {
   /** The state folder. Default: $UMLFLEET_STATE_DIR, else $XDG_STATE_HOME/umlfleet, else ~/.local/state/umlfleet. */
   stateDir?: string;
@@ -34,7 +39,10 @@ export class LocalRuntime {
   constructor(opts: LocalRuntimeOptions = {}, validator = new SpecValidator()) {
     // Opening a state folder creates nothing: each writer makes the folder it
     // writes to, and the folder goes with its last resource.
-    this.state = new StateDir(opts.stateDir ?? StateDir.defaultRoot());
+    // The path reaches UML's command line: checked before anything uses it.
+    const root = opts.stateDir ?? StateDir.defaultRoot();
+    validator.checkStateDir(root, opts.stateDir !== undefined ? "stateDir" : stateDirSource());
+    this.state = new StateDir(root);
     this.validator = validator;
     this.images = new Images(this.state);
     this.disks = new Disks(this.state, this.images);

@@ -114,7 +114,19 @@ export function checkShares(
  * mismatch fails closed (UMLFLEET_CONFLICT), binding nothing.
  */
 export function openShare(share: CheckedShare): number {
-  const fd = openSync(share.realPath, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  const changed = (now: string) =>
+    new UmlfleetError(
+      "UMLFLEET_CONFLICT",
+      `${share.field}: ${JSON.stringify(share.hostPath)} changed while it was being bound (checked ${share.realPath}, now ${now}); nothing was bound`,
+      { field: share.field, value: share.hostPath },
+    );
+  let fd: number;
+  try {
+    fd = openSync(share.realPath, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (e) {
+    // A link (ELOOP, or ENOTDIR with O_DIRECTORY) or nothing where the folder was.
+    throw changed((e as NodeJS.ErrnoException).code ?? String(e));
+  }
   let opened: string;
   try {
     opened = readlinkSync(`/proc/self/fd/${fd}`);
@@ -124,11 +136,7 @@ export function openShare(share: CheckedShare): number {
   }
   if (opened !== share.realPath) {
     closeSync(fd);
-    throw new UmlfleetError(
-      "UMLFLEET_CONFLICT",
-      `${share.field}: ${JSON.stringify(share.hostPath)} changed while it was being bound (checked ${share.realPath}, opened ${opened}); nothing was bound`,
-      { field: share.field, value: share.hostPath },
-    );
+    throw changed(opened);
   }
   return fd;
 }

@@ -81,10 +81,11 @@ describe("sandbox argv", () => {
         readOnlyPaths: ["/s/images/x.img"],
         readWritePaths: ["/s/switches/lan"],
         shares: [
-          { name: "src", hostPath: "/srv/src", readOnly: true },
-          { name: "out", hostPath: "/srv/out", readOnly: false },
+          { name: "src", fd: 12, readOnly: true },
+          { name: "out", fd: 13, readOnly: false },
         ],
         hostfsRoot: "/umlfleet-shares",
+        infoFd: 11,
       },
       [
         { host: "/lib/x86_64-linux-gnu/libc.so.6", sandbox: "/lib/x86_64-linux-gnu/libc.so.6" },
@@ -95,8 +96,10 @@ describe("sandbox argv", () => {
     expect(joined).toContain("--unshare-all");
     expect(joined).toContain("--cap-drop ALL");
     expect(joined).toContain("--clearenv");
-    expect(joined).toContain("--ro-bind /srv/src /umlfleet-shares/src");
-    expect(joined).toContain("--bind /srv/out /umlfleet-shares/out");
+    // Shares are bound from the fds the host opened and checked, not by path.
+    expect(joined).toContain("--ro-bind-fd 12 /umlfleet-shares/src");
+    expect(joined).toContain("--bind-fd 13 /umlfleet-shares/out");
+    expect(joined).toContain("--info-fd 11");
     expect(joined).toContain("--ro-bind /s/images/x.img /s/images/x.img");
     expect(joined).toContain("--bind /s/i/a/vm /s/i/a/vm");
     expect(joined).toContain("--ro-bind /usr/lib/x86_64-linux-gnu/vdeplug /lib/x86_64-linux-gnu/vdeplug");

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { InvalidSpecError, SpecValidator } from "../../src";
+import { existsSync } from "node:fs";
+import { InvalidSpecError, LocalRuntime, SpecValidator } from "../../src";
 import { defaultKernel } from "../../src/validation";
 import type { SpecKind } from "../../src/spec";
 import { umlArgv } from "../../src/uml/argv";
@@ -163,6 +164,30 @@ const cases: [string, SpecKind, unknown, string][] = [
     },
     "/shares/1/guestPath",
   ],
+  // kernelArgs is an allow-list: root-changing and unknown words are refused naming the word.
+  ...[
+    "rootfstype=hostfs",
+    "rootflags=/",
+    "root=/dev/ubdb",
+    "init=/bin/sh",
+    "rdinit=/x",
+    "console=tty0",
+    "hostfs",
+    "debug",
+    "nosysemu",
+    "foo=bar",
+    "umlfleet.ip=eth0:1.2.3.4/8",
+    "sysctl.kernel.x=a b",
+    "sysctl.=1",
+    "loglevel=9",
+    "panic=1;reboot",
+    "--help",
+  ].map((word): [string, SpecKind, unknown, string] => [
+    `instance: kernelArgs word ${word} is not on the allow-list`,
+    "instance",
+    { ...inst, kernelArgs: ["quiet", word] },
+    "/kernelArgs/1",
+  ]),
   [
     "instance: kernelArgs carries hostfs=",
     "instance",
@@ -390,6 +415,38 @@ describe("invalid specs are rejected before any side effect, naming the field", 
   });
 });
 
+describe("state folders", () => {
+  // The path reaches UML's command line (uml_dir=, ubd0=, eth0=vde,...) and socket paths.
+  it.each([
+    ["relative", "state/umlfleet"],
+    ["with a space", "/tmp/my state"],
+    ["with a comma", "/tmp/a,ubd1=/etc/shadow"],
+    ["with '='", "/tmp/a=b"],
+    ["with '..'", "/tmp/uf-nowhere/../uf-state"],
+    ["with a newline", "/tmp/a\nb"],
+    ["too long for UML's socket paths", `/tmp/${"x".repeat(60)}`],
+  ])("%s is refused naming the field, before anything is made", (_label, path) => {
+    expect(v.stateDirProblems(path, "UMLFLEET_STATE_DIR")).toEqual([
+      expect.objectContaining({ field: "UMLFLEET_STATE_DIR", value: path }),
+    ]);
+    expect(() => new LocalRuntime({ stateDir: path })).toThrow(/stateDir/);
+    expect(existsSync(path)).toBe(false);
+  });
+  it("a default from the environment is named by its variable", () => {
+    const before = process.env.UMLFLEET_STATE_DIR;
+    process.env.UMLFLEET_STATE_DIR = "/tmp/bad state";
+    try {
+      expect(() => new LocalRuntime()).toThrow(/UMLFLEET_STATE_DIR/);
+    } finally {
+      if (before === undefined) delete process.env.UMLFLEET_STATE_DIR;
+      else process.env.UMLFLEET_STATE_DIR = before;
+    }
+  });
+  it("accepts an ordinary one", () => {
+    expect(v.stateDirProblems("/home/user/.local/state/umlfleet")).toEqual([]);
+  });
+});
+
 describe("valid specs", () => {
   it("fill defaults into a copy", () => {
     const s = v.validate("instance", inst);
@@ -419,7 +476,17 @@ describe("valid specs", () => {
     expect(() =>
       v.validate("instance", {
         ...inst,
-        kernelArgs: ["quiet", "loglevel=3", "lpj=4000000", "panic=1", "norandmaps"],
+        kernelArgs: [
+          "quiet",
+          "loglevel=3",
+          "lpj=4000000",
+          "panic=1",
+          "norandmaps",
+          "sysctl.net.ipv4.ip_forward=1",
+          "systemd.unit=rescue.target",
+          "single",
+          "3",
+        ],
       }),
     ).not.toThrow();
   });
