@@ -7,6 +7,7 @@
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { accessSync, constants, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { InvalidSpecError, UmlfleetError, type FieldProblem } from "../src/errors";
 import { planInstanceChange, type ChangePlan } from "../src/host/change-plan";
 import { buildKernel } from "../src/host/kernels";
@@ -14,11 +15,19 @@ import { LocalRuntime } from "../src/host/runtime";
 import { StateDir } from "../src/host/state";
 import type { InstanceGroupSpec, SpecKind } from "../src/spec";
 import { describeGroupChange, planGroupChange } from "../src/host/groups";
-import { SpecValidator } from "../src/validation";
+import { SpecValidator, packageRoot } from "../src/validation";
 
 /** Pulumi's placeholder for values not known until apply (preview). */
 export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 export const OUTPUT_SCHEMA_VERSION = 1;
+/**
+ * The umlfleet that created or last updated a resource, in its outputs
+ * (`providerVersion`), so an upgrade shows in the state. Not an input: diff
+ * ignores it, and an upgrade alone changes nothing.
+ */
+export const PROVIDER_VERSION = (
+  JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string }
+).version;
 
 export type Kind = "kernel" | "base" | "disk" | "network" | "instance" | "serial-link" | "instance-group";
 type Props = Record<string, unknown>;
@@ -95,11 +104,14 @@ function clean(props: Props): Props {
   return out;
 }
 
+/** Outputs every kind records. */
+const VERSIONS = ["schemaVersion", "providerVersion"];
+
 /** The runtime spec inside a resource's inputs (or old outputs). */
 function specOf(kind: Kind, props: Props): Props {
   const out: Props = {};
   for (const [k, v] of Object.entries(clean(props))) {
-    if (!META[kind].includes(k) && !OUTPUTS[kind].includes(k) && k !== "schemaVersion") out[k] = v;
+    if (!META[kind].includes(k) && !OUTPUTS[kind].includes(k) && !VERSIONS.includes(k)) out[k] = v;
   }
   return out;
 }
@@ -350,7 +362,7 @@ export async function remove(kind: Kind, id: string, props: Props): Promise<void
 async function apply(kind: Kind, props: Props, olds: Props | undefined): Promise<Props> {
   const rt = runtimeFor(props.stateDir);
   const spec = specOf(kind, props);
-  const base = { ...props, schemaVersion: OUTPUT_SCHEMA_VERSION };
+  const base = { ...props, schemaVersion: OUTPUT_SCHEMA_VERSION, providerVersion: PROVIDER_VERSION };
   switch (kind) {
     case "kernel": {
       // A build form is built once per content hash; the path is an output.

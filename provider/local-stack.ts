@@ -46,10 +46,14 @@ export async function localStack(o: LocalStackOptions): Promise<Stack> {
   const bin = pulumiBinDir();
   if (!existsSync(join(bin, "pulumi")))
     throw new Error(`pulumi CLI not found in ${bin}: run scripts/setup.sh`);
-  // pulumi-resource-pulumi-nodejs (the dynamic provider host) ships inside @pulumi/pulumi.
-  const providerHostDir = dirname(require.resolve("@pulumi/pulumi/pulumi-resource-pulumi-nodejs"));
+  // pulumi-resource-pulumi-nodejs (the dynamic provider host) ships inside
+  // @pulumi/pulumi; scripts/install-pulumi.sh also puts one beside the CLI,
+  // which the CLI then finds by itself (a second one on PATH would only add a warning).
+  const providerHostDir = existsSync(join(bin, "pulumi-resource-pulumi-nodejs"))
+    ? []
+    : [dirname(require.resolve("@pulumi/pulumi/pulumi-resource-pulumi-nodejs"))];
   const envVars: Record<string, string> = {
-    PATH: [bin, providerHostDir, process.env.PATH ?? ""].join(":"),
+    PATH: [bin, ...providerHostDir, process.env.PATH ?? ""].join(":"),
     PULUMI_HOME: join(o.backendDir, "home"),
     PULUMI_BACKEND_URL: `file://${o.backendDir}`,
     PULUMI_CONFIG_PASSPHRASE: o.passphrase ?? "umlfleet-local",

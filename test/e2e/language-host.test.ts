@@ -67,9 +67,10 @@ describe("pulumi-language-nodejs with the real CLI", () => {
     rpcLog = join(dir, "rpc.log");
     env = {
       ...process.env,
+      // The repo's stand-in first: it wins over a copy installed beside the CLI.
       PATH: [
-        PULUMI_BIN_DIR,
         join(REPO, "bin"),
+        PULUMI_BIN_DIR,
         join(REPO, "node_modules/@pulumi/pulumi"),
         process.env.PATH,
       ].join(":"),

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { copyFileSync, existsSync } from "node:fs";
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { guestKernelPid, processesMentioning, testKernel } from "../helpers/runtime";
@@ -77,8 +77,17 @@ describe.skipIf(!haveCli)("the Pulumi resources, driven by the real pulumi CLI",
         expect(provider, `${r.urn} captures ${leaked}`).not.toContain(leaked);
       }
     }
-    // A new umlfleet release changes the provider text; it must not change any resource.
-    for (const r of dynamic) r.outputs!.__provider = `${String(r.outputs!.__provider)}\n// umlfleet vNext\n`;
+    // Each resource records the umlfleet that made it.
+    const { version } = JSON.parse(readFileSync(join(__dirname, "../../package.json"), "utf8")) as {
+      version: string;
+    };
+    for (const r of dynamic) expect(r.outputs?.providerVersion, r.urn).toBe(version);
+    // A new umlfleet release changes the provider text and the recorded
+    // version; neither may change any resource.
+    for (const r of dynamic) {
+      r.outputs!.__provider = `${String(r.outputs!.__provider)}\n// umlfleet vNext\n`;
+      r.outputs!.providerVersion = "0.0.1-older";
+    }
     ok(pulumi("import", lab, { deployment: dep }));
     const p = ok(pulumi("preview", lab));
     expect(Object.keys(p.summary!)).toEqual(["same"]);

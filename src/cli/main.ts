@@ -1,0 +1,48 @@
+import { doctor } from "./doctor";
+import { exec } from "./exec";
+import { USAGE_ERROR, type Io, type Verb } from "./verb";
+
+/** A new verb (ls, logs, ...) is one entry here and a module beside this one. */
+const VERBS: Record<string, Verb> = { doctor, exec };
+
+function help(io: Io): void {
+  io.out("usage: umlfleet <command> [arguments]\n\n");
+  for (const v of Object.values(VERBS)) io.out(`  umlfleet ${v.usage}\n      ${v.summary}\n`);
+}
+
+export async function main(argv: string[], io: Io): Promise<number> {
+  const [name, ...args] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    help(io);
+    return name === undefined ? USAGE_ERROR : 0;
+  }
+  const verb = Object.hasOwn(VERBS, name) ? VERBS[name] : undefined;
+  if (!verb) {
+    io.err(
+      `umlfleet: unknown command ${JSON.stringify(name)} (commands: ${Object.keys(VERBS).join(", ")})\n`,
+    );
+    return USAGE_ERROR;
+  }
+  return verb.run(args, io);
+}
+
+/** bin/umlfleet. */
+export function cli(): void {
+  // A reader that went away (`umlfleet doctor | head`) ends the output, not with a stack trace.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code !== "EPIPE") throw e;
+    process.exit();
+  });
+  const io: Io = {
+    out: (t) => process.stdout.write(t),
+    err: (t) => process.stderr.write(t),
+    env: process.env,
+  };
+  main(process.argv.slice(2), io).then(
+    (status) => (process.exitCode = status),
+    (e: unknown) => {
+      io.err(`umlfleet: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

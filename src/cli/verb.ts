@@ -1,0 +1,16 @@
+/** Where a verb writes and what environment it sees; tests pass their own. */
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+  env: NodeJS.ProcessEnv;
+}
+
+/** One `umlfleet <verb>`: its own arguments in, an exit status out. */
+export interface Verb {
+  usage: string;
+  summary: string;
+  run(args: string[], io: Io): Promise<number>;
+}
+
+/** Exit status of a usage error (as getopt-style tools use). */
+export const USAGE_ERROR = 2;

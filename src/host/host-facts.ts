@@ -1,0 +1,251 @@
+import { dirname, join } from "node:path";
+import { packageRoot } from "../validation";
+import { run } from "./process";
+
+/**
+ * What a machine has of what umlfleet needs, as plain records: `umlfleet
+ * doctor` prints them, and a target host's facts (over SSH, later) are the
+ * same probes run there. So each probe is one argv (no host-side shell
+ * strings; values travel as positional parameters) judged by its exit status
+ * and output alone, and a `Runner` decides where it runs.
+ */
+export interface HostFact {
+  /** Stable identifier, e.g. "vde_switch", "user-namespaces". */
+  id: string;
+  /** What was looked for, for a person. */
+  what: string;
+  /** "host": needed wherever guests run. "toolchain": needed where `pulumi` runs the program. */
+  scope: "host" | "toolchain";
+  ok: boolean;
+  /** What was found (a path, a version), or why the probe failed. */
+  detail: string;
+  /** The Debian package that provides it, if one does. */
+  package?: string;
+  /** The command that installs or enables it: set when `ok` is false. */
+  fix?: string;
+}
+
+export interface ProbeResult {
+  /** null: the probe could not be started, or was killed. */
+  exitCode: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs one probe's argv somewhere and reports how it ended; never throws. */
+export type Runner = (argv: readonly string[]) => Promise<ProbeResult>;
+
+/** Runs probes on this machine, with this process's environment (its PATH). */
+export function localRunner(env: NodeJS.ProcessEnv = process.env, timeoutMs = 20_000): Runner {
+  return async (argv) => {
+    try {
+      const r = await run(argv[0]!, argv.slice(1), { allowFailure: true, timeoutMs, env });
+      return { exitCode: r.timedOut ? null : r.exitCode, stdout: r.stdout, stderr: r.stderr };
+    } catch (e) {
+      return { exitCode: null, stdout: "", stderr: e instanceof Error ? e.message : String(e) };
+    }
+  };
+}
+
+interface Probe {
+  id: string;
+  what: string;
+  scope: HostFact["scope"];
+  package?: string;
+  /** Present when it exits 0; the detail is its first line of output (else of errors). */
+  argv: string[];
+  /** Default: install `package`. `pulumiDir`: the folder of the pulumi on PATH, "" without one. */
+  fix?: (r: ProbeResult, pulumiDir: string) => string;
+}
+
+/** `sh -c SCRIPT sh ARGS...`: the script is fixed text, values are "$1"... */
+const sh = (script: string, ...args: string[]) => ["sh", "-c", script, "sh", ...args];
+const onPath = (name: string) => sh('command -v "$1"', name);
+const executable = (path: string) => sh('test -x "$1" && test -f "$1" && echo "$1"', path);
+const firstLine = (s: string) => s.trim().split("\n")[0] ?? "";
+const ended = (r: ProbeResult) =>
+  firstLine(r.stderr) || firstLine(r.stdout) || (r.exitCode === null ? "could not run" : "not found");
+const BWRAP = "/usr/bin/bwrap";
+
+/**
+ * A plugin the CLI looks for beside the `pulumi` it runs (symlinks resolved)
+ * or on PATH (shared/PULUMI.md; sdk/go/common/workspace/plugins.go).
+ */
+const besidePulumi = (name: string) =>
+  sh(
+    'p=$(command -v pulumi) && d=$(dirname "$(readlink -f "$p")") && test -x "$d/$1" && { echo "$d/$1"; exit 0; }; command -v "$1"',
+    name,
+  );
+
+function aptInstall(pkg: string): string {
+  const sudo = process.getuid?.() === 0 ? "" : "sudo ";
+  return `${sudo}apt-get install -y ${pkg}`;
+}
+
+/** scripts/install-pulumi.sh of this umlfleet (shipped in the package as in a checkout). */
+function installPulumi(binDir: string): string {
+  return `${join(packageRoot(), "scripts", "install-pulumi.sh")} ${binDir}`;
+}
+
+function probes(): Probe[] {
+  // The plugins go beside the pulumi on PATH; without one, in Pulumi's usual folder.
+  const toolchainFix = (_r: ProbeResult, pulumiDir: string) =>
+    pulumiDir
+      ? installPulumi(pulumiDir)
+      : `${installPulumi("~/.pulumi/bin")} && export PATH=~/.pulumi/bin:$PATH`;
+  return [
+    {
+      // What an instance that names no kernel boots (src/validation.ts defaultKernel).
+      id: "uml-kernel",
+      what: "the default UML kernel ($UMLFLEET_KERNEL, else /usr/bin/linux.uml)",
+      scope: "host",
+      package: "user-mode-linux",
+      argv: sh(
+        'k=${UMLFLEET_KERNEL:-/usr/bin/linux.uml}; test -x "$k" && test -f "$k" && { echo "$k"; exit 0; }; test -z "$UMLFLEET_KERNEL" || echo "UMLFLEET_KERNEL=$k is not an executable file" >&2; exit 1',
+      ),
+      fix: (r) =>
+        r.stderr.includes("UMLFLEET_KERNEL")
+          ? "point UMLFLEET_KERNEL at a UML kernel (scripts/build-kernel.sh prints umlfleet's), or unset it"
+          : aptInstall("user-mode-linux"),
+    },
+    {
+      id: "uml_mconsole",
+      what: "uml_mconsole (the mconsole client)",
+      scope: "host",
+      package: "uml-utilities",
+      argv: onPath("uml_mconsole"),
+    },
+    {
+      id: "vde_switch",
+      what: "vde_switch (networks)",
+      scope: "host",
+      package: "vde2",
+      argv: onPath("vde_switch"),
+    },
+    {
+      id: "vde_plug",
+      what: "vde_plug and the vde plugin UML's NICs load",
+      scope: "host",
+      package: "vde2",
+      // The sandbox binds /usr/bin/vde_plug and <libdir>/vdeplug (src/host/sandbox.ts).
+      argv: sh(
+        'test -x /usr/bin/vde_plug || exit 1; for f in /usr/lib/*/vdeplug/libvdeplug_vde.so /lib/*/vdeplug/libvdeplug_vde.so; do test -f "$f" && { echo "/usr/bin/vde_plug, $f"; exit 0; }; done; echo "no libvdeplug_vde.so" >&2; exit 1',
+      ),
+    },
+    {
+      id: "bwrap",
+      what: "bwrap (each guest's sandbox)",
+      scope: "host",
+      package: "bubblewrap",
+      argv: executable(BWRAP),
+    },
+    {
+      id: "user-namespaces",
+      what: "an unprivileged user namespace (bwrap --unshare-user)",
+      scope: "host",
+      argv: sh(
+        'test -x "$1" || { echo "needs bwrap" >&2; exit 1; }; "$1" --unshare-user --ro-bind / / /bin/true && echo yes',
+        BWRAP,
+      ),
+      fix: () =>
+        "allow user namespaces: sysctl -w kernel.unprivileged_userns_clone=1 user.max_user_namespaces=15000 (and install bubblewrap)",
+    },
+    {
+      // UML maps guest RAM from a file in $TMPDIR, executable. The sandbox
+      // gives each guest a private tmpfs at /tmp with TMPDIR=/tmp
+      // (src/host/sandbox.ts), so that is where exec must work, whatever the
+      // host's /tmp or /dev/shm mount options are.
+      id: "guest-ram-exec",
+      what: "an executable tmpfs for guest RAM in the sandbox (copies /bin/true there and runs it)",
+      scope: "host",
+      argv: sh(
+        'test -x "$1" || { echo "needs bwrap" >&2; exit 1; }; "$1" --unshare-all --ro-bind / / --dev /dev --proc /proc --tmpfs /tmp --clearenv --setenv PATH /usr/bin:/bin --setenv TMPDIR /tmp -- /bin/sh -c \'cp /bin/true "$TMPDIR/exec-check" && "$TMPDIR/exec-check"\' && echo "tmpfs at /tmp allows exec"',
+        BWRAP,
+      ),
+      fix: () =>
+        "allow bwrap to mount an executable tmpfs (user namespaces enabled, no noexec policy on tmpfs mounts)",
+    },
+    {
+      id: "mke2fs",
+      what: "mke2fs (ext4 root filesystems)",
+      scope: "host",
+      package: "e2fsprogs",
+      argv: sh(
+        'command -v "$1" || { for d in /usr/sbin /sbin; do test -x "$d/$1" && echo "$d/$1" >&2; done; exit 1; }',
+        "mke2fs",
+      ),
+      // Debian puts it in /usr/sbin, which a normal user's PATH lacks.
+      fix: (r) =>
+        firstLine(r.stderr).startsWith("/")
+          ? `add ${dirname(firstLine(r.stderr))} to PATH (export PATH="$PATH:${dirname(firstLine(r.stderr))}")`
+          : aptInstall("e2fsprogs"),
+    },
+    {
+      id: "busybox",
+      what: "a static busybox /bin/busybox (the userland of built bases)",
+      scope: "host",
+      package: "busybox-static",
+      // A dynamic busybox would not run inside a base that has no libc.
+      argv: sh(
+        'test -x /bin/busybox || exit 1; if ldd /bin/busybox >/dev/null 2>&1; then echo "/bin/busybox is dynamically linked" >&2; exit 1; fi; echo /bin/busybox',
+      ),
+    },
+    {
+      id: "node",
+      what: "Node.js 20 or later",
+      scope: "toolchain",
+      argv: [
+        "node",
+        "-e",
+        'const v = process.versions.node; console.log(v); process.exit(+v.split(".")[0] >= 20 ? 0 : 1)',
+      ],
+      fix: () => "install Node.js 20 or later (e.g. from NodeSource)",
+    },
+    {
+      id: "pulumi",
+      what: "the pulumi CLI",
+      scope: "toolchain",
+      argv: sh('p=$(command -v pulumi) || exit 1; v=$("$p" version) || exit 1; echo "$p $v"'),
+      fix: toolchainFix,
+    },
+    {
+      id: "pulumi-language-nodejs",
+      what: "the Node.js language host, beside pulumi or on PATH",
+      scope: "toolchain",
+      argv: besidePulumi("pulumi-language-nodejs"),
+      fix: toolchainFix,
+    },
+    {
+      id: "pulumi-resource-pulumi-nodejs",
+      what: "the dynamic-provider plugin, beside pulumi or on PATH",
+      scope: "toolchain",
+      argv: besidePulumi("pulumi-resource-pulumi-nodejs"),
+      fix: toolchainFix,
+    },
+  ];
+}
+
+/**
+ * Every fact, in a fixed order. Probes run at once: each is a short process
+ * (the slowest starts two sandboxes).
+ */
+export async function hostFacts(runner: Runner = localRunner()): Promise<HostFact[]> {
+  const pulumi = await runner(sh('p=$(command -v pulumi) && dirname "$(readlink -f "$p")"'));
+  const pulumiDir = pulumi.exitCode === 0 ? firstLine(pulumi.stdout) : "";
+  return Promise.all(
+    probes().map(async (p) => {
+      const r = await runner(p.argv);
+      const ok = r.exitCode === 0;
+      const fact: HostFact = {
+        id: p.id,
+        what: p.what,
+        scope: p.scope,
+        ok,
+        detail: ok ? firstLine(r.stdout) : ended(r),
+      };
+      if (p.package) fact.package = p.package;
+      if (!ok) fact.fix = p.fix ? p.fix(r, pulumiDir) : aptInstall(p.package ?? "");
+      return fact;
+    }),
+  );
+}

@@ -1,0 +1,70 @@
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import { guestScript } from "../../src/cli/exec";
+import { main } from "../../src/cli/main";
+import type { Io } from "../../src/cli/verb";
+
+/** `umlfleet` without a machine: argument handling, exit statuses, messages. */
+async function umlfleet(args: string[], env: NodeJS.ProcessEnv = {}) {
+  let out = "";
+  let err = "";
+  const io: Io = { out: (t) => (out += t), err: (t) => (err += t), env };
+  const status = await main(args, io);
+  return { status, out, err };
+}
+
+describe("the umlfleet command", () => {
+  it("lists its commands; no command is a usage error", async () => {
+    const help = await umlfleet(["help"]);
+    expect(help.status).toBe(0);
+    expect(help.out).toContain("umlfleet doctor [--json]");
+    expect(help.out).toContain("umlfleet exec ");
+    expect((await umlfleet([])).status).toBe(2);
+  });
+
+  it("names an unknown command and the ones it has", async () => {
+    const r = await umlfleet(["lss"]);
+    expect(r.status).toBe(2);
+    expect(r.err).toContain('unknown command "lss" (commands: doctor, exec)');
+    expect((await umlfleet(["toString"])).status).toBe(2);
+  });
+
+  it("exec: names what is wrong with its arguments, before touching any state", async () => {
+    const stateDir = "/nonexistent/umlfleet-cli-test";
+    const cases: [string[], string][] = [
+      [["exec"], "no instance name"],
+      [["exec", "--", "ls"], "no instance name"],
+      [["exec", "alpha"], "no command"],
+      [["exec", "alpha", "--"], "no command"],
+      [
+        ["exec", "--timeout-ms", "soon", "alpha", "--", "ls"],
+        '--timeout-ms must be a positive whole number of milliseconds (got "soon")',
+      ],
+      [["exec", "--verbose", "x", "alpha", "--", "ls"], 'unknown option "--verbose"'],
+      [["exec", "--state-dir"], "--state-dir needs a value"],
+    ];
+    for (const [args, message] of cases) {
+      const r = await umlfleet(args, { UMLFLEET_STATE_DIR: stateDir });
+      expect(r.status, args.join(" ")).toBe(2);
+      expect(r.err, args.join(" ")).toContain(message);
+    }
+    const missing = await umlfleet(["exec", "alpha", "--", "ls"], { UMLFLEET_STATE_DIR: stateDir });
+    expect(missing.status).toBe(1);
+    expect(missing.err).toContain('[UMLFLEET_NOT_FOUND] instance "alpha" does not exist');
+    expect(existsSync(stateDir)).toBe(false);
+  });
+
+  it("doctor: refuses arguments it does not know", async () => {
+    const r = await umlfleet(["doctor", "--yaml"]);
+    expect(r.status).toBe(2);
+    expect(r.err).toContain('unknown argument "--yaml"');
+  });
+
+  it("exec: several words reach the guest's sh as given; one word is a script", () => {
+    const words = ["printf", "%s|", "a b", "it's", "$HOME", ";", "*", ""];
+    // The host's sh parses the script as the guest's busybox sh does (POSIX quoting).
+    expect(execFileSync("sh", ["-c", guestScript(words)], { encoding: "utf8" })).toBe("a b|it's|$HOME|;|*||");
+    expect(guestScript(["echo a | tr a b"])).toBe("echo a | tr a b");
+  });
+});
