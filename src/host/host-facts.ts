@@ -109,6 +109,20 @@ function probes(): Probe[] {
           : aptInstall("user-mode-linux"),
     },
     {
+      // Debian's 6.1 kernel mounts its root and then dies at the first guest
+      // process on CPUs whose XSAVE area is larger than it restores (AMX;
+      // docs/kernel.md). One boot tells: the host's / as a read-only hostfs
+      // root, /bin/true as init; init exiting 0 is the success.
+      id: "uml-kernel-runs-guests",
+      what: "the default UML kernel runs a guest process on this CPU (one boot of /bin/true)",
+      scope: "host",
+      argv: sh(
+        'k=${UMLFLEET_KERNEL:-/usr/bin/linux.uml}; test -x "$k" || { echo "no kernel at $k" >&2; exit 1; }; d=$(mktemp -d) || exit 1; trap \'rm -rf "$d"\' EXIT; out=$(TMPDIR="$d" timeout 15 "$k" mem=64M umid=probe uml_dir="$d" root=/dev/root rootfstype=hostfs rootflags=/ ro init=/bin/true con=null con0=null,fd:1 </dev/null 2>&1) 2>/dev/null; case "$out" in *"set fp regs failed"*) echo "$k cannot run guest processes on this CPU (its XSAVE area is larger than UML 6.1 restores, e.g. with AMX)" >&2; exit 1;; *"exitcode=0x00000000"*) echo "$k runs guest processes"; exit 0;; esac; echo "$k: the probe boot ended otherwise: $(printf %s "$out" | tail -n 1)" >&2; exit 1',
+      ),
+      fix: () =>
+        "boot umlfleet's kernel, patched for it: export UMLFLEET_KERNEL=$(scripts/build-kernel.sh) (or a Kernel with `build: {}` in the program)",
+    },
+    {
       id: "uml_mconsole",
       what: "uml_mconsole (the mconsole client)",
       scope: "host",

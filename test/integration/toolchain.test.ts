@@ -30,10 +30,11 @@ describe.skipIf(!haveCli)("install-pulumi.sh and umlfleet doctor", () => {
   const bin = join(dir, "bin");
   const install = (target: string) =>
     execFileSync("bash", [INSTALL, target], { encoding: "utf8", env: { ...process.env, ...cacheEnv } });
-  const doctor = (path: string, ...args: string[]) =>
+  const doctor = (path: string, ...args: string[]) => doctorWith({ PATH: path }, ...args);
+  const doctorWith = (env: NodeJS.ProcessEnv, ...args: string[]) =>
     spawnSync("node", [UMLFLEET, "doctor", ...args], {
       encoding: "utf8",
-      env: { ...process.env, PATH: path },
+      env: { ...process.env, ...env },
       timeout: 120_000,
     });
 
@@ -98,12 +99,33 @@ describe.skipIf(!haveCli)("install-pulumi.sh and umlfleet doctor", () => {
     expect(facts.facts.map((f) => f.id)).toEqual(
       expect.arrayContaining([
         "uml-kernel",
+        "uml-kernel-runs-guests",
         "vde_switch",
         "user-namespaces",
         "guest-ram-exec",
         "pulumi-language-nodejs",
       ]),
     );
+  });
+
+  it("doctor boots the default kernel once: a kernel that cannot run a guest process is named, with the fix", () => {
+    const r = doctorWith({ PATH: `${bin}:${process.env.PATH}`, UMLFLEET_KERNEL: "/bin/true" });
+    expect(r.status).toBe(1);
+    expect(r.stdout).toMatch(
+      /^MISSING {2}uml-kernel-runs-guests: .*\/bin\/true: the probe boot ended otherwise.*; fix: .*UMLFLEET_KERNEL/m,
+    );
+  });
+
+  // On CPUs with AMX, Debian's 6.1 kernel dies at the first guest process (docs/kernel.md).
+  const amx = /\bamx_tile\b/.test(readFileSync("/proc/cpuinfo", "utf8"));
+  const debian = "/usr/bin/linux.uml";
+  // Debian's own file, as dpkg installed it (dpkg --verify prints nothing for it).
+  const isDebians =
+    existsSync(debian) &&
+    !spawnSync("dpkg", ["--verify", "user-mode-linux"], { encoding: "utf8" }).stdout.includes(debian);
+  it.runIf(amx && isDebians)("doctor names Debian's kernel on this AMX host as unable to run guests", () => {
+    const r = doctorWith({ PATH: `${bin}:${process.env.PATH}`, UMLFLEET_KERNEL: debian });
+    expect(r.stdout).toMatch(/^MISSING {2}uml-kernel-runs-guests: .*cannot run guest processes on this CPU/m);
   });
 
   it("doctor with vde_switch off PATH names vde2 and its install command; exit 1", () => {
