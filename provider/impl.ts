@@ -406,13 +406,18 @@ async function apply(kind: Kind, props: Props, olds: Props | undefined): Promise
   }
 }
 
-/** Per member: what an Instance resource has as outputs; `state: "missing"` for one gone from the host. */
+/**
+ * Per member: what an Instance resource has as outputs; `state: "missing"` for
+ * one gone from the host, `"damaged"` (with the `problem`) for one whose
+ * overlay is gone: drift that diff turns into an update, which remakes it.
+ */
 function groupOuts(rt: LocalRuntime, spec: InstanceGroupSpec): Props {
   return Object.fromEntries(
-    Object.keys(spec.members).map((m) => [
-      m,
-      rt.instances.get(m) ? instanceOuts(rt, m) : { state: "missing" },
-    ]),
+    Object.keys(spec.members).map((m) => {
+      if (!rt.instances.get(m)) return [m, { state: "missing" }];
+      const problem = rt.groups.overlayProblem(spec.base, m);
+      return [m, { ...instanceOuts(rt, m), ...(problem ? { state: "damaged", problem } : {}) }];
+    }),
   );
 }
 
