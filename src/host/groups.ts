@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { UmlfleetError } from "../errors";
-import type { InstanceGroupSpec, SpecOf } from "../spec";
+import type { InstanceGroupSpec, SerialLinkSpec, SpecOf } from "../spec";
 import { memberInstanceSpec, memberRootDisk } from "../validation";
 import { planInstanceChange, type ChangePlan } from "./change-plan";
 import { BatchLauncher, type Launcher } from "./launcher";
@@ -66,6 +66,15 @@ export class InstanceGroups {
     // New machines boot in waves: every member of a wave prepares (overlay,
     // record, FIFOs), then one bash starts them all (see BatchLauncher).
     const fresh = entries.filter(([, a]) => a === "create" || a === "replace");
+    // Members made again (replaced, or found without their record) keep their
+    // serial links: removing an instance removes its links, and a link's
+    // relays hold the old FIFOs. So each is unmade first and made again once
+    // both its ends are up.
+    const remade = fresh.filter(([m, a]) => a === "replace" || (previous && m in previous.members));
+    const relink = new Map<string, SerialLinkSpec>();
+    for (const [m] of remade)
+      for (const l of this.rt.links.linksOf(m)) relink.set(l, this.rt.links.get(l)!.spec);
+    for (const l of relink.keys()) await this.rt.removeSerialLink(l);
     for (let i = 0; i < fresh.length; i += parallelism()) {
       const wave = fresh.slice(i, i + parallelism());
       const batch = new BatchLauncher(wave.length);
@@ -81,6 +90,11 @@ export class InstanceGroups {
           party.leave(); // a member that failed before its start must not hold the others
         }
       });
+    }
+    for (const link of relink.values()) {
+      // A link with an end that failed is lost with it (the error below names the member).
+      if ([link.a, link.b].every((e) => this.rt.instances.isRunning(this.rt.instances.get(e.instance))))
+        await this.rt.ensureSerialLink(link);
     }
     const failed = entries.flatMap(([m]) => {
       const r = results.get(m);

@@ -32,6 +32,7 @@ describe("an instance group heals a damaged member", () => {
     await rt.ensureBase({ name: "bb", source: { kind: "busybox", sizeMiB: 32 } });
     await rt.ensureNetwork({ name: "lan" });
     await rt.groups.apply(v1);
+    await rt.ensureSerialLink({ name: "ab", a: { instance: "a", line: 1 }, b: { instance: "b", line: 1 } });
   });
   afterAll(() => host.destroy());
 
@@ -49,6 +50,16 @@ describe("an instance group heals a damaged member", () => {
     expect(r.bootCount).toBe(before.bootCount);
     expect(await uptimeSec(m)).toBeGreaterThan(before.uptimeSec);
     expect(await host.sh(m, "cat /root/mark")).toContain(`mark of ${m}`);
+  };
+  /** The serial link a-b carries text from `from` to `to`. */
+  const linked = async (from: string, to: string, text: string) => {
+    await host.sh(to, "cat /dev/ttyS1 > /tmp/got 2>&1 &");
+    await host.sh(from, `echo ${text} > /dev/ttyS1`);
+    const got = await host.sh(
+      to,
+      `for i in 1 2 3 4 5 6 7 8 9 10; do grep -q ${text} /tmp/got && break; sleep 0.5; done; cat /tmp/got`,
+    );
+    return got.includes(text);
   };
   const mark = async (m: string) => host.sh(m, `echo 'mark of ${m}' > /root/mark && sync`);
 
@@ -73,6 +84,10 @@ describe("an instance group heals a damaged member", () => {
       expect((await rt.exec("a", "cat /root/mark")).exitCode).not.toBe(0); // a new overlay: the data is gone
       await expectUntouched("b", before.b);
       await expectUntouched("c", before.c);
+      // Its serial link is made again, to its new FIFOs.
+      expect(rt.links.isUp(rt.links.get("ab")!)).toBe(true);
+      expect(await linked("a", "b", `a-to-b-${lost.length}`)).toBe(true);
+      expect(await linked("b", "a", `b-to-a-${lost.length}`)).toBe(true);
       // One guest per member: the old one of `a` is gone, not running beside the new one.
       expect(
         processesMentioning(`${rt.state.root}/instances/a/vm`).filter((l) => /bwrap/.test(l)),
@@ -95,6 +110,8 @@ describe("an instance group heals a damaged member", () => {
     expect(await host.sh("b", "cat /root/mark")).toContain("mark of b");
     await expectUntouched("a", before.a);
     await expectUntouched("c", before.c);
+    expect(await linked("a", "b", "a-to-new-b")).toBe(true);
+    expect(await linked("b", "a", "new-b-to-a")).toBe(true);
     expect(
       processesMentioning(`${rt.state.root}/instances/b/vm`).filter((l) => /bwrap/.test(l)),
     ).toHaveLength(2);
