@@ -10,8 +10,7 @@ import { haveCli, useStack, type Lab } from "./stack-harness";
  * the serial link from the member (g-0) to g-1 carries text again.
  */
 
-const kernel = process.env.UMLFLEET_KERNEL;
-const lab: Lab = { size: 3, group: true, ...(kernel ? { kernelPath: kernel } : {}) };
+const lab: Lab = { size: 3, group: true };
 
 interface GroupOutputs {
   memberInfo: Record<string, { state: string; problem?: string; pid?: number }>;

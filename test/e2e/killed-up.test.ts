@@ -13,7 +13,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { LocalRuntime } from "../../src";
 import { pulumiBinDir } from "../../provider/local-stack";
 import { SANDBOX_BIN } from "../../src/host/sandbox";
-import { newTestDir, processesMentioning } from "../helpers/runtime";
+import { newTestDir, processesMentioning, testKernel } from "../helpers/runtime";
 import { haveCli } from "./stack-harness";
 
 /**
@@ -27,7 +27,7 @@ import { haveCli } from "./stack-harness";
 const REPO = resolve(__dirname, "../..");
 const PROGRAM = join(__dirname, "fixtures", "killed-up", "index.js");
 const SIZE = 8;
-const KERNEL = process.env.UMLFLEET_KERNEL || "/usr/bin/linux.uml";
+const KERNEL = testKernel();
 /** The recovery after a killed CLI, exactly as docs/operations.md gives it. */
 const RECOVERY = [
   ["cancel", "--yes"],

@@ -11,11 +11,9 @@ import { TestHost, processesMentioning } from "../helpers/runtime";
  * their uptime still growing).
  */
 
-const kernel = process.env.UMLFLEET_KERNEL;
 const v1: InstanceGroupSpec = {
   name: "lab",
   base: "bb",
-  ...(kernel ? { kernel } : {}),
   members: Object.fromEntries(
     ["a", "b", "c"].map((m, i) => [
       m,
