@@ -6,11 +6,12 @@
  */
 import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
-import { accessSync, constants, readFileSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { accessSync, constants, readFileSync, readlinkSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
 import { InvalidSpecError, UmlfleetError, type FieldProblem } from "../src/errors";
 import { planInstanceChange, type ChangePlan } from "../src/host/change-plan";
 import { buildKernel } from "../src/host/kernels";
+import { identify, isAlive, type ProcessIdentity } from "../src/host/process";
 import { LocalRuntime } from "../src/host/runtime";
 import { StateDir } from "../src/host/state";
 import type { InstanceGroupSpec, SpecKind } from "../src/spec";
@@ -293,6 +294,10 @@ export async function update(kind: Kind, _id: string, olds: Props, news: Props):
 }
 
 export async function read(kind: Kind, id: string, props: Props): Promise<{ id?: string; props?: Props }> {
+  return tracked(() => readNow(kind, id, props));
+}
+
+async function readNow(kind: Kind, id: string, props: Props): Promise<{ id?: string; props?: Props }> {
   const p = clean(props);
   const rt = runtimeFor(p.stateDir);
   const gone = { id: undefined, props: undefined };
@@ -412,13 +417,18 @@ async function apply(kind: Kind, props: Props, olds: Props | undefined): Promise
   }
 }
 
-/** Per member: what an Instance resource has as outputs; `state: "missing"` for one gone from the host. */
+/**
+ * Per member: what an Instance resource has as outputs; `state: "missing"` for
+ * one gone from the host, `"damaged"` (with the `problem`) for one whose
+ * overlay is gone: drift that diff turns into an update, which remakes it.
+ */
 function groupOuts(rt: LocalRuntime, spec: InstanceGroupSpec): Props {
   return Object.fromEntries(
-    Object.keys(spec.members).map((m) => [
-      m,
-      rt.instances.get(m) ? instanceOuts(rt, m) : { state: "missing" },
-    ]),
+    Object.keys(spec.members).map((m) => {
+      if (!rt.instances.get(m)) return [m, { state: "missing" }];
+      const problem = rt.groups.overlayProblem(spec.base, m);
+      return [m, { ...instanceOuts(rt, m), ...(problem ? { state: "damaged", problem } : {}) }];
+    }),
   );
 }
 
@@ -486,6 +496,7 @@ async function kernelFacts(path: string): Promise<Props> {
 async function withDeadline<T>(kind: Kind, op: string, fn: () => Promise<T>): Promise<T> {
   const ms = DEADLINE_MS[kind];
   let timer: NodeJS.Timeout | undefined;
+  inFlight++;
   try {
     return await Promise.race([
       fn(),
@@ -512,5 +523,71 @@ async function withDeadline<T>(kind: Kind, op: string, fn: () => Promise<T>): Pr
     throw e;
   } finally {
     clearTimeout(timer);
+    inFlight--;
   }
 }
+
+// ---- watchdog ------------------------------------------------------------------
+
+/** Creates, updates, deletes and reads running now. */
+let inFlight = 0;
+
+async function tracked<T>(fn: () => Promise<T>): Promise<T> {
+  inFlight++;
+  try {
+    return await fn();
+  } finally {
+    inFlight--;
+  }
+}
+
+/**
+ * Pulumi never tells a dynamic provider that its engine is gone: after kill -9
+ * of the `pulumi` CLI, this process and the /bin/sh script that started it
+ * (`pulumi-resource-pulumi-nodejs`) kept running for good (measured, issue #8).
+ * So a provider process watches the CLI by pid and start time, and exits once
+ * the CLI is gone and no create, update, delete or read is running: those
+ * finish, so the host is left as a whole operation leaves it and the next run
+ * adopts what it made. Started only in the dynamic-provider process (its main
+ * module) under a `pulumi` process, never where a test or a program imports
+ * this module.
+ */
+export function startWatchdog(intervalMs = 1_000): ProcessIdentity | undefined {
+  if (!/[/\\]cmd[/\\]dynamic-provider([/\\]index\.js)?$/.test(process.argv[1] ?? "")) return undefined;
+  const engine = engineProcess();
+  if (!engine) return undefined;
+  setInterval(() => {
+    if (inFlight === 0 && !isAlive(engine)) process.exit(0);
+  }, intervalMs).unref();
+  return engine;
+}
+
+/**
+ * The nearest ancestor named `pulumi` (the CLI: the provider's parent is the
+ * /bin/sh wrapper), as pid and start time; undefined when there is none.
+ */
+export function engineProcess(pid = process.ppid): ProcessIdentity | undefined {
+  for (let depth = 0; pid > 1 && depth < 16; depth++) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      return undefined;
+    }
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    if (comm === "pulumi" || exeName(pid) === "pulumi") return identify(pid) ?? undefined;
+    pid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  }
+  return undefined;
+}
+
+function exeName(pid: number): string | undefined {
+  try {
+    return basename(readlinkSync(`/proc/${pid}/exe`));
+  } catch {
+    return undefined;
+  }
+}
+
+startWatchdog();

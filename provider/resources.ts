@@ -242,7 +242,9 @@ function memberProps(args: InstanceSettings & HostArgs): Record<string, unknown>
 
 /** What an instance group reports per member (the outputs an Instance has). */
 export interface MemberInfo {
-  state: "running" | "stopped" | "missing";
+  /** `damaged`: its overlay is gone (see `problem`); the next `up` remakes it on a new one. */
+  state: "running" | "stopped" | "missing" | "damaged";
+  problem?: string;
   pid?: number;
   consoleLog?: string;
   mconsoleSocket?: string;

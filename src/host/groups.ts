@@ -1,9 +1,11 @@
+import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { UmlfleetError } from "../errors";
-import type { InstanceGroupSpec, SpecOf } from "../spec";
+import type { InstanceGroupSpec, SerialLinkSpec, SpecOf } from "../spec";
 import { memberInstanceSpec, memberRootDisk } from "../validation";
 import { planInstanceChange, type ChangePlan } from "./change-plan";
 import { BatchLauncher, type Launcher } from "./launcher";
+import { killAllNaming } from "./process";
 import type { LocalRuntime } from "./runtime";
 
 /** What apply did to each member. */
@@ -64,6 +66,15 @@ export class InstanceGroups {
     // New machines boot in waves: every member of a wave prepares (overlay,
     // record, FIFOs), then one bash starts them all (see BatchLauncher).
     const fresh = entries.filter(([, a]) => a === "create" || a === "replace");
+    // Members made again (replaced, or found without their record) keep their
+    // serial links: removing an instance removes its links, and a link's
+    // relays hold the old FIFOs. So each is unmade first and made again once
+    // both its ends are up.
+    const remade = fresh.filter(([m, a]) => a === "replace" || (previous && m in previous.members));
+    const relink = new Map<string, SerialLinkSpec>();
+    for (const [m] of remade)
+      for (const l of this.rt.links.linksOf(m)) relink.set(l, this.rt.links.get(l)!.spec);
+    for (const l of relink.keys()) await this.rt.removeSerialLink(l);
     for (let i = 0; i < fresh.length; i += parallelism()) {
       const wave = fresh.slice(i, i + parallelism());
       const batch = new BatchLauncher(wave.length);
@@ -71,12 +82,19 @@ export class InstanceGroups {
         const party = batch.party();
         try {
           if (action === "replace") await this.removeMember(m);
+          // A member the group had whose record is gone: its guest may still run.
+          else if (previous && m in previous.members) await this.killOrphans(m);
           made.push(m);
           await this.createMember(s, m, party);
         } finally {
           party.leave(); // a member that failed before its start must not hold the others
         }
       });
+    }
+    for (const link of relink.values()) {
+      // A link with an end that failed is lost with it (the error below names the member).
+      if ([link.a, link.b].every((e) => this.rt.instances.isRunning(this.rt.instances.get(e.instance))))
+        await this.rt.ensureSerialLink(link);
     }
     const failed = entries.flatMap(([m]) => {
       const r = results.get(m);
@@ -129,12 +147,27 @@ export class InstanceGroups {
   private actionFor(s: SpecOf["instance-group"], m: string): MemberAction {
     const record = this.rt.instances.get(m);
     if (!record) return "create";
-    const root = this.rt.disks.get(memberRootDisk(m));
-    // A member's overlay over another base (or none) is another machine.
-    if (!root || root.spec.kind !== "overlay" || root.spec.base !== s.base) return "replace";
+    // A member without its overlay (or on one over another base) is another
+    // machine: it is remade on a new overlay, as a Disk whose file is gone.
+    if (this.overlayProblem(s.base, m)) return "replace";
     const plan = this.rt.planInstanceUpdate(memberInstanceSpec(s, m));
     if (plan.kind === "replace") return "replace";
     return plan.kind === "none" ? "none" : "update";
+  }
+
+  /**
+   * Why member `m` of a group over `base` cannot boot its overlay `m-root` as
+   * it is (its record or its file gone, or made over another base), or
+   * undefined when it can. No side effect: refresh reports it as drift.
+   */
+  overlayProblem(base: string, m: string): string | undefined {
+    const name = memberRootDisk(m);
+    const root = this.rt.disks.get(name);
+    if (!root) return `overlay ${JSON.stringify(name)} does not exist`;
+    if (root.spec.kind !== "overlay" || root.spec.base !== base)
+      return `disk ${JSON.stringify(name)} is not an overlay over base ${JSON.stringify(base)}`;
+    if (!existsSync(root.path)) return `overlay ${JSON.stringify(name)} has no file (${root.path} is gone)`;
+    return undefined;
   }
 
   /**
@@ -190,7 +223,18 @@ export class InstanceGroups {
 
   private async removeMember(m: string): Promise<void> {
     if (this.rt.instances.get(m)) await this.rt.removeInstance(m, { timeoutMs: 30_000 });
+    else await this.killOrphans(m);
     if (this.rt.disks.get(memberRootDisk(m))) await this.rt.removeDisk(memberRootDisk(m));
+  }
+
+  /**
+   * A member whose instance folder was deleted behind our back may still run
+   * (its guest holds its overlay open): kill every process naming its folder
+   * before a new guest takes its name. Only for such members: a /proc scan
+   * per member would slow a first create (docs/architecture.md, boot storm).
+   */
+  private async killOrphans(m: string): Promise<void> {
+    if (!this.rt.instances.get(m)) await killAllNaming(this.rt.state.vmDir(m));
   }
 }
 
