@@ -59,8 +59,9 @@ export class InstanceGroups {
       entries.filter(([, a]) => a === "update" || a === "none"),
       async (m, action): Promise<void> => {
         if (action === "update") plans[m] = await this.rt.updateInstance(memberInstanceSpec(s, m));
-        // Unchanged or not, a member found stopped (drift) is started.
-        if (this.rt.instanceStatus(m).state !== "running") await this.rt.startInstance(m);
+        // Unchanged or not, a member found stopped (drift) is started, and one
+        // whose boot a killed process left unfinished is seen to its end.
+        await this.rt.startInstance(m);
       },
     );
     // New machines boot in waves: every member of a wave prepares (overlay,

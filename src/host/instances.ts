@@ -62,6 +62,8 @@ export interface InstanceRecord {
    */
   sandbox?: ProcessIdentity;
   startedAtMs?: number;
+  /** True from a launch until its boot is complete (ready, memory ballooned). */
+  booting?: boolean;
   bootCount: number;
   argv?: string[];
   /** The NIC driver of the kernel last booted. */
@@ -181,6 +183,7 @@ export class Instances {
           );
         }
         if (!this.isRunning(existing)) await this.boot(existing, opts, false);
+        else await this.finishBoot(existing, opts);
         return this.status(spec.name);
       }
       const record: InstanceRecord = { schemaVersion: STATE_SCHEMA_VERSION, spec, bootCount: 0 };
@@ -204,6 +207,7 @@ export class Instances {
     return withLock(this.state, `instance-${name}`, async () => {
       const r = this.require(name);
       if (!this.isRunning(r)) await this.boot(r, opts, false);
+      else await this.finishBoot(r, opts);
       return this.status(name);
     });
   }
@@ -586,6 +590,7 @@ export class Instances {
         ...(proc ? { process: proc } : {}),
         sandbox: undefined,
         startedAtMs: Date.now(),
+        booting: true,
         bootCount: r.bootCount + 1,
         argv,
         nicDriver: driver,
@@ -622,11 +627,7 @@ export class Instances {
         20,
       ).finally(() => log.close());
 
-      if (outcome === "ready") {
-        const heldBack = (s.maxMemoryMiB ?? s.memoryMiB) - s.memoryMiB;
-        if (heldBack > 0) await this.mconsole(name, 5_000, record).send(`config mem=-${heldBack}M`);
-        return;
-      }
+      if (outcome === "ready") return await this.completeBoot(record);
       // Give a dying process a moment so its exit status and last words are in.
       if (proc) await waitFor(() => launched.exit() || !isAlive(proc), 300, 20);
       const facts = {
@@ -643,6 +644,7 @@ export class Instances {
           ...record,
           process: undefined,
           sandbox: undefined,
+          booting: undefined,
           startedAtMs: undefined,
         });
       if (outcome === undefined) {
@@ -663,6 +665,58 @@ export class Instances {
       // The sandbox has bound the shares by now (or never will): our copies go.
       for (const fd of shareFds) closeSync(fd);
     }
+  }
+
+  /** A ready guest gets what is set after boot (the memory balloon), then the boot is recorded complete. */
+  private async completeBoot(r: InstanceRecord): Promise<void> {
+    const s = r.spec;
+    const heldBack = (s.maxMemoryMiB ?? s.memoryMiB) - s.memoryMiB;
+    if (heldBack > 0) await this.mconsole(s.name, 5_000, r).send(`config mem=-${heldBack}M`);
+    writeJson(this.state.instanceRecord(s.name), { ...r, booting: false });
+  }
+
+  /**
+   * A running guest whose boot was never recorded complete: the process that
+   * booted it died between the launch and the end of the boot (a provider
+   * killed with the CLI). Adopting it as it is would leave it at its boot
+   * memory (measured: 4 of 8 guests at maxMemoryMiB). So the boot is watched
+   * to its end here: the sandbox's pid 1 from bwrap's report, readiness asked
+   * of the guest itself (its control line, which umlfleet's init serves only
+   * once set up, or mconsole), then what completes a boot. A guest that never
+   * gets there is booted again.
+   */
+  private async finishBoot(r: InstanceRecord, opts: StartOptions): Promise<void> {
+    if (!r.booting) return;
+    if (!r.sandbox) {
+      const pid = readSandboxPid(this.sandboxInfoFile(r.spec.name));
+      const id = pid ? identify(pid) : null;
+      if (id) r = { ...r, sandbox: id };
+    }
+    const name = r.spec.name;
+    const ready = await waitFor<"ready" | "exited">(
+      async () => {
+        if (!this.isRunning(r)) return "exited";
+        const asked =
+          r.spec.readiness === "marker"
+            ? execOverChannel(
+                this.fifo(name, "control", "in"),
+                this.fifo(name, "control", "out"),
+                "true",
+                2_000,
+                name,
+              )
+            : this.mconsole(name, 2_000, r).send("version");
+        return asked.then(
+          () => "ready" as const,
+          () => undefined,
+        );
+      },
+      opts.timeoutMs ?? r.spec.bootTimeoutMs,
+      200,
+    );
+    if (ready === "ready") return this.completeBoot(r);
+    await this.stopLocked(r, { timeoutMs: 5_000 });
+    await this.boot(this.require(name), opts, false);
   }
 
   /** Where bwrap reports the sandbox's pid 1 (a host-only file: the instance folder is outside the sandbox). */
@@ -713,6 +767,7 @@ export class Instances {
         ...r,
         process: undefined,
         sandbox: undefined,
+        booting: undefined,
         startedAtMs: undefined,
       });
     }

@@ -1,7 +1,9 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalRuntime } from "../../src";
+import { waitFor } from "../../src/host/process";
 import { guestKernelPid, TestHost } from "../helpers/runtime";
 
 const dist = join(__dirname, "..", "..", "dist", "src", "index.js");
@@ -50,5 +52,27 @@ describe("re-adopting instances from the state folder", () => {
     expect(host.rt.instanceStatus("a").state).toBe("stopped");
     await host.rt.startInstance("a");
     expect(await host.sh("a", "cat /root/proof")).toContain("before-kill");
+  });
+
+  it("a boot whose process was killed before it finished is seen to its end by the next create: memory ballooned", async () => {
+    await host.rt.ensureDisk({ name: "m-root", kind: "overlay", base: "bb" });
+    const spec = { name: "m", rootDisk: "m-root", memoryMiB: 64, maxMemoryMiB: 192 };
+    // Another process starts the boot and is killed as soon as the sandbox exists (before ready).
+    const script = `
+      const { LocalRuntime } = require(${JSON.stringify(dist)});
+      new LocalRuntime({ stateDir: ${JSON.stringify(host.stateDir)} }).createInstance(${JSON.stringify(spec)});`;
+    const child = spawn("node", ["-e", script], { stdio: "ignore" });
+    const info = `${host.stateDir}/instances/m/sandbox.json`;
+    await waitFor(() => existsSync(info), 60_000, 5);
+    child.kill("SIGKILL");
+    await new Promise((r) => child.on("exit", r));
+    expect(host.rt.instances.get("m")!.booting).toBe(true);
+    // The next create adopts the running guest and completes its boot.
+    const st = await host.rt.createInstance(spec);
+    expect(st.bootCount).toBe(1);
+    expect(host.rt.instances.get("m")!.booting).toBe(false);
+    // 128 MiB held back by the balloon: far less free than the 192 the guest booted with.
+    const free = Number(/MemFree:\s+(\d+)/.exec(await host.sh("m", "cat /proc/meminfo"))![1]);
+    expect(free).toBeLessThan(90 * 1024);
   });
 });
