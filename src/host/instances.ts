@@ -41,7 +41,7 @@ import {
   waitFor,
   type ProcessIdentity,
 } from "./process";
-import { kernelFiles, removeTree, SANDBOX_BIN, sandboxArgv, type Bind } from "./sandbox";
+import { kernelFiles, readSandboxPid, removeTree, SANDBOX_BIN, sandboxArgv, type Bind } from "./sandbox";
 import { directLauncher, guestFds, type Launcher } from "./launcher";
 import { DEFAULT_CONSOLE_LOG_KIB, LogFollower, rotateForBoot, tailOf } from "./console-log";
 import { checkShares, openShare } from "./shares";
@@ -889,22 +889,6 @@ function kernelHint(consoleTail: string): string {
     "restores): boot umlfleet's built kernel, which is patched for it (a Kernel with `build: {}`, or " +
     "`scripts/build-kernel.sh` and UMLFLEET_KERNEL=<its path>; docs/kernel.md)"
   );
-}
-
-/** The sandbox's pid 1 from bwrap's --info-fd report, once it is written whole. */
-function readSandboxPid(infoFile: string): number | undefined {
-  let text: string;
-  try {
-    text = readFileSync(infoFile, "utf8");
-  } catch {
-    return undefined;
-  }
-  try {
-    const pid = (JSON.parse(text) as { "child-pid"?: unknown })["child-pid"];
-    return typeof pid === "number" && pid > 1 ? pid : undefined;
-  } catch {
-    return undefined; // not yet complete
-  }
 }
 
 export function nicMac(instance: string, index: number, nic: NicSpec): string {

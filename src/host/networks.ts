@@ -1,8 +1,18 @@
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { refuseIfInUse, UmlfleetError } from "../errors";
 import type { NetworkSpec } from "../spec";
 import { identify, isAlive, killGroup, run, signalGroup, waitFor, type ProcessIdentity } from "./process";
+import { shellQuote } from "./console-log";
+import {
+  binaryFiles,
+  findOnPath,
+  readSandboxPid,
+  removeTree,
+  SANDBOX_BIN,
+  switchSandboxArgv,
+} from "./sandbox";
 import { readJson, STATE_SCHEMA_VERSION, writeJson, type StateDir } from "./state";
 
 export interface NetworkRecord {
@@ -10,7 +20,10 @@ export interface NetworkRecord {
   spec: NetworkSpec;
   /** The switch folder (vde_switch -s); NICs connect to `<switchDir>/ctl`. */
   switchDir: string;
+  /** vde_switch itself (pid 1 of its sandbox). */
   switch?: ProcessIdentity;
+  /** Its sandbox's outer bwrap, outside the namespaces. */
+  sandbox?: ProcessIdentity;
 }
 
 export interface NetworkStatus {
@@ -70,27 +83,62 @@ export class Networks {
       if (this.isRunning(existing)) return existing;
     }
     const switchDir = this.state.switchDir(spec.name);
-    const pidFile = `${switchDir}.pid`;
-    rmSync(switchDir, { recursive: true, force: true });
-    rmSync(pidFile, { force: true });
-    mkdirSync(this.state.switches(), { recursive: true, mode: 0o700 });
-    const args = ["-d", "-s", switchDir, "-p", pidFile, "-m", "600", "-n", String(spec.ports ?? 64)];
+    const runDir = this.runDir(spec.name);
+    if (existing) await this.stopSwitch(existing);
+    // Guests can write the switch folder: removed only with rm -r (sandbox.ts).
+    await removeTree(switchDir);
+    rmSync(runDir, { recursive: true, force: true });
+    mkdirSync(switchDir, { recursive: true, mode: 0o700 });
+    mkdirSync(runDir, { recursive: true, mode: 0o700 });
+    const stdin = join(runDir, "stdin");
+    const info = join(runDir, "sandbox.json");
+    await run("mkfifo", ["-m", "600", stdin], { timeoutMs: 60_000 });
+    const args = ["-s", switchDir, "-m", "600", "-n", String(spec.ports ?? 64)];
     if (spec.hub) args.push("-x");
-    // -d: vde_switch daemonizes (setsid) and writes its pid file; we keep no child.
-    await run("vde_switch", args, { timeoutMs: 10_000 });
+    let vdeSwitch: string;
+    try {
+      vdeSwitch = findOnPath("vde_switch");
+    } catch {
+      throw new UmlfleetError("UMLFLEET_SWITCH_FAILED", "vde_switch is not on PATH (apt-get install vde2)", {
+        name: spec.name,
+      });
+    }
+    const argv = [
+      SANDBOX_BIN,
+      ...switchSandboxArgv(switchDir, binaryFiles(vdeSwitch), 3),
+      vdeSwitch,
+      ...args,
+    ];
+    // In the foreground (a daemon would leave its sandbox's pid 1), detached
+    // from us; its console reads a FIFO it holds open itself, so never sees EOF.
+    const line = `exec env -i ${argv.map(shellQuote).join(" ")} 0<>${shellQuote(stdin)} >>${shellQuote(join(runDir, "switch.log"))} 2>&1 3>${shellQuote(info)}`;
+    const child = spawn("bash", ["-c", line], {
+      detached: true,
+      stdio: "ignore",
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+    });
+    child.unref();
+    const outer = child.pid ? identify(child.pid) : null;
     const sw = await waitFor(() => {
-      if (!existsSync(join(switchDir, "ctl")) || !existsSync(pidFile)) return undefined;
-      const pid = Number(readFileSync(pidFile, "utf8").trim());
-      return pid > 0 ? identify(pid) : undefined;
+      if (!existsSync(join(switchDir, "ctl"))) return undefined;
+      const pid = readSandboxPid(info);
+      return pid ? identify(pid) : undefined;
     }, 10_000);
-    rmSync(pidFile, { force: true });
-    if (!sw) {
-      rmSync(switchDir, { recursive: true, force: true });
+    if (!sw || !outer) {
+      if (outer) await killGroup(outer);
+      await removeTree(switchDir);
+      rmSync(runDir, { recursive: true, force: true });
       throw new UmlfleetError("UMLFLEET_SWITCH_FAILED", `vde_switch for ${spec.name} did not come up`, {
         args,
       });
     }
-    const record: NetworkRecord = { schemaVersion: STATE_SCHEMA_VERSION, spec, switchDir, switch: sw };
+    const record: NetworkRecord = {
+      schemaVersion: STATE_SCHEMA_VERSION,
+      spec,
+      switchDir,
+      switch: sw,
+      sandbox: outer,
+    };
     writeJson(this.state.networkRecord(spec.name), record);
     return record;
   }
@@ -100,13 +148,22 @@ export class Networks {
     if (!r) return;
     refuseIfInUse("network", name, usedBy, "instances");
     await this.stopSwitch(r);
-    rmSync(r.switchDir, { recursive: true, force: true });
+    await removeTree(r.switchDir);
+    rmSync(this.runDir(name), { recursive: true, force: true });
     rmSync(this.state.networkRecord(name), { force: true });
   }
 
+  /** Host-only files of a running switch (its console FIFO, bwrap's report, its log): outside every sandbox. */
+  private runDir(name: string): string {
+    return join(this.state.root, "networks", `${name}.run`);
+  }
+
+  /** SIGTERM lets vde_switch remove its sockets; then its namespace and sandbox go for good. */
   private async stopSwitch(r: NetworkRecord): Promise<void> {
-    if (!r.switch || !isAlive(r.switch)) return;
-    signalGroup(r.switch, "SIGTERM");
-    if (!(await waitFor(() => !isAlive(r.switch), 3_000))) await killGroup(r.switch);
+    if (r.switch && isAlive(r.switch)) {
+      signalGroup(r.switch, "SIGTERM");
+      if (!(await waitFor(() => !isAlive(r.switch), 3_000))) await killGroup(r.switch);
+    }
+    if (r.sandbox) await killGroup(r.sandbox);
   }
 }

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, realpathSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { run } from "./process";
 
@@ -168,6 +168,42 @@ function lddOf(file: string): string[] {
   return [...libs];
 }
 
+/** What a helper binary (vde_switch) needs in a sandbox: itself and its libraries. */
+export function binaryFiles(binary: string): Bind[] {
+  return [...new Set([binary, ...lddOf(binary)])].sort().map((path) => ({ host: path, sandbox: path }));
+}
+
+/**
+ * bubblewrap for one vde_switch. Guests can write their switch's folder (for
+ * libvdeplug's client sockets), and vde_switch acts on paths there as the
+ * host user: for each port it binds a socket, then chmods and chowns it by
+ * path (measured with strace). A guest that swapped that socket for a link
+ * in between would have a host file chmod'ed. In this sandbox the switch sees
+ * only its own folder and its libraries, so a link leads nowhere. Its own
+ * namespaces, no network (unix sockets bound to paths need none), no
+ * capabilities, and vde_switch as pid 1: it goes with its namespace.
+ */
+export function switchSandboxArgv(switchDir: string, files: Bind[], infoFd: number): string[] {
+  return [
+    "--unshare-all",
+    "--as-pid-1",
+    "--cap-drop",
+    "ALL",
+    "--clearenv",
+    "--dev",
+    "/dev",
+    ...files.flatMap((b) => ["--ro-bind", b.host, b.sandbox]),
+    "--bind",
+    switchDir,
+    switchDir,
+    "--info-fd",
+    String(infoFd),
+    "--chdir",
+    "/",
+    "--",
+  ];
+}
+
 /**
  * Remove a folder a guest can write (its vm/ folder, a switch folder). The
  * guest may have planted links, or may swap a folder for a link while the
@@ -178,4 +214,34 @@ function lddOf(file: string): string[] {
  */
 export async function removeTree(path: string): Promise<void> {
   await run("rm", ["-rf", "--one-file-system", "--", path], { timeoutMs: 60_000 });
+}
+
+/** The sandbox's pid 1 from bwrap's --info-fd report, once it is written whole. */
+export function readSandboxPid(infoFile: string): number | undefined {
+  let text: string;
+  try {
+    text = readFileSync(infoFile, "utf8");
+  } catch {
+    return undefined;
+  }
+  try {
+    const pid = (JSON.parse(text) as { "child-pid"?: unknown })["child-pid"];
+    return typeof pid === "number" && pid > 1 ? pid : undefined;
+  } catch {
+    return undefined; // not yet complete
+  }
+}
+
+/** The first `name` on PATH (as a shell finds it), with links resolved; throws when there is none. */
+export function findOnPath(name: string, env: NodeJS.ProcessEnv = process.env): string {
+  for (const dir of (env.PATH ?? "/usr/bin:/bin").split(":")) {
+    if (!dir) continue;
+    const p = join(dir, name);
+    try {
+      if (statSync(p).isFile()) return realpathSync(p);
+    } catch {
+      /* not here */
+    }
+  }
+  throw new Error(`${name} is not on PATH`);
 }

@@ -109,6 +109,26 @@ describe("a guest's root against the host that acts on its folder", () => {
     expect(canary.snapshot()).toEqual(before);
   });
 
+  it("the switch acts in a folder guests can write, from a sandbox that holds only that folder", async () => {
+    // vde_switch chmods and chowns each port socket by path, in the switch
+    // folder guests write: a link planted there must lead nowhere it could act.
+    await host.sh(
+      "a",
+      `mkdir -p /mnt/sw && mount -t hostfs none /mnt/sw -o /../../..${host.stateDir}/switches/lan && ln -s ${canary.dir}/victim /mnt/sw/001.9 && ls /mnt/sw`,
+    );
+    const sw = host.rt.networks.get("lan")!.switch!.pid;
+    const inSwitch = (p: string) => existsSync(`/proc/${sw}/root${p}`);
+    expect(inSwitch(`${host.stateDir}/switches/lan/ctl`)).toBe(true); // the control: its own folder is there
+    expect(inSwitch(`${canary.dir}/victim`)).toBe(false);
+    expect(inSwitch(`${host.stateDir}/instances`)).toBe(false);
+    expect(inSwitch("/etc/passwd")).toBe(false);
+    const status = readFileSync(`/proc/${sw}/status`, "utf8");
+    expect(status).toMatch(/^CapEff:\s+0+$/m);
+    // And guests still reach each other through it.
+    expect(await host.sh("b", "ping -c 1 -W 5 10.0.0.1")).toMatch(/1 packets received/);
+    expect(canary.snapshot()).toEqual(before);
+  });
+
   it("destroy leaves no process of either guest and the canary as it was", async () => {
     await host.rt.destroyAll({ timeoutMs: 10_000 });
     expect(processesMentioning(host.stateDir)).toEqual([]);
