@@ -3,7 +3,6 @@ import {
   existsSync,
   linkSync,
   mkdirSync,
-  readFileSync,
   rmSync,
   statSync,
   unlinkSync,
