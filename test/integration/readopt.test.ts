@@ -1,5 +1,4 @@
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalRuntime } from "../../src";
@@ -62,8 +61,8 @@ describe("re-adopting instances from the state folder", () => {
       const { LocalRuntime } = require(${JSON.stringify(dist)});
       new LocalRuntime({ stateDir: ${JSON.stringify(host.stateDir)} }).createInstance(${JSON.stringify(spec)});`;
     const child = spawn("node", ["-e", script], { stdio: "ignore" });
-    const info = `${host.stateDir}/instances/m/sandbox.json`;
-    await waitFor(() => existsSync(info), 60_000, 5);
+    // Killed once it has launched the guest and recorded the boot as under way.
+    await waitFor(() => host.rt.instances.get("m")?.booting === true, 60_000, 5);
     child.kill("SIGKILL");
     await new Promise((r) => child.on("exit", r));
     expect(host.rt.instances.get("m")!.booting).toBe(true);
