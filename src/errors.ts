@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   UMLFLEET_OPERATION_TIMEOUT: "A provider operation did not finish before its own deadline.",
   UMLFLEET_RESTART_REQUIRED: "The change cannot be applied to a running guest.",
   UMLFLEET_STATE_CORRUPT: "A state file could not be read.",
+  UMLFLEET_HOST_UNSUPPORTED:
+    "This host cannot do what the spec asks (a missing tool, privilege or apt mirror); nothing was done.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -23,9 +23,26 @@ export interface DirectorySource {
   sizeMiB?: number;
 }
 
+/**
+ * A Debian root built by mmdebstrap from the host's apt mirror, cached by the
+ * content hash of this source (src/host/distro.ts).
+ */
+export interface DebianSource {
+  kind: "debian";
+  suite: "bookworm" | "trixie";
+  /** mmdebstrap's package set. Default "minbase". */
+  variant?: "essential" | "apt" | "minbase" | "required" | "important" | "standard";
+  /** More packages (with their dependencies); their maintainer scripts run without a network. */
+  packages?: string[];
+  /** Image size in MiB. Default 1024. */
+  sizeMiB?: number;
+  /** Files written into the image after the packages. */
+  files?: { path: string; content: string; mode?: number }[];
+}
+
 export interface BaseSpec {
   name: string;
-  source: BusyboxSource | ImageSource | DirectorySource;
+  source: BusyboxSource | ImageSource | DirectorySource | DebianSource;
 }
 
 export interface DiskSpec {
