@@ -21,7 +21,9 @@ export const ERROR_CODES = {
   UMLFLEET_COMMAND_FAILED: "A host tool (mke2fs, vde_switch, bwrap, ...) failed.",
   UMLFLEET_SWITCH_FAILED: "The virtual switch did not start.",
   UMLFLEET_LOCK_TIMEOUT: "Another operation held the resource's lock past the deadline.",
-  UMLFLEET_OPERATION_TIMEOUT: "A provider operation did not finish before its own deadline.",
+  UMLFLEET_OPERATION_TIMEOUT:
+    "An operation did not finish before its deadline; what it had begun was cleaned up.",
+  UMLFLEET_CANCELLED: "An operation was cancelled by its caller; what it had begun was cleaned up.",
   UMLFLEET_RESTART_REQUIRED: "The change cannot be applied to a running guest.",
   UMLFLEET_STATE_CORRUPT: "A state file could not be read.",
 } as const;
