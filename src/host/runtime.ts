@@ -31,6 +31,7 @@ import { InstanceGroups } from "./groups";
 import { hostFacts, type HostFact } from "./host-facts";
 import { Images, type BaseRecord } from "./images";
 import { Instances, type InstanceStatus, type StartOptions, type StopOptions } from "./instance";
+import type { Launcher } from "./launcher";
 import { buildKernel, isExecutableFile, kernelFacts } from "./kernels";
 import { Networks, type NetworkStatus } from "./networks";
 import { SerialLinks } from "./serial-links";
@@ -234,10 +235,11 @@ export class LocalRuntime implements HostDriver {
   }
 
   // Instances
-  async createInstance(spec: unknown, opts: StartOptions & CallOptions = {}): Promise<InstanceInfo> {
+  /** `timeoutMs` bounds the whole operation (a boot past it is killed); the spec's bootTimeoutMs, the boot. */
+  async createInstance(spec: unknown, opts: CallOptions & { launcher?: Launcher } = {}): Promise<InstanceInfo> {
     const s = this.validator.validate("instance", spec);
-    return withDeadline(`instance ${s.name}`, deadlineOf(opts), async (signal) => {
-      await this.instances.create(s, { ...opts, signal });
+    return withDeadline(`instance ${s.name}`, opts, async (signal) => {
+      await this.instances.create(s, { signal, ...(opts.launcher ? { launcher: opts.launcher } : {}) });
       return this.instanceInfoNow(s.name);
     });
   }
@@ -249,21 +251,18 @@ export class LocalRuntime implements HostDriver {
     const s = this.validator.validate("instance", spec);
     return this.instances.plan(s.name, s);
   }
-  async updateInstance(
-    spec: unknown,
-    opts: StartOptions & StopOptions & CallOptions = {},
-  ): Promise<{ plan: ChangePlan; info: InstanceInfo }> {
+  async updateInstance(spec: unknown, opts: CallOptions = {}): Promise<{ plan: ChangePlan; info: InstanceInfo }> {
     const s = this.validator.validate("instance", spec);
-    return withDeadline(`instance ${s.name}`, deadlineOf(opts), async (signal) => {
-      const plan = await this.instances.update(s, { ...opts, signal });
+    return withDeadline(`instance ${s.name}`, opts, async (signal) => {
+      const plan = await this.instances.update(s, { signal });
       // A guest found stopped (drift) runs again after its update.
-      await this.instances.start(s.name, { ...opts, signal });
+      await this.instances.start(s.name, { signal });
       return { plan, info: this.instanceInfoNow(s.name) };
     });
   }
-  async startInstance(name: string, opts: StartOptions & CallOptions = {}): Promise<InstanceInfo> {
-    return withDeadline(`starting ${name}`, deadlineOf(opts), async (signal) => {
-      await this.instances.start(name, { ...opts, signal });
+  async startInstance(name: string, opts: CallOptions = {}): Promise<InstanceInfo> {
+    return withDeadline(`starting ${name}`, opts, async (signal) => {
+      await this.instances.start(name, { signal });
       return this.instanceInfoNow(name);
     });
   }
@@ -345,9 +344,6 @@ export class LocalRuntime implements HostDriver {
     return withLock(this.state, key, fn, LOCK_WAIT_MS, signal);
   }
 }
-
-/** A boot's deadline is its own (`timeoutMs` of StartOptions): only the signal cancels from above. */
-const deadlineOf = (opts: { signal?: AbortSignal }) => ({ ...(opts.signal ? { signal: opts.signal } : {}) });
 
 function baseInfo(r: BaseRecord, drift: string): BaseInfo {
   return { name: r.spec.name, imagePath: r.imagePath, imageSha: r.imageSha, sizeBytes: r.sizeBytes, drift };
