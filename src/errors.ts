@@ -207,7 +207,10 @@ export function errorFromJSON(body: unknown): UmlfleetError {
   const details = b.details && typeof b.details === "object" ? b.details : {};
   let e: UmlfleetError;
   if (b.code === "UMLFLEET_INVALID_SPEC" && Array.isArray(details.problems)) {
-    e = new InvalidSpecError(String(details.kind ?? "spec"), details.problems as FieldProblem[]);
+    e = new InvalidSpecError(
+      typeof details.kind === "string" ? details.kind : "spec",
+      details.problems as FieldProblem[],
+    );
   } else if ((b.code === "UMLFLEET_BOOT_FAILED" || b.code === "UMLFLEET_BOOT_TIMEOUT") && details.instance) {
     e = new BootError(b.code, "", details as unknown as BootError["facts"]);
   } else {
