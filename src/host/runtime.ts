@@ -236,7 +236,10 @@ export class LocalRuntime implements HostDriver {
 
   // Instances
   /** `timeoutMs` bounds the whole operation (a boot past it is killed); the spec's bootTimeoutMs, the boot. */
-  async createInstance(spec: unknown, opts: CallOptions & { launcher?: Launcher } = {}): Promise<InstanceInfo> {
+  async createInstance(
+    spec: unknown,
+    opts: CallOptions & { launcher?: Launcher } = {},
+  ): Promise<InstanceInfo> {
     const s = this.validator.validate("instance", spec);
     return withDeadline(`instance ${s.name}`, opts, async (signal) => {
       await this.instances.create(s, { signal, ...(opts.launcher ? { launcher: opts.launcher } : {}) });
@@ -251,7 +254,10 @@ export class LocalRuntime implements HostDriver {
     const s = this.validator.validate("instance", spec);
     return this.instances.plan(s.name, s);
   }
-  async updateInstance(spec: unknown, opts: CallOptions = {}): Promise<{ plan: ChangePlan; info: InstanceInfo }> {
+  async updateInstance(
+    spec: unknown,
+    opts: CallOptions = {},
+  ): Promise<{ plan: ChangePlan; info: InstanceInfo }> {
     const s = this.validator.validate("instance", spec);
     return withDeadline(`instance ${s.name}`, opts, async (signal) => {
       const plan = await this.instances.update(s, { signal });
