@@ -13,7 +13,7 @@ import { homedir, userInfo } from "node:os";
 import { join } from "node:path";
 import { UmlfleetError } from "../errors";
 import type { DebianSource } from "../spec";
-import { run } from "./process";
+import { run } from "../process";
 import { removeTree } from "./sandbox";
 import { StateDir, withLock, writeJson } from "./state";
 
@@ -260,11 +260,18 @@ export async function ensureDebianTree(
           env: { ...env, SOURCE_DATE_EPOCH: String(DEBIAN_EPOCH), TMPDIR: work, LC_ALL: "C.UTF-8" },
         });
         if (r.exitCode !== 0 || r.timedOut) {
-          const why = r.timedOut ? `timed out after ${opts.timeoutMs ?? 20 * 60_000} ms` : `exited ${r.exitCode}`;
+          const why = r.timedOut
+            ? `timed out after ${opts.timeoutMs ?? 20 * 60_000} ms`
+            : `exited ${r.exitCode}`;
           throw new UmlfleetError(
             "UMLFLEET_COMMAND_FAILED",
             `/source: mmdebstrap (${source.suite}, ${source.variant ?? "minbase"}) ${why}: ${lastLines(r.stderr, 12)}`,
-            { field: "/source", exitCode: r.exitCode, timedOut: r.timedOut, stderrTail: lastLines(r.stderr, 40) },
+            {
+              field: "/source",
+              exitCode: r.exitCode,
+              timedOut: r.timedOut,
+              stderrTail: lastLines(r.stderr, 40),
+            },
           );
         }
         mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -305,7 +312,10 @@ async function checkCanBuild(): Promise<void> {
     );
   if (root) return;
   const user = userInfo().username;
-  const ranged = (f: string) => readOr(f).split("\n").some((l) => l.split(":")[0] === user);
+  const ranged = (f: string) =>
+    readOr(f)
+      .split("\n")
+      .some((l) => l.split(":")[0] === user);
   if (!ranged("/etc/subuid") || !ranged("/etc/subgid")) {
     const fix = `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${user}`;
     throw new UmlfleetError(

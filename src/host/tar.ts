@@ -33,7 +33,10 @@ function num(buf: Buffer, off: number, len: number): number {
     for (let i = 1; i < len; i++) v = v * 256 + buf[off + i]!;
     return v;
   }
-  const s = buf.toString("latin1", off, off + len).replace(/[\0 ]+$/, "").trim();
+  const s = buf
+    .toString("latin1", off, off + len)
+    .replace(/[\0 ]+$/, "")
+    .trim();
   return s ? parseInt(s, 8) : 0;
 }
 
@@ -107,7 +110,11 @@ export function readTarEntries(file: string): TarEntry[] {
           uid: pax.uid !== undefined ? Number(pax.uid) : num(header, 108, 8),
           gid: pax.gid !== undefined ? Number(pax.gid) : num(header, 116, 8),
           mode: num(header, 100, 8) & 0o7777,
-          ...(type === "symlink" ? { linkTarget: link } : type === "hardlink" ? { linkTarget: clean(link) } : {}),
+          ...(type === "symlink"
+            ? { linkTarget: link }
+            : type === "hardlink"
+              ? { linkTarget: clean(link) }
+              : {}),
         });
       }
       // Only regular files (and types we do not know) carry data blocks.

@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { processesMentioning as mentioning } from "../../src/process";
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { LocalRuntime } from "../../src";
 import type { InstanceSpec } from "../../src/spec";
@@ -6,13 +7,15 @@ import { newTestDir } from "./paths";
 
 export { newTestDir };
 
-/** Processes whose command line names `needle` (our guests, switches and relays carry their state folder). */
+/**
+ * Processes whose command line names `needle` (our guests, switches and relays
+ * carry their state folder), as "pid args" lines; the test runner's own node
+ * processes, whose arguments may quote a folder, are not counted.
+ */
 export function processesMentioning(needle: string): string[] {
-  const out = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" });
-  return out
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l.includes(needle) && !l.includes("vitest") && !/^\d+ (ps|node) /.test(l));
+  return mentioning(needle)
+    .filter((p) => !/^\S*node\b|vitest/.test(p.args))
+    .map((p) => `${p.pid} ${p.args}`);
 }
 
 /** The kernel tests boot (global setup sets $UMLFLEET_KERNEL to umlfleet's built kernel). */
