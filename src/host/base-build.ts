@@ -16,7 +16,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
-import { UmlfleetError } from "../errors";
+import { InvalidSpecError, UmlfleetError } from "../errors";
 import { run } from "../process";
 import type { BaseSpec } from "../spec";
 import { GUEST_INIT } from "../uml/argv";
@@ -151,15 +151,33 @@ function stageBusyboxRoot(root: string, files: { path: string; content: string; 
   writeFiles(root, files);
 }
 
-/** Files a base spec injects, written over whatever the tree holds at their paths (a link there is replaced, not followed). */
+/**
+ * Files a base spec injects, written over whatever the tree holds at their
+ * paths (a link there is replaced, not followed). A folder on the way that is
+ * a symbolic link is refused: a Debian tree has absolute ones (/var/run ->
+ * /run), which followed here would lead out of the staged tree into the host.
+ */
 function writeFiles(root: string, files: { path: string; content: string; mode?: number }[]): void {
-  for (const f of files) {
+  files.forEach((f, i) => {
+    const parts = f.path.split("/").filter(Boolean);
+    for (let n = 1; n < parts.length; n++) {
+      const dir = `/${parts.slice(0, n).join("/")}`;
+      if (lstatSync(join(root, dir), { throwIfNoEntry: false })?.isSymbolicLink()) {
+        throw new InvalidSpecError("base", [
+          {
+            field: `/source/files/${i}/path`,
+            value: f.path,
+            message: `${dir} is a symbolic link in the tree; name the path it leads to instead`,
+          },
+        ]);
+      }
+    }
     const target = join(root, f.path);
     mkdirSync(dirname(target), { recursive: true });
     rmSync(target, { force: true });
     writeFileSync(target, f.content, { mode: f.mode ?? 0o644 });
     chmodSync(target, f.mode ?? 0o644);
-  }
+  });
 }
 
 /**
