@@ -64,6 +64,7 @@ const OUTPUTS: Record<Kind, string[]> = {
     "diskInfo",
     "bootMemoryMiB",
     "bootCount",
+    "startupExitCode",
     "lastChange",
     "instanceId",
   ],
@@ -473,6 +474,7 @@ function instanceOuts(rt: LocalRuntime, name: string): Props {
     diskInfo: st.disks,
     bootMemoryMiB: st.maxMemoryMiB,
     bootCount: st.bootCount,
+    ...(st.startupExitCode !== undefined ? { startupExitCode: st.startupExitCode } : {}),
   };
 }
 

@@ -45,12 +45,53 @@ export interface NetworkSpec {
   hub?: boolean;
   /** Switch ports. Default 64. */
   ports?: number;
+  /** The host on this network, through a TAP interface attached to the switch. */
+  hostInterface?: HostInterfaceSpec;
+  /** Every frame on the network, written to a pcap file on the host (the switch then forwards like a hub). */
+  capture?: CaptureSpec;
+}
+
+export interface HostInterfaceSpec {
+  /** The tap's name on the host (at most 15 characters). */
+  name: string;
+  /** The host's address on the network, e.g. 10.0.0.254/24. */
+  ipv4?: string;
+}
+
+export interface CaptureSpec {
+  /** A .pcap file in an allowed capture folder (see docs/resources.md). */
+  path: string;
+  /** Frames beyond this size are counted, not written. Default 64. */
+  maxSizeMiB?: number;
+}
+
+export interface RouteSpec {
+  /** The destination network, e.g. 10.1.0.0/24 or fd00:20::/64. */
+  to: string;
+  /** The next hop: inside this NIC's subnet of the same family (or IPv6 link-local). */
+  via: string;
 }
 
 export interface NicSpec {
   network: string;
   mac?: string;
   ipv4?: string;
+  /** An IPv6 address with prefix length. */
+  ipv6?: string;
+  /** The default route of its family through this NIC. */
+  gateway?: string;
+  routes?: RouteSpec[];
+}
+
+/** A file umlfleet's init writes into the guest at every boot. */
+export interface GuestFileSpec {
+  path: string;
+  /** The file's text (exactly one of content and source). */
+  content?: string;
+  /** A host file, read at each boot. */
+  source?: string;
+  /** Default 0o644. */
+  mode?: number;
 }
 
 export interface ShareSpec {
@@ -84,6 +125,12 @@ export interface InstanceSpec {
   bootTimeoutMs?: number;
   /** The most console output kept on the host (console.log + console.log.1). Default 2048. */
   consoleLogKiB?: number;
+  /** Files written into the guest's root at every boot. */
+  files?: GuestFileSpec[];
+  /** A shell script run at every boot, after addresses and files; its exit status is reported. */
+  startup?: string;
+  /** A non-zero exit of `startup` fails the boot. Default false. */
+  startupMustSucceed?: boolean;
 }
 
 export interface SerialLinkEnd {

@@ -1,6 +1,7 @@
 import {
   closeSync,
   existsSync,
+  realpathSync,
   linkSync,
   mkdirSync,
   rmSync,
@@ -44,6 +45,14 @@ import { kernelFiles, readSandboxPid, removeTree, SANDBOX_BIN, sandboxArgv, type
 import { directLauncher, guestFds, type Launcher } from "./launcher";
 import { DEFAULT_CONSOLE_LOG_KIB, LogFollower, rotateForBoot, tailOf } from "./console-log";
 import { checkShares, openShare } from "./shares";
+import {
+  checkSources,
+  nicCommands,
+  SETUP_SHARE,
+  stageSetup,
+  startupExitIn,
+  startupExitInLog,
+} from "./guest-setup";
 import { readJson, STATE_SCHEMA_VERSION, withLock, writeJson, writeJsonAsync, type StateDir } from "./state";
 
 type Spec = SpecOf["instance"];
@@ -67,6 +76,8 @@ export interface InstanceRecord {
   argv?: string[];
   /** The NIC driver of the kernel last booted. */
   nicDriver?: NicDriver;
+  /** The exit status of the startup script in the last boot (guest-setup.ts). */
+  startupExitCode?: number;
 }
 
 export interface InstanceStatus {
@@ -84,6 +95,8 @@ export interface InstanceStatus {
   /** What the guest booted with: memoryMiB can grow live up to this. */
   maxMemoryMiB: number;
   bootCount: number;
+  /** The startup script's exit status in this boot (none without a startup script). */
+  startupExitCode?: number;
 }
 
 /** Where the hostfs root sits inside every sandbox; shares are its sub-folders. */
@@ -266,6 +279,7 @@ export class Instances {
       memoryMiB: s.memoryMiB,
       maxMemoryMiB: s.maxMemoryMiB ?? s.memoryMiB,
       bootCount: r.bootCount,
+      ...(running && r.startupExitCode !== undefined ? { startupExitCode: r.startupExitCode } : {}),
     };
   }
 
@@ -395,13 +409,13 @@ export class Instances {
       nic: n,
       rec: this.networks.require(n.network, `/nics/${i}/network`),
     }));
-    const shares = checkShares(
-      s.name,
-      s.shares ?? [],
-      this.list().map((n) => ({ instance: n, shares: this.get(n)?.spec.shares ?? [] })),
-      this.state.root,
-    );
-    return { disks, nics, shares };
+    const allShares = this.list().map((n) => ({ instance: n, shares: this.get(n)?.spec.shares ?? [] }));
+    const shares = checkShares(s.name, s.shares ?? [], allShares, this.state.root);
+    const sources = checkSources(s, this.state.root, [
+      ...allShares,
+      { instance: s.name, shares: s.shares ?? [] },
+    ]);
+    return { disks, nics, shares, sources };
   }
 
   /**
@@ -508,7 +522,7 @@ export class Instances {
     } catch {
       throw fail("UMLFLEET_BOOT_FAILED", `kernel ${s.kernel} (/kernel) is not an executable file`, {});
     }
-    const { disks, nics, shares } = await this.resolve(s);
+    const { disks, nics, shares, sources } = await this.resolve(s);
     for (const n of nics) if (!this.networks.isRunning(n.rec)) await this.networks.ensure(n.rec.spec);
 
     const vm = this.state.vmDir(name);
@@ -525,6 +539,13 @@ export class Instances {
     const bootNics = nics.map((n, i) => this.bootNic(name, i, n.nic, n.rec.switchDir, driver));
     await this.makeFifos(s);
     rotateForBoot(consoleLog);
+    // Files, startup script and routes, staged host-only and bound read-only (guest-setup.ts).
+    const setupDir = stageSetup(
+      join(this.state.instanceDir(name), "setup"),
+      s,
+      bootNics.map(nicDevice),
+      sources,
+    );
 
     // The guest's fds from 3: control in/out, then each serial line's in/out
     // (FIFOs, opened read-write), then bwrap's info fd, then the shares.
@@ -536,7 +557,12 @@ export class Instances {
     });
     const shareFds: number[] = [];
     try {
-      for (const sh of shares) shareFds.push(openShare(sh));
+      const bound = [...shares];
+      if (setupDir) {
+        const realPath = realpathSync(setupDir);
+        bound.push({ name: SETUP_SHARE, hostPath: setupDir, realPath, readOnly: true, field: "setup" });
+      }
+      for (const sh of bound) shareFds.push(openShare(sh));
       const fds = guestFds(fifos.length, shareFds.length);
       const swapIndex = s.swapDisk ? SWAP_UBD_INDEX : undefined;
       const uml = umlArgv({
@@ -557,6 +583,7 @@ export class Instances {
         fds: { console: 1, control: { in: FD_CONTROL_IN, out: FD_CONTROL_IN + 1 }, serial },
         umlfleetInit: s.readiness === "marker",
         kernelArgs: s.kernelArgs ?? [],
+        ...(setupDir ? { setup: SETUP_SHARE } : {}),
       });
       const sandbox = sandboxArgv(
         {
@@ -564,7 +591,7 @@ export class Instances {
           vmDir: vm,
           readOnlyPaths: [...new Set(bootDisks.flatMap((d) => (d.backing ? [d.backing] : [])))],
           readWritePaths: [...new Set(bootNics.map((n) => n.switchDir))],
-          shares: shares.map((sh, i) => ({ name: sh.name, fd: fds.pass[i]!, readOnly: sh.readOnly })),
+          shares: bound.map((sh, i) => ({ name: sh.name, fd: fds.pass[i]!, readOnly: sh.readOnly })),
           hostfsRoot: HOSTFS_ROOT,
           infoFd: fds.info,
         },
@@ -599,9 +626,11 @@ export class Instances {
       const timeoutMs = opts.timeoutMs ?? s.bootTimeoutMs;
       const log = new LogFollower(consoleLog);
       let tick = 0;
+      let startupExitCode: number | undefined;
       const outcome = await waitFor<"ready" | "exited" | "panic">(
         async () => {
           const text = log.poll();
+          startupExitCode = startupExitIn(text) ?? startupExitCode;
           if (/Kernel panic/.test(text)) return "panic";
           if (launched.exit() || (proc && !isAlive(proc)) || !proc) return "exited";
           if (!record.sandbox) {
@@ -626,7 +655,9 @@ export class Instances {
         20,
       ).finally(() => log.close());
 
-      if (outcome === "ready") return await this.completeBoot(record);
+      const startupFailed = s.startupMustSucceed === true && !!startupExitCode;
+      if (outcome === "ready" && !startupFailed)
+        return await this.completeBoot({ ...record, startupExitCode });
       // Give a dying process a moment so its exit status and last words are in.
       if (proc) await waitFor(() => launched.exit() || !isAlive(proc), 300, 20);
       const facts = {
@@ -654,9 +685,11 @@ export class Instances {
       }
       throw fail(
         "UMLFLEET_BOOT_FAILED",
-        (outcome === "panic"
-          ? "kernel panic during boot"
-          : `exited during boot (${launched.exit()?.code ?? launched.exit()?.signal ?? "status unknown"})`) +
+        (outcome === "ready"
+          ? `the startup script exited ${startupExitCode} (startupMustSucceed)`
+          : outcome === "panic"
+            ? "kernel panic during boot"
+            : `exited during boot (${launched.exit()?.code ?? launched.exit()?.signal ?? "status unknown"})`) +
           kernelHint(consoleTail),
         { ...facts, consoleTail },
       );
@@ -713,7 +746,8 @@ export class Instances {
       opts.timeoutMs ?? r.spec.bootTimeoutMs,
       200,
     );
-    if (ready === "ready") return this.completeBoot(r);
+    if (ready === "ready")
+      return this.completeBoot({ ...r, startupExitCode: startupExitInLog(this.state.consoleLog(name)) });
     await this.stopLocked(r, { timeoutMs: 5_000 });
     await this.boot(this.require(name), opts, false);
   }
@@ -842,18 +876,16 @@ export class Instances {
       const bn = this.bootNic(name, i, nic, net.switchDir, await this.nicDriver(next.kernel));
       await mc.send(`config ${nicArg(bn)}`);
       save({ ...current, nics: [...(current.nics ?? []), nic] });
-      if (nic.ipv4 && next.readiness === "marker") {
-        const dev = nicDevice(bn);
-        const res = await this.execUnlocked(
-          name,
-          `ip link set ${dev} up && ip addr add ${nic.ipv4} dev ${dev}`,
-        );
-        if (res.exitCode !== 0) {
+      const configure = nicCommands(nicDevice(bn), nic, true);
+      if (configure.length > 1 && next.readiness === "marker") {
+        // Each command reports its own failure: any report fails the change.
+        const res = await this.execUnlocked(name, configure.join("\n"));
+        if (res.exitCode !== 0 || res.output.includes("umlfleet: failed:")) {
           throw new UmlfleetError(
             "UMLFLEET_COMMAND_FAILED",
-            `setting ${nic.ipv4} on ${dev} in ${name}: ${res.output}`,
+            `configuring ${nicDevice(bn)} in ${name}: ${res.output}`,
             {
-              field: `/nics/${i}/ipv4`,
+              field: `/nics/${i}`,
             },
           );
         }
