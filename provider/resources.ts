@@ -120,6 +120,14 @@ export interface NetworkArgs extends HostArgs {
   name?: pulumi.Input<string>;
   hub?: pulumi.Input<boolean>;
   ports?: pulumi.Input<number>;
+  /**
+   * The host itself on this network, through a TAP interface attached to the
+   * switch: made (and removed with the network) when umlfleet has
+   * CAP_NET_ADMIN, else a persistent tap root made for you once.
+   */
+  hostInterface?: { name: pulumi.Input<string>; ipv4?: pulumi.Input<string> };
+  /** Every frame on the network, in a pcap file on the host (the switch then forwards like a hub). */
+  capture?: { path: pulumi.Input<string>; maxSizeMiB?: pulumi.Input<number> };
 }
 export class Network extends pulumi.dynamic.Resource {
   declare readonly name: pulumi.Output<string>;

@@ -23,6 +23,8 @@ export const ERROR_CODES = {
   UMLFLEET_LOCK_TIMEOUT: "Another operation held the resource's lock past the deadline.",
   UMLFLEET_OPERATION_TIMEOUT: "A provider operation did not finish before its own deadline.",
   UMLFLEET_RESTART_REQUIRED: "The change cannot be applied to a running guest.",
+  UMLFLEET_PERMISSION_DENIED:
+    "The host user lacks a privilege the spec needs (CAP_NET_ADMIN to make a host link's tap).",
   UMLFLEET_STATE_CORRUPT: "A state file could not be read.",
 } as const;
 

@@ -55,7 +55,7 @@ export class SpecValidator {
    */
   constructor(
     private readonly kernel: string = defaultKernel(),
-    private readonly captureDirs: readonly string[] = captureRoots(),
+    readonly captureDirs: readonly string[] = captureRoots(),
   ) {
     const ajv = new Ajv({
       allErrors: true,

@@ -45,6 +45,7 @@ import { kernelFiles, readSandboxPid, removeTree, SANDBOX_BIN, sandboxArgv, type
 import { directLauncher, guestFds, type Launcher } from "./launcher";
 import { DEFAULT_CONSOLE_LOG_KIB, LogFollower, rotateForBoot, tailOf } from "./console-log";
 import { checkShares, openShare } from "./shares";
+import { checkSharesAgainstCaptures } from "./capture";
 import {
   checkSources,
   nicCommands,
@@ -411,6 +412,7 @@ export class Instances {
     }));
     const allShares = this.list().map((n) => ({ instance: n, shares: this.get(n)?.spec.shares ?? [] }));
     const shares = checkShares(s.name, s.shares ?? [], allShares, this.state.root);
+    checkSharesAgainstCaptures(s.name, s.shares ?? [], this.networks.captures());
     const sources = checkSources(s, this.state.root, [
       ...allShares,
       { instance: s.name, shares: s.shares ?? [] },
