@@ -1,4 +1,5 @@
 import tseslint from "typescript-eslint";
+import layers from "./eslint.layers.mjs";
 
 export default tseslint.config(
   {
@@ -27,4 +28,5 @@ export default tseslint.config(
     files: ["test/**/*.ts"],
     rules: { "@typescript-eslint/no-unsafe-assignment": "off" },
   },
+  ...layers,
 );

@@ -271,7 +271,7 @@ async function benchDisk() {
 // ---- per-boot host work, timed directly -------------------------------------------------
 
 async function benchMicro() {
-  // Instances.boot() calls kernelFiles(kernel, this.kernelFileCache) on every boot (src/host/instances.ts).
+  // Instances.boot() calls kernelFiles(kernel, this.kernelFileCache) on every boot (src/host/instance/boot.ts).
   const cache = new Map<string, Bind[]>();
   const times: number[] = [];
   for (let i = 0; i < 5; i++) {

@@ -4,33 +4,34 @@
  * shim.ts for why). Everything here may change between versions; what it reads
  * from state (the outputs of older versions) is versioned by `schemaVersion`.
  */
-import { execFile } from "node:child_process";
-import { createHash } from "node:crypto";
-import { accessSync, constants, readFileSync, readlinkSync, statSync } from "node:fs";
-import { basename, join } from "node:path";
+import { describeGroupChange, planGroupChange, planInstanceChange } from "../src/change-plan";
+import { withDeadline as deadline } from "../src/deadline";
 import { InvalidSpecError, UmlfleetError, type FieldProblem } from "../src/errors";
-import { planInstanceChange, type ChangePlan } from "../src/host/change-plan";
-import { buildKernel } from "../src/host/kernels";
-import { identify, isAlive, type ProcessIdentity } from "../src/host/process";
-import { LocalRuntime } from "../src/host/runtime";
-import { StateDir } from "../src/host/state";
+import type {
+  BaseInfo,
+  DiskInfo,
+  HostDriver,
+  InstanceInfo,
+  KernelInfo,
+  MemberInfo,
+  NetworkInfo,
+} from "../src/host/driver";
+import { ancestorNamed, isAlive, type ProcessIdentity } from "../src/process";
 import type { InstanceGroupSpec, SpecKind } from "../src/spec";
-import { describeGroupChange, planGroupChange } from "../src/host/groups";
-import { SpecValidator, packageRoot } from "../src/validation";
+import { SpecValidator, packageVersion } from "../src/validation";
+import { defaultStateDir, driverFor, UNKNOWN } from "./driver-factory";
 
-/** Pulumi's placeholder for values not known until apply (preview). */
-export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
+export { UNKNOWN };
 export const OUTPUT_SCHEMA_VERSION = 1;
 /**
  * The umlfleet that created or last updated a resource, in its outputs
  * (`providerVersion`), so an upgrade shows in the state. Not an input: diff
  * ignores it, and an upgrade alone changes nothing.
  */
-export const PROVIDER_VERSION = (
-  JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string }
-).version;
+export const PROVIDER_VERSION = packageVersion();
 
-export type Kind = "kernel" | "base" | "disk" | "network" | "instance" | "serial-link" | "instance-group";
+/** The resource kinds: each is a spec kind of the runtime's schemas. */
+export type Kind = SpecKind;
 type Props = Record<string, unknown>;
 
 /** Inputs that are not part of the runtime spec: where, and identities of what it depends on. */
@@ -85,16 +86,6 @@ const DEADLINE_MS: Record<Kind, number> = {
 };
 
 const validator = new SpecValidator();
-const runtimes = new Map<string, LocalRuntime>();
-function runtimeFor(stateDir: unknown): LocalRuntime {
-  const dir = typeof stateDir === "string" && stateDir !== UNKNOWN ? stateDir : StateDir.defaultRoot();
-  let rt = runtimes.get(dir);
-  if (!rt) {
-    rt = new LocalRuntime({ stateDir: dir }, validator);
-    runtimes.set(dir, rt);
-  }
-  return rt;
-}
 
 const isUnknown = (v: unknown): boolean =>
   v === UNKNOWN ||
@@ -129,16 +120,6 @@ function withoutUnknowns(v: unknown): unknown {
   return v;
 }
 
-const SPEC_KIND: Partial<Record<Kind, SpecKind>> = {
-  kernel: "kernel",
-  base: "base",
-  disk: "disk",
-  network: "network",
-  instance: "instance",
-  "serial-link": "serial-link",
-  "instance-group": "instance-group",
-};
-
 // ---- check -------------------------------------------------------------------
 
 export interface CheckFailure {
@@ -152,7 +133,8 @@ export async function check(
   news: Props,
 ): Promise<{ inputs: Props; failures: CheckFailure[] }> {
   const inputs = clean(news);
-  if (inputs.stateDir === undefined) inputs.stateDir = StateDir.defaultRoot();
+  // A resource that names no state folder lives in its host's default one.
+  if (inputs.stateDir === undefined) inputs.stateDir = defaultStateDir();
   const failures: CheckFailure[] = [];
   // The state folder reaches UML's command line too: refused here, before any step.
   if (!isUnknown(inputs.stateDir))
@@ -161,17 +143,13 @@ export async function check(
         property: "stateDir",
         reason: `${kind}/stateDir: ${p.message} (got ${JSON.stringify(p.value)})`,
       });
-  const specKind = SPEC_KIND[kind];
   const spec = specOf(kind, inputs);
-  if (specKind) {
-    const partial = withoutUnknowns(spec);
-    const problems = validator.problems(specKind, partial).filter(
-      // A required field that is only unknown at preview is not missing.
-      (p) => !(p.value === undefined && isUnknown(getPointer(spec, p.field))),
-    );
-    failures.push(...problems.map((p) => toFailure(specKind, p)));
-    // Keep defaults out of the inputs: the program's own values are what diff compares.
-  }
+  const problems = validator.problems(kind, withoutUnknowns(spec)).filter(
+    // A required field that is only unknown at preview is not missing.
+    (p) => !(p.value === undefined && isUnknown(getPointer(spec, p.field))),
+  );
+  failures.push(...problems.map((p) => toFailure(kind, p)));
+  // Keep defaults out of the inputs: the program's own values are what diff compares.
   if ((kind === "instance" || kind === "instance-group") && failures.length === 0) {
     // Pulumi's dynamic-provider host passes the engine no detailed diff, so a
     // preview cannot say live or restart by itself. The change plan goes into
@@ -283,15 +261,23 @@ export async function diff(kind: Kind, _id: string, olds: Props, news: Props): P
 // ---- create / read / update / delete -------------------------------------------
 
 export async function create(kind: Kind, inputs: Props): Promise<{ id: string; outs: Props }> {
-  return withDeadline(kind, "create", async () => {
-    const props = clean(inputs);
-    const outs = await apply(kind, props, undefined);
-    return { id: String(props.name ?? outs.name), outs };
+  const props = clean(inputs);
+  const id = typeof props.name === "string" ? props.name : "";
+  return withDeadline(kind, "create", async (signal) => {
+    try {
+      const outs = await apply(kind, props, undefined, signal);
+      // A kernel has no name: its id is the binary it names.
+      return { id: id || String(outs.bootPath), outs };
+    } catch (e) {
+      throw await partialFailure(kind, id, props, inputs.__provider, e);
+    }
   });
 }
 
 export async function update(kind: Kind, _id: string, olds: Props, news: Props): Promise<{ outs: Props }> {
-  return withDeadline(kind, "update", async () => ({ outs: await apply(kind, clean(news), clean(olds)) }));
+  return withDeadline(kind, "update", async (signal) => ({
+    outs: await apply(kind, clean(news), clean(olds), signal),
+  }));
 }
 
 export async function read(kind: Kind, id: string, props: Props): Promise<{ id?: string; props?: Props }> {
@@ -300,118 +286,99 @@ export async function read(kind: Kind, id: string, props: Props): Promise<{ id?:
 
 async function readNow(kind: Kind, id: string, props: Props): Promise<{ id?: string; props?: Props }> {
   const p = clean(props);
-  const rt = runtimeFor(p.stateDir);
-  const gone = { id: undefined, props: undefined };
+  const found = await outputsOnHost(kind, id, p, driverFor(p));
+  return found ? { id, props: { ...p, ...found } } : { id: undefined, props: undefined };
+}
+
+/** What the host has of a resource, as its outputs; undefined when it is gone. */
+async function outputsOnHost(kind: Kind, id: string, p: Props, d: HostDriver): Promise<Props | undefined> {
   switch (kind) {
     case "kernel": {
-      const path = String(p.bootPath ?? p.path);
-      return existsExecutable(path) ? { id, props: { ...p, ...(await kernelFacts(path)) } } : gone;
+      const k = await d.kernelInfo(String(p.bootPath ?? p.path));
+      return k && { sha256: k.sha256, version: k.version };
     }
     case "base": {
-      const r = rt.images.get(id);
-      if (!r) return gone;
-      // A changed or missing image is drift, named: the next up restores it
-      // from its recipe when that gives the recorded bytes, or says why not.
-      const i = await rt.images.integrity(r);
-      return { id, props: { ...p, ...baseOuts(r), drift: i.ok ? "" : i.message } };
+      // A changed or missing image is drift, named in `drift`: the next up
+      // restores it from its recipe when that gives the recorded bytes.
+      const b = await d.baseInfo(id);
+      return b && baseOuts(b);
     }
     case "disk": {
-      const r = rt.disks.get(id);
-      if (!r) return gone;
-      try {
-        statSync(r.path);
-      } catch {
-        return gone; // deleted behind our back: the next up creates it again
-      }
-      return { id, props: { ...p, ...diskOuts(rt, id) } };
+      // A disk file deleted behind our back is gone: the next up makes it again.
+      const di = await d.diskInfo(id);
+      return di && diskOuts(di);
     }
     case "network": {
-      const st = rt.networkStatus(id);
-      return st ? { id, props: { ...p, ...networkOuts(rt, id) } } : gone;
+      const n = await d.networkInfo(id);
+      return n && networkOuts(n);
     }
     case "instance": {
-      if (!rt.instances.get(id)) return gone;
-      return { id, props: { ...p, ...instanceOuts(rt, id) } };
+      const i = await d.instanceInfo(id);
+      return i && instanceOuts(i);
     }
     case "serial-link": {
-      const r = rt.links.get(id);
-      return r ? { id, props: { ...p, up: rt.links.isUp(r) } } : gone;
+      const l = await d.serialLinkInfo(id);
+      return l && { up: l.up };
     }
     case "instance-group":
-      return { id, props: { ...p, memberInfo: groupOuts(rt, specOf(kind, p) as never) } };
+      return { memberInfo: memberOuts(await d.groupInfo(specOf(kind, p) as never)) };
   }
 }
 
 export async function remove(kind: Kind, id: string, props: Props): Promise<void> {
-  return withDeadline(kind, "delete", async () => {
-    const rt = runtimeFor(clean(props).stateDir);
+  const p = clean(props);
+  const d = driverFor(p);
+  return withDeadline(kind, "delete", async (signal) => {
     switch (kind) {
       case "kernel":
         return;
       case "base":
-        return rt.removeBase(id);
+        return d.removeBase(id, { signal });
       case "disk":
-        return rt.removeDisk(id);
+        return d.removeDisk(id, { signal });
       case "network":
-        return rt.removeNetwork(id);
+        return d.removeNetwork(id, { signal });
       case "instance":
-        return rt.removeInstance(id, { timeoutMs: 30_000 });
+        return d.removeInstance(id, { signal });
       case "serial-link":
-        return rt.removeSerialLink(id);
+        return d.removeSerialLink(id, { signal });
       case "instance-group":
-        return rt.groups.remove(specOf(kind, clean(props)) as never);
+        return d.removeGroup(specOf(kind, p) as never, { signal });
     }
   });
 }
 
 /** Create or update: make the host match `props`. Idempotent. */
-async function apply(kind: Kind, props: Props, olds: Props | undefined): Promise<Props> {
-  const rt = runtimeFor(props.stateDir);
+async function apply(kind: Kind, props: Props, olds: Props | undefined, signal: AbortSignal): Promise<Props> {
+  const d = driverFor(props);
   const spec = specOf(kind, props);
   const base = { ...props, schemaVersion: OUTPUT_SCHEMA_VERSION, providerVersion: PROVIDER_VERSION };
+  const opts = { signal };
   switch (kind) {
-    case "kernel": {
-      // A build form is built once per content hash; the path is an output.
-      const path = spec.build ? await buildKernel(spec.build) : String(spec.path);
-      if (!existsExecutable(path)) {
-        throw new UmlfleetError(
-          "UMLFLEET_NOT_FOUND",
-          `kernel/path: ${JSON.stringify(path)} is not an executable file`,
-          {
-            field: "/path",
-          },
-        );
-      }
-      return { ...base, bootPath: path, ...(await kernelFacts(path)) };
-    }
+    case "kernel":
+      return { ...base, ...kernelOuts(await d.ensureKernel(spec, opts)) };
     case "base":
-      return { ...base, ...baseOuts(await rt.ensureBase(spec as never)) };
+      return { ...base, ...baseOuts(await d.ensureBase(spec as never, opts)) };
     case "disk":
-      await rt.ensureDisk(spec as never);
-      return { ...base, ...diskOuts(rt, String(spec.name)) };
+      return { ...base, ...diskOuts(await d.ensureDisk(spec as never, opts)) };
     case "network":
-      await rt.ensureNetwork(spec as never);
-      return { ...base, ...networkOuts(rt, String(spec.name)) };
+      return { ...base, ...networkOuts(await d.ensureNetwork(spec as never, opts)) };
     case "instance": {
-      const name = String(spec.name);
-      let lastChange: ChangePlan | undefined;
-      if (olds && rt.instances.get(name)) {
-        lastChange = await rt.updateInstance(spec);
-        if (rt.instanceStatus(name).state !== "running") await rt.startInstance(name);
-      } else {
-        await rt.createInstance(spec);
+      if (olds && (await d.instanceInfo(String(spec.name)))) {
+        const { plan, info } = await d.updateInstance(spec, opts);
+        return { ...base, ...instanceOuts(info), lastChange: plan };
       }
-      return { ...base, ...instanceOuts(rt, name), ...(lastChange ? { lastChange } : {}) };
+      return { ...base, ...instanceOuts(await d.createInstance(spec, opts)) };
     }
     case "serial-link":
-      await rt.ensureSerialLink(spec as never);
-      return { ...base, up: true };
+      return { ...base, up: (await d.ensureSerialLink(spec as never, opts)).up };
     case "instance-group": {
-      const result = await rt.groups.apply(spec, olds ? (specOf(kind, olds) as never) : undefined);
+      const previous = olds ? (specOf(kind, olds) as unknown as InstanceGroupSpec) : undefined;
+      const { result, members } = await d.applyGroup(spec, previous, opts);
       const summary = describeGroupChange(result);
       return {
         ...base,
-        memberInfo: groupOuts(rt, spec as never),
+        memberInfo: memberOuts(members),
         ...(olds && summary ? { lastChange: summary } : {}),
       };
     }
@@ -419,51 +386,59 @@ async function apply(kind: Kind, props: Props, olds: Props | undefined): Promise
 }
 
 /**
- * Per member: what an Instance resource has as outputs; `state: "missing"` for
- * one gone from the host, `"damaged"` (with the `problem`) for one whose
- * overlay is gone: drift that diff turns into an update, which remakes it.
+ * A create that failed after the resource came to exist on the host (a
+ * cleanup that could not finish, a deadline that ran out late) is reported
+ * as Pulumi's partial failure: the id and what the host has are recorded, so
+ * the next up repairs it instead of creating it a second time. A create that
+ * left nothing behind fails plainly.
  */
-function groupOuts(rt: LocalRuntime, spec: InstanceGroupSpec): Props {
-  return Object.fromEntries(
-    Object.keys(spec.members).map((m) => {
-      if (!rt.instances.get(m)) return [m, { state: "missing" }];
-      const problem = rt.groups.overlayProblem(spec.base, m);
-      return [m, { ...instanceOuts(rt, m), ...(problem ? { state: "damaged", problem } : {}) }];
-    }),
-  );
+async function partialFailure(
+  kind: Kind,
+  id: string,
+  props: Props,
+  provider: unknown,
+  e: unknown,
+): Promise<unknown> {
+  if (!id || !(e instanceof Error)) return e;
+  const found = await outputsOnHost(kind, id, props, driverFor(props)).catch(() => undefined);
+  if (!found) return e;
+  return Object.assign(e, {
+    id,
+    properties: {
+      ...props,
+      ...found,
+      schemaVersion: OUTPUT_SCHEMA_VERSION,
+      providerVersion: PROVIDER_VERSION,
+      __provider: provider,
+    },
+    reasons: [e.message],
+  });
 }
 
-function baseOuts(r: { imagePath: string; imageSha: string; sizeBytes: number }): Props {
-  return { imagePath: r.imagePath, imageSha: r.imageSha, sizeBytes: r.sizeBytes, drift: "" };
+function kernelOuts(k: KernelInfo): Props {
+  return { bootPath: k.path, sha256: k.sha256, version: k.version };
 }
 
-function diskOuts(rt: LocalRuntime, name: string): Props {
-  const r = rt.disks.get(name)!;
+function baseOuts(b: BaseInfo): Props {
+  return { imagePath: b.imagePath, imageSha: b.imageSha, sizeBytes: b.sizeBytes, drift: b.drift };
+}
+
+function diskOuts(d: DiskInfo): Props {
   return {
-    path: r.path,
-    sizeBytes: r.sizeBytes,
-    ...(r.backingPath ? { backingPath: r.backingPath } : {}),
-    // Identity of this disk file: a replaced disk of the same name gets a new one.
-    diskId: createHash("sha256")
-      .update(`${r.path}\0${statSync(r.path).birthtimeMs}\0${statSync(r.path).ino}`)
-      .digest("hex")
-      .slice(0, 16),
+    path: d.path,
+    sizeBytes: d.sizeBytes,
+    ...(d.backingPath ? { backingPath: d.backingPath } : {}),
+    diskId: d.diskId,
   };
 }
 
-function networkOuts(rt: LocalRuntime, name: string): Props {
-  const st = rt.networkStatus(name)!;
-  return { switchDir: st.switchDir, running: st.running, ...(st.pid ? { pid: st.pid } : {}) };
+function networkOuts(n: NetworkInfo): Props {
+  return { switchDir: n.switchDir, running: n.running, ...(n.pid ? { pid: n.pid } : {}) };
 }
 
-function instanceOuts(rt: LocalRuntime, name: string): Props {
-  const st = rt.instanceStatus(name);
-  const dir = statSync(rt.state.instanceDir(name));
+function instanceOuts(st: InstanceInfo): Props {
   return {
-    instanceId: createHash("sha256")
-      .update(`${name}\0${dir.ino}\0${dir.birthtimeMs}`)
-      .digest("hex")
-      .slice(0, 16),
+    instanceId: st.instanceId,
     state: st.state,
     ...(st.pid ? { pid: st.pid } : {}),
     ...(st.startedAtMs ? { startedAtMs: st.startedAtMs } : {}),
@@ -478,55 +453,36 @@ function instanceOuts(rt: LocalRuntime, name: string): Props {
   };
 }
 
-function existsExecutable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
-async function kernelFacts(path: string): Promise<Props> {
-  const sha256 = createHash("sha256").update(readFileSync(path)).digest("hex");
-  const version = await new Promise<string>((resolve) =>
-    execFile(path, ["--version"], { timeout: 10_000, env: {} }, (_e, out) => resolve(String(out).trim())),
+/**
+ * Per member: what an Instance resource has as outputs; `state: "missing"` for
+ * one gone from the host, `"damaged"` (with the `problem`) for one whose
+ * overlay is gone: drift that diff turns into an update, which remakes it.
+ */
+function memberOuts(members: Record<string, MemberInfo>): Props {
+  return Object.fromEntries(
+    Object.entries(members).map(([m, info]) => {
+      if (info.state === "missing") return [m, { state: "missing" }];
+      const outs = instanceOuts(info as InstanceInfo);
+      return [m, "problem" in info ? { ...outs, state: "damaged", problem: info.problem } : outs];
+    }),
   );
-  return { sha256, version };
 }
 
-async function withDeadline<T>(kind: Kind, op: string, fn: () => Promise<T>): Promise<T> {
-  const ms = DEADLINE_MS[kind];
-  let timer: NodeJS.Timeout | undefined;
-  inFlight++;
-  try {
-    return await Promise.race([
-      fn(),
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () =>
-            reject(
-              new UmlfleetError(
-                "UMLFLEET_OPERATION_TIMEOUT",
-                `${kind} ${op} did not finish within ${ms} ms`,
-                {
-                  kind,
-                  op,
-                },
-              ),
-            ),
-          ms,
-        );
-      }),
-    ]);
-  } catch (e) {
-    // Pulumi shows only the message: make it carry the code and the field.
-    if (e instanceof InvalidSpecError || e instanceof UmlfleetError) e.message = `[${e.code}] ${e.message}`;
-    throw e;
-  } finally {
-    clearTimeout(timer);
-    inFlight--;
-  }
+/**
+ * Every create, update and delete runs under its kind's deadline, with one
+ * signal threaded down to the host: when it passes, the operation stops and
+ * cleans up (Pulumi never cancels a dynamic provider). Pulumi shows only the
+ * message, so it carries the code.
+ */
+async function withDeadline<T>(kind: Kind, op: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  return tracked(async () => {
+    try {
+      return await deadline(`${kind} ${op}`, { timeoutMs: DEADLINE_MS[kind] }, fn);
+    } catch (e) {
+      if (e instanceof InvalidSpecError || e instanceof UmlfleetError) e.message = `[${e.code}] ${e.message}`;
+      throw e;
+    }
+  });
 }
 
 // ---- watchdog ------------------------------------------------------------------
@@ -564,32 +520,9 @@ export function startWatchdog(intervalMs = 1_000): ProcessIdentity | undefined {
   return engine;
 }
 
-/**
- * The nearest ancestor named `pulumi` (the CLI: the provider's parent is the
- * /bin/sh wrapper), as pid and start time; undefined when there is none.
- */
+/** The `pulumi` CLI this provider serves (the provider's parent is the /bin/sh wrapper). */
 export function engineProcess(pid = process.ppid): ProcessIdentity | undefined {
-  for (let depth = 0; pid > 1 && depth < 16; depth++) {
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    } catch {
-      return undefined;
-    }
-    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
-    if (comm === "pulumi" || exeName(pid) === "pulumi") return identify(pid) ?? undefined;
-    pid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-  }
-  return undefined;
-}
-
-function exeName(pid: number): string | undefined {
-  try {
-    return basename(readlinkSync(`/proc/${pid}/exe`));
-  } catch {
-    return undefined;
-  }
+  return ancestorNamed("pulumi", pid);
 }
 
 startWatchdog();

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import type { ChangePlan } from "../src/host/change-plan";
+import type { ChangePlan } from "../src/change-plan";
 import { makeProvider } from "./shim";
 
 /** Options every umlfleet resource takes. */

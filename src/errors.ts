@@ -21,7 +21,9 @@ export const ERROR_CODES = {
   UMLFLEET_COMMAND_FAILED: "A host tool (mke2fs, vde_switch, bwrap, ...) failed.",
   UMLFLEET_SWITCH_FAILED: "The virtual switch did not start.",
   UMLFLEET_LOCK_TIMEOUT: "Another operation held the resource's lock past the deadline.",
-  UMLFLEET_OPERATION_TIMEOUT: "A provider operation did not finish before its own deadline.",
+  UMLFLEET_OPERATION_TIMEOUT:
+    "An operation did not finish before its deadline; what it had begun was cleaned up.",
+  UMLFLEET_CANCELLED: "An operation was cancelled by its caller; what it had begun was cleaned up.",
   UMLFLEET_RESTART_REQUIRED: "The change cannot be applied to a running guest.",
   UMLFLEET_PERMISSION_DENIED:
     "The host user lacks a privilege the spec needs (CAP_NET_ADMIN to make a host link's tap).",
@@ -29,6 +31,60 @@ export const ERROR_CODES = {
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** The HTTP status each code answers with (the agent's responses; issue #11). */
+export const STATUS_CODES: Record<ErrorCode, number> = {
+  UMLFLEET_INVALID_SPEC: 400,
+  UMLFLEET_NOT_FOUND: 404,
+  UMLFLEET_CONFLICT: 409,
+  UMLFLEET_IN_USE: 409,
+  UMLFLEET_BASE_MISMATCH: 409,
+  UMLFLEET_BASE_CHANGED: 409,
+  UMLFLEET_COW_CORRUPT: 422,
+  UMLFLEET_BOOT_FAILED: 500,
+  UMLFLEET_BOOT_TIMEOUT: 504,
+  UMLFLEET_MCONSOLE_TIMEOUT: 504,
+  UMLFLEET_MCONSOLE_ERROR: 502,
+  UMLFLEET_NOT_RUNNING: 409,
+  UMLFLEET_EXEC_TIMEOUT: 504,
+  UMLFLEET_COMMAND_FAILED: 500,
+  UMLFLEET_SWITCH_FAILED: 500,
+  UMLFLEET_LOCK_TIMEOUT: 503,
+  UMLFLEET_OPERATION_TIMEOUT: 504,
+  UMLFLEET_CANCELLED: 499,
+  UMLFLEET_RESTART_REQUIRED: 409,
+  UMLFLEET_PERMISSION_DENIED: 403,
+  UMLFLEET_STATE_CORRUPT: 500,
+};
+
+const REASON: Record<number, string> = {
+  400: "Bad Request",
+  403: "Forbidden",
+  404: "Not Found",
+  409: "Conflict",
+  422: "Unprocessable Entity",
+  499: "Client Closed Request",
+  500: "Internal Server Error",
+  502: "Bad Gateway",
+  503: "Service Unavailable",
+  504: "Gateway Timeout",
+};
+
+/** An error as it travels (agent responses, logs): no stack, facts as JSON. */
+export interface ErrorBody {
+  statusCode: number;
+  code: ErrorCode;
+  error: string;
+  message: string;
+  details: Record<string, unknown>;
+}
+
+/**
+ * The brand of every UmlfleetError, shared by every copy of this module: the
+ * provider loads umlfleet by package name while tests and programs may hold
+ * another copy, and `instanceof` fails across copies.
+ */
+const BRAND = Symbol.for("umlfleet.UmlfleetError");
 
 /** Base class of every error umlfleet throws on purpose. Facts travel as fields. */
 export class UmlfleetError extends Error {
@@ -46,6 +102,22 @@ export class UmlfleetError extends Error {
     this.name = "UmlfleetError";
     this.code = code;
     this.details = details;
+    Object.defineProperty(this, BRAND, { value: true });
+  }
+
+  get statusCode(): number {
+    return STATUS_CODES[this.code];
+  }
+
+  /** `{statusCode, code, error, message, details}`: what crosses a wire; errorFromJSON rebuilds it. */
+  toJSON(): ErrorBody {
+    return {
+      statusCode: this.statusCode,
+      code: this.code,
+      error: REASON[this.statusCode] ?? "Error",
+      message: this.message,
+      details: JSON.parse(JSON.stringify(this.details)) as Record<string, unknown>,
+    };
   }
 }
 
@@ -114,6 +186,40 @@ export function quote(value: unknown): string {
   return text.length > 120 ? `${text.slice(0, 117)}...` : text;
 }
 
+/** Is `e` an UmlfleetError (of `code`), from this or any other copy of umlfleet? */
 export function isUmlfleetError(e: unknown, code?: ErrorCode): e is UmlfleetError {
-  return e instanceof UmlfleetError && (code === undefined || e.code === code);
+  return (
+    typeof e === "object" &&
+    e !== null &&
+    (e as Record<symbol, unknown>)[BRAND] === true &&
+    (code === undefined || (e as UmlfleetError).code === code)
+  );
+}
+
+/**
+ * The error an ErrorBody describes, as the class that threw it: the same
+ * code, message and details; InvalidSpecError with its problems, BootError
+ * with its facts. A body that is not one (an unknown code, a missing field)
+ * is UMLFLEET_COMMAND_FAILED naming what came.
+ */
+export function errorFromJSON(body: unknown): UmlfleetError {
+  const b = body as Partial<ErrorBody> | null;
+  const known = typeof b?.code === "string" && b.code in ERROR_CODES;
+  if (!b || !known || typeof b.message !== "string") {
+    return new UmlfleetError("UMLFLEET_COMMAND_FAILED", `not an umlfleet error: ${quote(body)}`, { body });
+  }
+  const details = b.details && typeof b.details === "object" ? b.details : {};
+  let e: UmlfleetError;
+  if (b.code === "UMLFLEET_INVALID_SPEC" && Array.isArray(details.problems)) {
+    e = new InvalidSpecError(
+      typeof details.kind === "string" ? details.kind : "spec",
+      details.problems as FieldProblem[],
+    );
+  } else if ((b.code === "UMLFLEET_BOOT_FAILED" || b.code === "UMLFLEET_BOOT_TIMEOUT") && details.instance) {
+    e = new BootError(b.code, "", details as unknown as BootError["facts"]);
+  } else {
+    e = new UmlfleetError(b.code!, b.message, details);
+  }
+  e.message = b.message;
+  return e;
 }

@@ -17,6 +17,12 @@ export function packageRoot(): string {
 }
 
 export const SCHEMA_DIR = join(packageRoot(), "schema");
+
+/** This umlfleet's version (package.json). */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string })
+    .version;
+}
 const SCHEMA_FILE: Record<SpecKind, string> = {
   kernel: "kernel.json",
   base: "base.json",

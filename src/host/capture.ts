@@ -17,7 +17,7 @@ import { under } from "../feature-checks";
 import { isPcap } from "../pcap";
 import { packageRoot } from "../validation";
 import type { CaptureSpec, ShareSpec } from "../spec";
-import { identify, isAlive, killGroup, waitFor, type ProcessIdentity } from "./process";
+import { identify, isAlive, killGroup, waitFor, type ProcessIdentity } from "../process";
 
 /**
  * Capture of a network to a pcap file on the host, without root. The

@@ -13,7 +13,7 @@ import { refuseIfInUse, UmlfleetError } from "../errors";
 import type { DiskSpec } from "../spec";
 import { createCowFile, cowMismatch, readCowHeader } from "../uml/cow";
 import type { Images } from "./images";
-import { run } from "./process";
+import { run } from "../process";
 import { readJson, STATE_SCHEMA_VERSION, writeJsonAsync, type StateDir } from "./state";
 
 export interface DiskRecord {
@@ -54,7 +54,7 @@ export class Disks {
   }
 
   /** Create the disk; a no-op when it exists as specified. Never touches existing data. */
-  async ensure(spec: DiskSpec): Promise<DiskRecord> {
+  async ensure(spec: DiskSpec, signal?: AbortSignal): Promise<DiskRecord> {
     const existing = this.get(spec.name);
     if (existing && existsSync(existing.path)) {
       if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
@@ -98,6 +98,7 @@ export class Disks {
         if (spec.kind === "blank" && spec.format === "ext4") {
           await run("mke2fs", ["-q", "-F", "-t", "ext4", "-L", spec.name.slice(0, 16), path], {
             timeoutMs: 300_000,
+            signal,
           });
         }
         record = { schemaVersion: STATE_SCHEMA_VERSION, spec, path, sizeBytes };

@@ -1,20 +1,41 @@
 import { existsSync } from "node:fs";
 import { cpus } from "node:os";
 import { UmlfleetError } from "../errors";
-import type { InstanceGroupSpec, SerialLinkSpec, SpecOf } from "../spec";
+import type { DiskSpec, InstanceGroupSpec, SerialLinkSpec, SpecOf } from "../spec";
 import { memberInstanceSpec, memberRootDisk } from "../validation";
-import { planInstanceChange, type ChangePlan } from "./change-plan";
+import type { ChangePlan, GroupApplyResult, MemberAction } from "../change-plan";
+import type { SpecValidator } from "../validation";
+import type { Disks } from "./disks";
+import type { CallOptions } from "./driver";
+import type { Images } from "./images";
+import type { Instances, StopOptions } from "./instance";
 import { BatchLauncher, type Launcher } from "./launcher";
-import { killAllNaming } from "./process";
-import type { LocalRuntime } from "./runtime";
+import type { Networks } from "./networks";
+import { killAllNaming } from "../process";
+import type { SerialLinks } from "./serial-links";
+import type { StateDir } from "./state";
 
-/** What apply did to each member. */
-export type MemberAction = "create" | "update" | "replace" | "remove" | "none";
-export interface GroupApplyResult {
-  actions: Record<string, MemberAction>;
-  /** Change plans of updated members (live or restart). */
-  plans: Record<string, ChangePlan>;
+/**
+ * What a group needs of its host: the components, and the single-resource
+ * operations it composes (with their locks and clean-up). LocalRuntime is one.
+ */
+export interface GroupHost {
+  readonly state: StateDir;
+  readonly validator: SpecValidator;
+  readonly images: Images;
+  readonly disks: Disks;
+  readonly networks: Networks;
+  readonly instances: Instances;
+  readonly links: SerialLinks;
+  ensureDisk(spec: DiskSpec, opts?: CallOptions): Promise<unknown>;
+  removeDisk(name: string, opts?: CallOptions): Promise<void>;
+  removeInstance(name: string, opts?: StopOptions): Promise<void>;
+  ensureSerialLink(spec: SerialLinkSpec, opts?: CallOptions): Promise<unknown>;
+  removeSerialLink(name: string, opts?: CallOptions): Promise<void>;
+  planInstanceUpdate(spec: unknown): ChangePlan;
 }
+
+export type { GroupApplyResult, MemberAction } from "../change-plan";
 
 /**
  * Many instances as one unit. Member `m` is an ordinary instance `m` booting
@@ -25,7 +46,7 @@ export interface GroupApplyResult {
  * or removed at once, instead of one engine round-trip per resource.
  */
 export class InstanceGroups {
-  constructor(private readonly rt: LocalRuntime) {}
+  constructor(private readonly rt: GroupHost) {}
 
   /**
    * Make the host match `spec`. `previous` is the spec last applied (its
@@ -33,7 +54,7 @@ export class InstanceGroups {
    * members it made; a failed later apply leaves the members it reached
    * (apply again to converge: apply is idempotent).
    */
-  async apply(spec: unknown, previous?: InstanceGroupSpec): Promise<GroupApplyResult> {
+  async apply(spec: unknown, previous?: InstanceGroupSpec, signal?: AbortSignal): Promise<GroupApplyResult> {
     const s = this.rt.validator.validate("instance-group", spec);
     this.checkReferences(s);
     const actions = this.actionsFor(s, previous);
@@ -58,10 +79,11 @@ export class InstanceGroups {
     await settle(
       entries.filter(([, a]) => a === "update" || a === "none"),
       async (m, action): Promise<void> => {
-        if (action === "update") plans[m] = await this.rt.updateInstance(memberInstanceSpec(s, m));
+        if (action === "update")
+          plans[m] = await this.rt.instances.update(this.memberSpec(s, m), signal ? { signal } : {});
         // Unchanged or not, a member found stopped (drift) is started, and one
         // whose boot a killed process left unfinished is seen to its end.
-        await this.rt.startInstance(m);
+        await this.rt.instances.start(m, signal ? { signal } : {});
       },
     );
     // New machines boot in waves: every member of a wave prepares (overlay,
@@ -86,7 +108,7 @@ export class InstanceGroups {
           // A member the group had whose record is gone: its guest may still run.
           else if (previous && m in previous.members) await this.killOrphans(m);
           made.push(m);
-          await this.createMember(s, m, party);
+          await this.createMember(s, m, party, signal);
         } finally {
           party.leave(); // a member that failed before its start must not hold the others
         }
@@ -217,9 +239,20 @@ export class InstanceGroups {
     }
   }
 
-  private async createMember(s: SpecOf["instance-group"], m: string, launcher?: Launcher): Promise<void> {
-    await this.rt.ensureDisk({ name: memberRootDisk(m), kind: "overlay", base: s.base });
-    await this.rt.createInstance(memberInstanceSpec(s, m), launcher ? { launcher } : {});
+  private async createMember(
+    s: SpecOf["instance-group"],
+    m: string,
+    launcher: Launcher,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    const opts = signal ? { signal } : {};
+    await this.rt.ensureDisk({ name: memberRootDisk(m), kind: "overlay", base: s.base }, opts);
+    await this.rt.instances.create(this.memberSpec(s, m), { launcher, ...opts });
+  }
+
+  /** Member `m` as the instance spec it becomes, validated (defaults filled). */
+  private memberSpec(s: SpecOf["instance-group"], m: string): SpecOf["instance"] {
+    return this.rt.validator.validate("instance", memberInstanceSpec(s, m));
   }
 
   private async removeMember(m: string): Promise<void> {
@@ -269,40 +302,4 @@ async function limit<T>(
   };
   await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
   return results;
-}
-
-/**
- * What applying `after` over `before` does to each member, from the two specs
- * alone (no host access): for previews. Members whose kernel or base changes
- * are replaced; the rest are planned field by field like single instances.
- */
-export function planGroupChange(before: InstanceGroupSpec, after: InstanceGroupSpec): GroupApplyResult {
-  const actions: Record<string, MemberAction> = {};
-  const plans: Record<string, ChangePlan> = {};
-  for (const m of Object.keys(before.members)) if (!(m in after.members)) actions[m] = "remove";
-  for (const m of Object.keys(after.members)) {
-    if (!(m in before.members)) {
-      actions[m] = "create";
-      continue;
-    }
-    const plan = planInstanceChange(memberInstanceSpec(before, m), memberInstanceSpec(after, m));
-    if (before.base !== after.base || plan.kind === "replace") actions[m] = "replace";
-    else if (plan.kind === "none") actions[m] = "none";
-    else {
-      actions[m] = "update";
-      plans[m] = plan;
-    }
-  }
-  return { actions, plans };
-}
-
-/** One line for a preview: "b live (memoryMiB), c restart (kernelArgs), d create, e remove". */
-export function describeGroupChange(r: GroupApplyResult): string {
-  return Object.entries(r.actions)
-    .filter(([, a]) => a !== "none")
-    .map(([m, a]) => {
-      const p = r.plans[m];
-      return p ? `${m} ${p.kind} (${p.changes.map((c) => c.field.slice(1)).join(", ")})` : `${m} ${a}`;
-    })
-    .join(", ");
 }

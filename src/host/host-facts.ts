@@ -1,6 +1,6 @@
 import { dirname, join } from "node:path";
 import { packageRoot } from "../validation";
-import { run } from "./process";
+import { run } from "../process";
 
 /**
  * What a machine has of what umlfleet needs, as plain records: `umlfleet

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { UmlfleetError } from "../errors";
 import { parseCidr } from "../net-address";
 import type { HostInterfaceSpec } from "../spec";
-import { run } from "./process";
+import { run } from "../process";
 
 /**
  * The host's own end of a network: a TAP interface that the network's

@@ -23,7 +23,7 @@ import { dirname, join } from "node:path";
 import { refuseIfInUse, UmlfleetError } from "../errors";
 import type { BaseSpec } from "../spec";
 import { GUEST_INIT } from "../uml/argv";
-import { run } from "./process";
+import { run } from "../process";
 import { readJson, STATE_SCHEMA_VERSION, writeJson, type StateDir } from "./state";
 
 /**
@@ -193,7 +193,10 @@ export class Images {
   }
 
   /** Build or import the base; a no-op when a base of that name and recipe exists. */
-  async ensure(spec: BaseSpec, opts: { timeoutMs?: number; overlays?: string[] } = {}): Promise<BaseRecord> {
+  async ensure(
+    spec: BaseSpec,
+    opts: { timeoutMs?: number; overlays?: string[]; signal?: AbortSignal } = {},
+  ): Promise<BaseRecord> {
     const recipe = recipeHash(spec);
     const existing = this.get(spec.name);
     let damaged: Exclude<ImageIntegrity, { ok: true }> | undefined;
@@ -234,6 +237,7 @@ export class Images {
         if (spec.source.kind === "directory") {
           await run("cp", ["-a", "--", `${spec.source.path}/.`, root], {
             timeoutMs: opts.timeoutMs ?? 600_000,
+            signal: opts.signal,
           });
         } else {
           stageBusyboxRoot(root, spec.source.files ?? []);
@@ -260,9 +264,13 @@ export class Images {
             img,
             `${sizeMiB}M`,
           ],
-          { timeoutMs: opts.timeoutMs ?? 600_000, env: { ...process.env, E2FSPROGS_FAKE_TIME: "1" } },
+          {
+            timeoutMs: opts.timeoutMs ?? 600_000,
+            env: { ...process.env, E2FSPROGS_FAKE_TIME: "1" },
+            signal: opts.signal,
+          },
         );
-        await fixCtimes(img, root, opts.timeoutMs ?? 600_000);
+        await fixCtimes(img, root, opts.timeoutMs ?? 600_000, opts.signal);
       }
       const sha = await sha256File(img);
       if (damaged && existing && sha !== existing.imageSha && (opts.overlays ?? []).length > 0) {
@@ -413,7 +421,7 @@ function injectGuestFiles(root: string): void {
  * One debugfs pass sets every staged path's ctime to the fixed time the
  * other timestamps have, so equal recipes give equal bytes on any host.
  */
-async function fixCtimes(img: string, root: string, timeoutMs: number): Promise<void> {
+async function fixCtimes(img: string, root: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   const paths = ["/"];
   const walk = (dir: string, rel: string) => {
     for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
@@ -430,6 +438,7 @@ async function fixCtimes(img: string, root: string, timeoutMs: number): Promise<
     timeoutMs,
     input: commands,
     env: { ...process.env, E2FSPROGS_FAKE_TIME: "1" },
+    signal,
   });
 }
 

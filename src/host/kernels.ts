@@ -1,9 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UmlfleetError } from "../errors";
 import { packageRoot } from "../validation";
-import { run } from "./process";
+import { run } from "../process";
+import type { KernelInfo } from "./driver";
+import { sha256File } from "./images";
 
 export interface KernelBuild {
   profile?: "lean";
@@ -20,7 +22,7 @@ export interface KernelBuild {
  * fragment). Returns the kernel binary's path. Throws UMLFLEET_COMMAND_FAILED
  * with the build's last output lines.
  */
-export async function buildKernel(build: KernelBuild = {}): Promise<string> {
+export async function buildKernel(build: KernelBuild = {}, signal?: AbortSignal): Promise<string> {
   const root = packageRoot();
   const script = join(root, "scripts", "build-kernel.sh");
   let work: string | undefined;
@@ -35,7 +37,7 @@ export async function buildKernel(build: KernelBuild = {}): Promise<string> {
     env.UMLFLEET_KERNEL_FRAGMENT = fragment;
   }
   try {
-    const r = await run("bash", [script], { timeoutMs: build.timeoutMs ?? 45 * 60_000, env });
+    const r = await run("bash", [script], { timeoutMs: build.timeoutMs ?? 45 * 60_000, env, signal });
     const path = r.stdout.trim().split("\n").pop() ?? "";
     if (!path.startsWith("/")) {
       throw new UmlfleetError(
@@ -48,4 +50,25 @@ export async function buildKernel(build: KernelBuild = {}): Promise<string> {
   } finally {
     if (work) rmSync(work, { recursive: true, force: true });
   }
+}
+
+/** Is `path` an executable regular file (a kernel we could boot)? */
+export function isExecutableFile(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** A kernel binary's content hash and the version it reports (`--version`). */
+export async function kernelFacts(path: string, signal?: AbortSignal): Promise<KernelInfo> {
+  const [sha256, version] = await Promise.all([
+    sha256File(path),
+    run(path, ["--version"], { timeoutMs: 10_000, allowFailure: true, env: {}, signal }).then((r) =>
+      r.stdout.trim(),
+    ),
+  ]);
+  return { path, sha256, version };
 }

@@ -6,7 +6,7 @@ import type { NetworkSpec, ShareSpec } from "../spec";
 import { captureRoots } from "../feature-checks";
 import { checkCapture, startCapture, stopCapture } from "./capture";
 import { checkHostLink, closeHostLink, openHostLink, type HostLinkRecord } from "./host-link";
-import { identify, isAlive, killGroup, run, signalGroup, waitFor, type ProcessIdentity } from "./process";
+import { identify, isAlive, killGroup, run, signalGroup, waitFor, type ProcessIdentity } from "../process";
 import { shellQuote } from "./console-log";
 import {
   binaryFiles,
@@ -94,7 +94,7 @@ export class Networks {
   }
 
   /** Start the switch if it is not running (also repairs a switch that died). */
-  async ensure(spec: NetworkSpec): Promise<NetworkRecord> {
+  async ensure(spec: NetworkSpec, signal?: AbortSignal): Promise<NetworkRecord> {
     const existing = this.get(spec.name);
     if (existing) {
       if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
@@ -140,7 +140,7 @@ export class Networks {
     mkdirSync(runDir, { recursive: true, mode: 0o700 });
     const stdin = join(runDir, "stdin");
     const info = join(runDir, "sandbox.json");
-    await run("mkfifo", ["-m", "600", stdin], { timeoutMs: 60_000 });
+    await run("mkfifo", ["-m", "600", stdin], { timeoutMs: 60_000, signal });
     // A captured network forwards like a hub: the capture's port sees every frame.
     const args = ["-s", switchDir, "-m", "600", "-n", String(spec.ports ?? 64)];
     if (spec.hub || spec.capture) args.push("-x");
@@ -172,11 +172,16 @@ export class Networks {
     });
     child.unref();
     const outer = child.pid ? identify(child.pid) : null;
-    const sw = await waitFor(() => {
-      if (!existsSync(join(switchDir, "ctl"))) return undefined;
-      const pid = readSandboxPid(info);
-      return pid ? identify(pid) : undefined;
-    }, 10_000);
+    const sw = await waitFor(
+      () => {
+        if (!existsSync(join(switchDir, "ctl"))) return undefined;
+        const pid = readSandboxPid(info);
+        return pid ? identify(pid) : undefined;
+      },
+      10_000,
+      25,
+      signal,
+    );
     const undo = async (e: unknown) => {
       if (outer) await killGroup(outer);
       await removeTree(switchDir);

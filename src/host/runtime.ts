@@ -1,13 +1,40 @@
-import type { BaseSpec, DiskSpec, NetworkSpec, SerialLinkSpec, SpecOf } from "../spec";
+import { createHash } from "node:crypto";
+import { statSync } from "node:fs";
+import type { ChangePlan } from "../change-plan";
+import { withDeadline } from "../deadline";
+import { UmlfleetError } from "../errors";
+import type {
+  BaseSpec,
+  DiskSpec,
+  InstanceGroupSpec,
+  KernelSpec,
+  NetworkSpec,
+  SerialLinkSpec,
+  SpecOf,
+} from "../spec";
 import { SpecValidator } from "../validation";
-import type { ChangePlan } from "./change-plan";
-import { Disks, type DiskRecord } from "./disks";
+import { Disks } from "./disks";
+import type {
+  BaseInfo,
+  CallOptions,
+  DiskInfo,
+  HostDriver,
+  InstanceInfo,
+  Inventory,
+  KernelInfo,
+  MemberInfo,
+  NetworkInfo,
+  SerialLinkInfo,
+} from "./driver";
 import type { ExecResult } from "./guest-channel";
 import { InstanceGroups } from "./groups";
+import { hostFacts, type HostFact } from "./host-facts";
 import { Images, type BaseRecord } from "./images";
-import { Instances, type InstanceStatus, type StartOptions, type StopOptions } from "./instances";
-import { Networks, type NetworkRecord, type NetworkStatus } from "./networks";
-import { SerialLinks, type SerialLinkRecord } from "./serial-links";
+import { Instances, type InstanceStatus, type StartOptions, type StopOptions } from "./instance";
+import type { Launcher } from "./launcher";
+import { buildKernel, isExecutableFile, kernelFacts } from "./kernels";
+import { Networks, type NetworkStatus } from "./networks";
+import { SerialLinks } from "./serial-links";
 import { StateDir, withLock } from "./state";
 
 /** Where the default state folder came from, for an error that names it. */
@@ -20,12 +47,17 @@ export interface LocalRuntimeOptions {
   stateDir?: string;
 }
 
+/** Waits for another operation on the same resource (then UMLFLEET_LOCK_TIMEOUT). */
+const LOCK_WAIT_MS = 120_000;
+
 /**
- * The embedded runtime for one host: the host driver the provider uses. Every
- * method validates its spec first (UMLFLEET_INVALID_SPEC, no side effect), and
- * any number of LocalRuntime objects, in any processes, may share a state folder.
+ * The embedded runtime for one host: the HostDriver on the machine it runs
+ * on. Every method validates its spec first (UMLFLEET_INVALID_SPEC, no side
+ * effect), and any number of LocalRuntime objects, in any processes, may
+ * share a state folder. The components (images, disks, networks, instances,
+ * links, groups) are exposed for the runtime's own tests and tools.
  */
-export class LocalRuntime {
+export class LocalRuntime implements HostDriver {
   readonly state: StateDir;
   readonly validator: SpecValidator;
   readonly images: Images;
@@ -56,16 +88,69 @@ export class LocalRuntime {
     this.groups = new InstanceGroups(this);
   }
 
+  get stateDir(): string {
+    return this.state.root;
+  }
+
+  hostFacts(): Promise<HostFact[]> {
+    return hostFacts();
+  }
+
+  /** Everything in the state folder, for `umlfleet ls` and leak checks. */
+  inventory(): Promise<Inventory> {
+    return Promise.resolve({
+      bases: this.state.list("bases"),
+      disks: this.state.list("disks"),
+      networks: this.state.list("networks"),
+      instances: this.instances.list(),
+      links: this.state.list("links"),
+    });
+  }
+
+  // Kernels
+  async ensureKernel(spec: KernelSpec, opts: CallOptions = {}): Promise<KernelInfo> {
+    const s = this.validator.validate("kernel", spec);
+    return withDeadline("kernel", opts, async (signal) => {
+      // A build form is built once per content hash; the path is what instances boot.
+      const path = s.build ? await buildKernel(s.build, signal) : String(s.path);
+      if (!isExecutableFile(path))
+        throw new UmlfleetError(
+          "UMLFLEET_NOT_FOUND",
+          `kernel/path: ${JSON.stringify(path)} is not an executable file`,
+          {
+            field: "/path",
+            value: path,
+          },
+        );
+      return kernelFacts(path, signal);
+    });
+  }
+  async kernelInfo(path: string, opts: CallOptions = {}): Promise<KernelInfo | undefined> {
+    return isExecutableFile(path)
+      ? withDeadline("kernel facts", opts, (signal) => kernelFacts(path, signal))
+      : undefined;
+  }
+
   // Bases
-  async ensureBase(spec: BaseSpec): Promise<BaseRecord> {
+  async ensureBase(spec: BaseSpec, opts: CallOptions = {}): Promise<BaseInfo> {
     const s = this.validator.validate("base", spec);
-    return withLock(this.state, `base-${s.name}`, () =>
-      this.images.ensure(s, { overlays: this.disks.overlaysOf(s.name) }),
+    return withDeadline(`base ${s.name}`, opts, (signal) =>
+      this.locked(`base-${s.name}`, signal, async () =>
+        baseInfo(await this.images.ensure(s, { overlays: this.disks.overlaysOf(s.name), signal }), ""),
+      ),
     );
   }
-  async removeBase(name: string): Promise<void> {
-    await withLock(this.state, `base-${name}`, async () =>
-      this.images.remove(name, this.disks.overlaysOf(name)),
+  async baseInfo(name: string): Promise<BaseInfo | undefined> {
+    const r = this.images.get(name);
+    if (!r) return undefined;
+    // A changed or missing image is drift, named: ensureBase restores it from
+    // its recipe when that gives the recorded bytes, or says why not.
+    const i = await this.images.integrity(r);
+    return baseInfo(r, i.ok ? "" : i.message);
+  }
+  async removeBase(name: string, opts: CallOptions = {}): Promise<void> {
+    await withDeadline(`removing base ${name}`, opts, (signal) =>
+      this.locked(`base-${name}`, signal, async () => this.images.remove(name, this.disks.overlaysOf(name))),
     );
     // Every removal prunes after releasing its lock: removals run concurrently,
     // and whichever ends last must find nothing left (a held lock counts).
@@ -73,45 +158,137 @@ export class LocalRuntime {
   }
 
   // Disks
-  async ensureDisk(spec: DiskSpec): Promise<DiskRecord> {
+  async ensureDisk(spec: DiskSpec, opts: CallOptions = {}): Promise<DiskInfo> {
     const s = this.validator.validate("disk", spec);
-    return withLock(this.state, `disk-${s.name}`, () => this.disks.ensure(s));
+    return withDeadline(`disk ${s.name}`, opts, (signal) =>
+      this.locked(`disk-${s.name}`, signal, async () => {
+        await this.disks.ensure(s, signal);
+        return (await this.diskInfo(s.name))!;
+      }),
+    );
   }
-  async removeDisk(name: string): Promise<void> {
+  diskInfo(name: string): Promise<DiskInfo | undefined> {
+    const r = this.disks.get(name);
+    const st = r && statSync(r.path, { throwIfNoEntry: false });
+    if (!r || !st) return Promise.resolve(undefined); // deleted behind our back: made again by the next ensure
+    return Promise.resolve({
+      name,
+      path: r.path,
+      sizeBytes: r.sizeBytes,
+      ...(r.backingPath ? { backingPath: r.backingPath } : {}),
+      diskId: digest16(`${r.path}\0${st.birthtimeMs}\0${st.ino}`),
+    });
+  }
+  async removeDisk(name: string, opts: CallOptions = {}): Promise<void> {
     const usedBy = this.instances.list().filter((i) => {
       const s = this.instances.get(i)!.spec;
       return [s.rootDisk, s.swapDisk, ...(s.disks ?? []).map((d) => d.disk)].includes(name);
     });
-    await withLock(this.state, `disk-${name}`, async () => this.disks.remove(name, usedBy));
+    await withDeadline(`removing disk ${name}`, opts, (signal) =>
+      this.locked(`disk-${name}`, signal, async () => this.disks.remove(name, usedBy)),
+    );
     this.state.pruneIfEmpty();
   }
 
   // Networks
-  async ensureNetwork(spec: NetworkSpec): Promise<NetworkRecord> {
+  async ensureNetwork(spec: NetworkSpec, opts: CallOptions = {}): Promise<NetworkInfo> {
     const s = this.validator.validate("network", spec);
-    return withLock(this.state, `network-${s.name}`, () => this.networks.ensure(s));
+    return withDeadline(`network ${s.name}`, opts, (signal) =>
+      this.locked(`network-${s.name}`, signal, async () => {
+        await this.networks.ensure(s, signal);
+        return (await this.networkInfo(s.name))!;
+      }),
+    );
+  }
+  networkInfo(name: string): Promise<NetworkInfo | undefined> {
+    const st = this.networks.status(name);
+    return Promise.resolve(
+      st && { name, switchDir: st.switchDir, running: st.running, ...(st.pid ? { pid: st.pid } : {}) },
+    );
   }
   networkStatus(name: string): NetworkStatus | undefined {
     return this.networks.status(name);
   }
-  async removeNetwork(name: string): Promise<void> {
+  async removeNetwork(name: string, opts: CallOptions = {}): Promise<void> {
     const usedBy = this.instances
       .list()
       .filter((i) => (this.instances.get(i)!.spec.nics ?? []).some((n) => n.network === name));
-    await withLock(this.state, `network-${name}`, () => this.networks.remove(name, usedBy));
+    await withDeadline(`removing network ${name}`, opts, (signal) =>
+      this.locked(`network-${name}`, signal, () => this.networks.remove(name, usedBy)),
+    );
+    this.state.pruneIfEmpty();
+  }
+
+  // Serial links
+  async ensureSerialLink(spec: SerialLinkSpec, opts: CallOptions = {}): Promise<SerialLinkInfo> {
+    const s = this.validator.validate("serial-link", spec);
+    await withDeadline(`serial link ${s.name}`, opts, (signal) =>
+      this.locked(`link-${s.name}`, signal, () => this.links.ensure(s)),
+    );
+    return { name: s.name, up: true };
+  }
+  serialLinkInfo(name: string): Promise<SerialLinkInfo | undefined> {
+    const r = this.links.get(name);
+    return Promise.resolve(r && { name, up: this.links.isUp(r) });
+  }
+  async removeSerialLink(name: string, opts: CallOptions = {}): Promise<void> {
+    await withDeadline(`removing serial link ${name}`, opts, (signal) =>
+      this.locked(`link-${name}`, signal, () => this.links.remove(name)),
+    );
     this.state.pruneIfEmpty();
   }
 
   // Instances
-  async createInstance(spec: unknown, opts?: StartOptions): Promise<InstanceStatus> {
-    return this.instances.create(this.validator.validate("instance", spec), opts);
+  /** `timeoutMs` bounds the whole operation (a boot past it is killed); the spec's bootTimeoutMs, the boot. */
+  async createInstance(
+    spec: unknown,
+    opts: CallOptions & { launcher?: Launcher } = {},
+  ): Promise<InstanceInfo> {
+    const s = this.validator.validate("instance", spec);
+    return withDeadline(`instance ${s.name}`, opts, async (signal) => {
+      await this.instances.create(s, { signal, ...(opts.launcher ? { launcher: opts.launcher } : {}) });
+      return this.instanceInfoNow(s.name);
+    });
   }
+  planInstance(spec: unknown): Promise<ChangePlan> {
+    return Promise.resolve(this.planInstanceUpdate(spec));
+  }
+  /** What applying `spec` to the existing instance would do (sync: no host access but its record). */
   planInstanceUpdate(spec: unknown): ChangePlan {
     const s = this.validator.validate("instance", spec);
     return this.instances.plan(s.name, s);
   }
-  async updateInstance(spec: unknown, opts?: StartOptions & StopOptions): Promise<ChangePlan> {
-    return this.instances.update(this.validator.validate("instance", spec), opts);
+  async updateInstance(
+    spec: unknown,
+    opts: CallOptions = {},
+  ): Promise<{ plan: ChangePlan; info: InstanceInfo }> {
+    const s = this.validator.validate("instance", spec);
+    return withDeadline(`instance ${s.name}`, opts, async (signal) => {
+      const plan = await this.instances.update(s, { signal });
+      // A guest found stopped (drift) runs again after its update.
+      await this.instances.start(s.name, { signal });
+      return { plan, info: this.instanceInfoNow(s.name) };
+    });
+  }
+  async startInstance(name: string, opts: CallOptions = {}): Promise<InstanceInfo> {
+    return withDeadline(`starting ${name}`, opts, async (signal) => {
+      await this.instances.start(name, { signal });
+      return this.instanceInfoNow(name);
+    });
+  }
+  stopInstance(name: string, opts: StopOptions = {}): Promise<void> {
+    return this.instances.stop(name, opts);
+  }
+  restartInstance(name: string, opts?: StartOptions & StopOptions): Promise<InstanceStatus> {
+    return this.instances.restart(name, opts);
+  }
+  async removeInstance(name: string, opts: StopOptions = {}): Promise<void> {
+    for (const link of this.links.linksOf(name)) await this.links.remove(link);
+    await this.instances.remove(name, opts);
+    this.state.pruneIfEmpty();
+  }
+  instanceInfo(name: string): Promise<InstanceInfo | undefined> {
+    return Promise.resolve(this.instances.get(name) ? this.instanceInfoNow(name) : undefined);
   }
   instanceStatus(name: string): InstanceStatus {
     return this.instances.status(name);
@@ -120,43 +297,41 @@ export class LocalRuntime {
   inspectInstance(name: string) {
     return this.instances.inspect(name);
   }
-  startInstance(name: string, opts?: StartOptions) {
-    return this.instances.start(name, opts);
-  }
-  stopInstance(name: string, opts?: StopOptions) {
-    return this.instances.stop(name, opts);
-  }
-  restartInstance(name: string, opts?: StartOptions & StopOptions) {
-    return this.instances.restart(name, opts);
-  }
-  async removeInstance(name: string, opts?: StopOptions): Promise<void> {
-    for (const link of this.links.linksOf(name)) await this.links.remove(link);
-    await this.instances.remove(name, opts);
-    this.state.pruneIfEmpty();
-  }
-  exec(name: string, script: string, opts?: { timeoutMs?: number }): Promise<ExecResult> {
+  exec(name: string, script: string, opts?: CallOptions): Promise<ExecResult> {
     return this.instances.exec(name, script, opts);
   }
 
-  // Serial links
-  async ensureSerialLink(spec: SerialLinkSpec): Promise<SerialLinkRecord> {
-    const s = this.validator.validate("serial-link", spec);
-    return withLock(this.state, `link-${s.name}`, () => this.links.ensure(s));
+  // Instance groups
+  async applyGroup(
+    spec: unknown,
+    previous?: InstanceGroupSpec,
+    opts: CallOptions = {},
+  ): Promise<{ result: Awaited<ReturnType<InstanceGroups["apply"]>>; members: Record<string, MemberInfo> }> {
+    const s = this.validator.validate("instance-group", spec);
+    return withDeadline(`instance group ${s.name}`, opts, async (signal) => {
+      const result = await this.groups.apply(s, previous, signal);
+      return { result, members: await this.groupInfo(s) };
+    });
   }
-  async removeSerialLink(name: string): Promise<void> {
-    await withLock(this.state, `link-${name}`, () => this.links.remove(name));
-    this.state.pruneIfEmpty();
+  async removeGroup(spec: InstanceGroupSpec, opts: CallOptions = {}): Promise<void> {
+    await withDeadline(`removing instance group ${spec.name}`, opts, () => this.groups.remove(spec));
   }
-
-  /** Everything in the state folder, for `umlfleet status` and leak checks. */
-  inventory() {
-    return {
-      bases: this.state.list("bases"),
-      disks: this.state.list("disks"),
-      networks: this.state.list("networks"),
-      instances: this.instances.list(),
-      links: this.state.list("links"),
-    };
+  /**
+   * Per member: its instance; `missing` for one gone from the host; `damaged`
+   * (with the `problem`) for one whose overlay is gone: drift that the next
+   * apply repairs.
+   */
+  groupInfo(spec: InstanceGroupSpec): Promise<Record<string, MemberInfo>> {
+    return Promise.resolve(
+      Object.fromEntries(
+        Object.keys(spec.members).map((m): [string, MemberInfo] => {
+          if (!this.instances.get(m)) return [m, { state: "missing" }];
+          const problem = this.groups.overlayProblem(spec.base, m);
+          const info = this.instanceInfoNow(m);
+          return [m, problem ? { ...info, state: "damaged", problem } : info];
+        }),
+      ),
+    );
   }
 
   /** Stop and remove everything in the state folder (links, instances, networks, disks, bases). */
@@ -167,6 +342,27 @@ export class LocalRuntime {
     for (const d of this.state.list("disks")) await this.removeDisk(d);
     for (const b of this.state.list("bases")) await this.removeBase(b);
   }
+
+  /** The instance's status, and the identity of its folder (a new one for an instance made again). */
+  private instanceInfoNow(name: string): InstanceInfo {
+    const st = this.instances.status(name);
+    const dir = statSync(this.state.instanceDir(name));
+    return { ...st, instanceId: digest16(`${name}\0${dir.ino}\0${dir.birthtimeMs}`) };
+  }
+
+  private locked<T>(key: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
+    return withLock(this.state, key, fn, LOCK_WAIT_MS, signal);
+  }
 }
+
+function baseInfo(r: BaseRecord, drift: string): BaseInfo {
+  return { name: r.spec.name, imagePath: r.imagePath, imageSha: r.imageSha, sizeBytes: r.sizeBytes, drift };
+}
+
+/**
+ * Identity of a file or folder made under a name: a new one when it is made
+ * again. (The words hashed are those of earlier versions, which stacks hold.)
+ */
+const digest16 = (words: string) => createHash("sha256").update(words).digest("hex").slice(0, 16);
 
 export type { SpecOf };

@@ -1,7 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { run } from "./process";
+import { run } from "../process";
 
 /**
  * bubblewrap confinement for one UML process. hostfs= is not a boundary

@@ -2,8 +2,8 @@ import { spawn } from "node:child_process";
 import { closeSync, openSync, rmSync, constants } from "node:fs";
 import { UmlfleetError } from "../errors";
 import type { SerialLinkSpec } from "../spec";
-import type { Instances } from "./instances";
-import { identify, isAlive, killGroup, type ProcessIdentity } from "./process";
+import type { Instances } from "./instance";
+import { identify, isAlive, killGroup, type ProcessIdentity } from "../process";
 import { readJson, STATE_SCHEMA_VERSION, writeJson, type StateDir } from "./state";
 
 export interface SerialLinkRecord {

@@ -15,7 +15,8 @@ import {
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
 import { UmlfleetError } from "../errors";
-import { identify, isAlive, sleep, type ProcessIdentity } from "./process";
+import { throwIfAborted } from "../deadline";
+import { identify, isAlive, sleep, type ProcessIdentity } from "../process";
 
 /** Version of the record files; bump with a migration when their shape changes. */
 export const STATE_SCHEMA_VERSION = 1;
@@ -162,13 +163,14 @@ export function writeJsonAsync(file: string, value: unknown): Promise<void> {
  * A lock shared by every process using the state folder: a folder created with
  * mkdir (atomic), holding its owner's identity. A lock whose owner died is
  * taken over. Waits up to `timeoutMs` (default 120 s), then throws
- * UMLFLEET_LOCK_TIMEOUT.
+ * UMLFLEET_LOCK_TIMEOUT; stops waiting when `signal` aborts (its error).
  */
 export async function withLock<T>(
   state: StateDir,
   key: string,
   fn: () => Promise<T>,
   timeoutMs = 120_000,
+  signal?: AbortSignal,
 ): Promise<T> {
   const dir = state.lockDir(key);
   const ownerFile = join(dir, "owner.json");
@@ -190,6 +192,7 @@ export async function withLock<T>(
         rmSync(dir, { recursive: true, force: true });
         continue;
       }
+      throwIfAborted(signal, `waiting for lock ${key}`);
       if (performance.now() > deadline) {
         throw new UmlfleetError("UMLFLEET_LOCK_TIMEOUT", `lock ${key} still held after ${timeoutMs} ms`, {
           key,

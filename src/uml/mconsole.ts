@@ -1,5 +1,5 @@
 import { UmlfleetError } from "../errors";
-import { run } from "../host/process";
+import { run } from "../process";
 
 /**
  * mconsole client. The management console is a unix *datagram* socket and

@@ -1,6 +1,6 @@
 import { rmSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { isAlive } from "../../src/host/process";
+import { isAlive } from "../../src/process";
 import { haveCli, useStack, type Lab } from "./stack-harness";
 
 /**

@@ -15,7 +15,7 @@ describe("a guest that fails to boot", () => {
   const expectNothingLeft = (name: string) => {
     expect(existsSync(`${host.stateDir}/instances/${name}`)).toBe(false);
     expect(processesMentioning(`${host.stateDir}/instances/${name}`)).toEqual([]);
-    expect(host.rt.inventory().instances).not.toContain(name);
+    expect(host.rt.instances.list()).not.toContain(name);
   };
 
   it("with a bad kernel path: BootError naming /kernel, nothing started or left", async () => {

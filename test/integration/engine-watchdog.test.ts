@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
-import { identify, isAlive, waitFor, type ProcessIdentity } from "../../src/host/process";
+import { identify, isAlive, waitFor, type ProcessIdentity } from "../../src/process";
 import { newTestDir } from "../helpers/runtime";
 
 /**

@@ -52,7 +52,7 @@ describe("a guest's root against the host that acts on its folder", () => {
       })
       .catch((e: unknown) => e);
     expect(canary.snapshot()).toEqual(before); // whatever became of the hot-plug
-    expect(plan).toMatchObject({ kind: "live" });
+    expect(plan).toMatchObject({ plan: { kind: "live" } });
     expect(await host.sh("a", "ls /dev/ubdb")).toContain("/dev/ubdb");
     // And the link named like the disk was replaced by the disk, not followed.
     await host.sh("a", `${mountVm("a")} && ln -sf ${canary.dir}/victim /mnt/vm/disk-data 2>/dev/null; true`);

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hasNetAdmin } from "../../src/host/host-link";
 import { readPcap, summarizeFrame } from "../../src/pcap";
-import { isAlive } from "../../src/host/process";
+import { isAlive } from "../../src/process";
 import { TestHost } from "../helpers/runtime";
 
 const tapExists = (name: string) => existsSync(`/sys/class/net/${name}`);

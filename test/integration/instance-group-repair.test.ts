@@ -1,6 +1,6 @@
 import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { isAlive, type ProcessIdentity } from "../../src/host/process";
+import { isAlive, type ProcessIdentity } from "../../src/process";
 import type { InstanceGroupSpec } from "../../src/spec";
 import { TestHost, processesMentioning } from "../helpers/runtime";
 

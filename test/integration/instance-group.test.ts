@@ -27,13 +27,13 @@ describe("an instance group: many instances applied as one", () => {
   afterAll(() => host.destroy());
 
   it("refuses a member naming a missing network before making anything", async () => {
-    const before = host.rt.inventory();
+    const before = await host.rt.inventory();
     const bad = group({ a: member(1), b: { nics: [{ network: "nope" }] } });
     await expect(gs().apply(bad)).rejects.toMatchObject({
       code: "UMLFLEET_NOT_FOUND",
       details: { field: "/members/b/nics/0/network", value: "nope" },
     });
-    expect(host.rt.inventory()).toEqual(before);
+    expect(await host.rt.inventory()).toEqual(before);
   });
 
   it("refuses an invalid member spec, naming the member's field and value", async () => {

@@ -2,7 +2,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { BatchLauncher } from "../../src/host/launcher";
-import { waitFor, isAlive, identify } from "../../src/host/process";
+import { waitFor, isAlive, identify } from "../../src/process";
 import { newTestDir } from "../helpers/runtime";
 
 describe("BatchLauncher: many processes from one bash", () => {

@@ -2,7 +2,7 @@ import { execFileSync, spawn } from "node:child_process";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalRuntime } from "../../src";
-import { waitFor } from "../../src/host/process";
+import { waitFor } from "../../src/process";
 import { guestKernelPid, TestHost } from "../helpers/runtime";
 
 const dist = join(__dirname, "..", "..", "dist", "src", "index.js");

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
-import { UmlfleetError } from "../errors";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { basename } from "node:path";
+import { UmlfleetError } from "./errors";
 
 export interface RunOptions {
   timeoutMs?: number;
@@ -149,14 +150,20 @@ export function signalGroup(p: ProcessIdentity, signal: NodeJS.Signals): boolean
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-/** Poll `check` every `intervalMs` until it returns a value or `timeoutMs` passes. */
+/**
+ * Poll `check` every `intervalMs` until it returns a value, `timeoutMs`
+ * passes or `signal` aborts (then undefined: the caller tells which from the
+ * signal).
+ */
 export async function waitFor<T>(
   check: () => T | undefined | null | false | Promise<T | undefined | null | false>,
   timeoutMs: number,
   intervalMs = 25,
+  signal?: AbortSignal,
 ): Promise<T | undefined> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
+    if (signal?.aborted) return undefined;
     const v = await check();
     if (v) return v;
     if (performance.now() >= deadline) return undefined;
@@ -209,4 +216,31 @@ export async function killAllNaming(path: string, timeoutMs = 10_000): Promise<n
   }
   await waitFor(() => processesNaming(path).every((pid) => processStartTicks(pid) === null), timeoutMs, 10);
   return killed;
+}
+
+/**
+ * The nearest ancestor of `pid` (default: this process's parent) whose
+ * command name or executable is `name`, as pid and start time; undefined
+ * when there is none within 16 generations.
+ */
+export function ancestorNamed(name: string, pid = process.ppid): ProcessIdentity | undefined {
+  for (let depth = 0; pid > 1 && depth < 16; depth++) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      return undefined;
+    }
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    const comm = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")"));
+    let exe: string | undefined;
+    try {
+      exe = basename(readlinkSync(`/proc/${pid}/exe`));
+    } catch {
+      exe = undefined;
+    }
+    if (comm === name || exe === name) return identify(pid) ?? undefined;
+    pid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+  }
+  return undefined;
 }

@@ -1,4 +1,5 @@
-import type { InstanceSpec } from "../spec";
+import type { InstanceGroupSpec, InstanceSpec } from "./spec";
+import { memberInstanceSpec } from "./validation";
 
 /**
  * How a changed field of an instance is applied:
@@ -97,4 +98,48 @@ export function planInstanceChange(before: InstanceSpec, after: InstanceSpec): C
   }
   const kind = changes.reduce<ChangeKind>((k, c) => (RANK[c.kind] > RANK[k] ? c.kind : k), "none");
   return { kind, changes };
+}
+
+/** What apply did (or would do) to each member of an instance group. */
+export type MemberAction = "create" | "update" | "replace" | "remove" | "none";
+export interface GroupApplyResult {
+  actions: Record<string, MemberAction>;
+  /** Change plans of updated members (live or restart). */
+  plans: Record<string, ChangePlan>;
+}
+
+/**
+ * What applying `after` over `before` does to each member, from the two specs
+ * alone (no host access): for previews. Members whose kernel or base changes
+ * are replaced; the rest are planned field by field like single instances.
+ */
+export function planGroupChange(before: InstanceGroupSpec, after: InstanceGroupSpec): GroupApplyResult {
+  const actions: Record<string, MemberAction> = {};
+  const plans: Record<string, ChangePlan> = {};
+  for (const m of Object.keys(before.members)) if (!(m in after.members)) actions[m] = "remove";
+  for (const m of Object.keys(after.members)) {
+    if (!(m in before.members)) {
+      actions[m] = "create";
+      continue;
+    }
+    const plan = planInstanceChange(memberInstanceSpec(before, m), memberInstanceSpec(after, m));
+    if (before.base !== after.base || plan.kind === "replace") actions[m] = "replace";
+    else if (plan.kind === "none") actions[m] = "none";
+    else {
+      actions[m] = "update";
+      plans[m] = plan;
+    }
+  }
+  return { actions, plans };
+}
+
+/** One line for a preview: "b live (memoryMiB), c restart (kernelArgs), d create, e remove". */
+export function describeGroupChange(r: GroupApplyResult): string {
+  return Object.entries(r.actions)
+    .filter(([, a]) => a !== "none")
+    .map(([m, a]) => {
+      const p = r.plans[m];
+      return p ? `${m} ${p.kind} (${p.changes.map((c) => c.field.slice(1)).join(", ")})` : `${m} ${a}`;
+    })
+    .join(", ");
 }

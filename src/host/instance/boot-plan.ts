@@ -1,0 +1,78 @@
+import { umlArgv, type BootDisk, type BootNic } from "../../uml/argv";
+import { SETUP_SHARE } from "../guest-setup";
+import { guestFds } from "../launcher";
+import { SANDBOX_BIN, sandboxArgv, type Bind } from "../sandbox";
+import { FD_CONTROL_IN, HOSTFS_ROOT, SWAP_UBD_INDEX, UMID, type Spec } from "./types";
+
+/** Everything a boot needs, resolved on the host: no IO happens past this point in planBoot. */
+export interface BootInput {
+  spec: Spec;
+  vmDir: string;
+  /** Disks as linked into vm/ (`file`), with their bases (`backing`). */
+  disks: BootDisk[];
+  nics: BootNic[];
+  /** Checked shares, in order; each is handed over as an open fd. */
+  shares: { name: string; guestPath: string; readOnly: boolean }[];
+  /** The FIFO of a channel's end: control, ttyS0, ... */
+  fifo: (channel: string, end: "in" | "out") => string;
+  /** Read-only binds the kernel binary needs (sandbox.ts kernelFiles). */
+  kernelFiles: Bind[];
+  /** A staged set-up folder (guest-setup.ts) is handed over as an fd after the shares. */
+  setup?: boolean;
+}
+
+export interface BootPlan {
+  /** `bwrap <sandbox> -- <kernel> <words>`: one argv entry per word, never a shell string. */
+  argv: string[];
+  /** FIFOs the launcher opens read-write as fds 3, 4, ... (control, then each serial line's in/out). */
+  fifos: string[];
+  /** Where bwrap writes its report, and where each share's fd (then the set-up folder's) must land. */
+  fds: { info: number; shares: number[] };
+}
+
+/**
+ * The guest's argv and sandbox from a resolved spec: a pure function (unit-
+ * tested), so what a boot runs is decided in one place.
+ */
+export function planBoot(b: BootInput): BootPlan {
+  const s = b.spec;
+  // The guest's fds from 3: control in/out, then each serial line's in/out
+  // (FIFOs, opened read-write), then bwrap's info fd, then the shares.
+  const fifos = [b.fifo("control", "in"), b.fifo("control", "out")];
+  const serial = Array.from({ length: s.serialLines }, (_, line) => {
+    const inFd = FD_CONTROL_IN + fifos.length;
+    fifos.push(b.fifo(`ttyS${line}`, "in"), b.fifo(`ttyS${line}`, "out"));
+    return { line, in: inFd, out: inFd + 1 };
+  });
+  const bound = [...b.shares, ...(b.setup ? [{ name: SETUP_SHARE, readOnly: true }] : [])];
+  const fds = guestFds(fifos.length, bound.length);
+  const uml = umlArgv({
+    kernel: s.kernel,
+    memoryMiB: s.maxMemoryMiB ?? s.memoryMiB,
+    umid: UMID,
+    umlDir: b.vmDir,
+    disks: b.disks,
+    ...(s.swapDisk ? { swapDiskIndex: SWAP_UBD_INDEX } : {}),
+    nics: b.nics,
+    shares: b.shares,
+    hostfsRoot: HOSTFS_ROOT,
+    hostname: s.hostname ?? s.name,
+    fds: { console: 1, control: { in: FD_CONTROL_IN, out: FD_CONTROL_IN + 1 }, serial },
+    umlfleetInit: s.readiness === "marker",
+    kernelArgs: s.kernelArgs ?? [],
+    ...(b.setup ? { setup: SETUP_SHARE } : {}),
+  });
+  const sandbox = sandboxArgv(
+    {
+      kernel: s.kernel,
+      vmDir: b.vmDir,
+      readOnlyPaths: [...new Set(b.disks.flatMap((d) => (d.backing ? [d.backing] : [])))],
+      readWritePaths: [...new Set(b.nics.map((n) => n.switchDir))],
+      shares: bound.map((sh, i) => ({ name: sh.name, fd: fds.pass[i]!, readOnly: sh.readOnly })),
+      hostfsRoot: HOSTFS_ROOT,
+      infoFd: fds.info,
+    },
+    b.kernelFiles,
+  );
+  return { argv: [SANDBOX_BIN, ...sandbox, ...uml], fifos, fds: { info: fds.info, shares: fds.pass } };
+}

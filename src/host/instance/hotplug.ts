@@ -1,0 +1,101 @@
+import { rmSync } from "node:fs";
+import { nicCommands } from "../guest-setup";
+import { join } from "node:path";
+import { UmlfleetError } from "../../errors";
+import { nicArg, nicDevice, ubdArg, ubdDevice } from "../../uml/argv";
+import { writeJson } from "../state";
+import type { Instances } from "./instances";
+import { vmDiskEntry, type InstanceRecord, type Spec } from "./types";
+
+/**
+ * Apply a change to a running guest without a reboot (the change plan said
+ * live): memory through the mconsole balloon, disks and NICs detached from
+ * the end and attached at the end. The record follows each step, so a
+ * failure midway leaves it telling what the guest has.
+ */
+export async function applyLive(
+  inst: Instances,
+  r: InstanceRecord,
+  next: Spec,
+  signal?: AbortSignal,
+): Promise<void> {
+  const name = next.name;
+  const mc = inst.mconsole(name);
+  const send = (command: string) => mc.send(command, { signal });
+  const vm = inst.state.vmDir(name);
+  let current: Spec = r.spec;
+  const save = (s: Spec) => {
+    current = s;
+    writeJson(inst.state.instanceRecord(name), { ...inst.require(name), spec: s });
+  };
+  // Memory: the "mem" mconsole device is a balloon within the boot size.
+  const delta = next.memoryMiB - current.memoryMiB;
+  if (delta !== 0) {
+    await send(`config mem=${delta > 0 ? "+" : "-"}${Math.abs(delta)}M`);
+    save({ ...current, memoryMiB: next.memoryMiB });
+  }
+  // Disks: detach from the end, then attach new ones at the end.
+  const oldDisks = current.disks ?? [];
+  const newDisks = next.disks ?? [];
+  for (let i = oldDisks.length - 1; i >= newDisks.length; i--) {
+    // UML refuses to remove a disk the guest holds open: unmount it first.
+    if (next.readiness === "marker")
+      await inst.execUnlocked(name, `umount ${ubdDevice(i + 1)} 2>/dev/null; true`);
+    await send(`remove ubd${i + 1}`);
+    rmSync(join(vm, vmDiskEntry(oldDisks[i]!.disk)), { force: true }); // unlink: never follows the name
+    save({ ...current, disks: oldDisks.slice(0, i) });
+  }
+  for (let i = oldDisks.length; i < newDisks.length; i++) {
+    const d = newDisks[i]!;
+    const field = `/disks/${i}/disk`;
+    const rec = inst.disks.require(d.disk, field);
+    await inst.disks.verifyOverlay(rec, field);
+    const baseInSandbox = inst
+      .diskList(current)
+      .some((x) => inst.disks.get(x.disk)?.backingPath === rec.backingPath);
+    if (rec.backingPath && !baseInSandbox) {
+      throw new UmlfleetError(
+        "UMLFLEET_RESTART_REQUIRED",
+        `${field}: overlay ${d.disk} needs its base in the sandbox; restart to attach it`,
+        { field },
+      );
+    }
+    const bd = inst.bootDisk(vm, { index: i + 1, disk: d.disk, readOnly: d.readOnly ?? false, rec });
+    await send(`config ${ubdArg(bd)}`);
+    save({ ...current, disks: [...(current.disks ?? []), d] });
+  }
+  // NICs: the same, by position.
+  const oldNics = current.nics ?? [];
+  const newNics = next.nics ?? [];
+  for (let i = oldNics.length - 1; i >= newNics.length; i--) {
+    const dev = nicDevice({ driver: await inst.nicDriver(current.kernel), index: i });
+    // UML refuses to remove a NIC that is up ("Device is currently open").
+    if (next.readiness === "marker") await inst.execUnlocked(name, `ip link set ${dev} down; true`);
+    await send(`remove ${dev}`);
+    save({ ...current, nics: oldNics.slice(0, i) });
+  }
+  for (let i = oldNics.length; i < newNics.length; i++) {
+    const nic = newNics[i]!;
+    const net = inst.networks.require(nic.network, `/nics/${i}/network`);
+    if (!inst.networks.isRunning(net)) await inst.networks.ensure(net.spec);
+    const bn = inst.bootNic(name, i, nic, net.switchDir, await inst.nicDriver(next.kernel));
+    await send(`config ${nicArg(bn)}`);
+    save({ ...current, nics: [...(current.nics ?? []), nic] });
+    // Its ipv4, IPv6, gateway and routes, as umlfleet's init sets them at boot (guest-setup.ts).
+    const configure = nicCommands(nicDevice(bn), nic, true);
+    if (configure.length > 1 && next.readiness === "marker") {
+      const res = await inst.execUnlocked(name, configure.join("\n"));
+      // Each command reports its own failure: any report fails the change.
+      if (res.exitCode !== 0 || res.output.includes("umlfleet: failed:")) {
+        throw new UmlfleetError(
+          "UMLFLEET_COMMAND_FAILED",
+          `configuring ${nicDevice(bn)} in ${name}: ${res.output}`,
+          {
+            field: `/nics/${i}`,
+          },
+        );
+      }
+    }
+  }
+  save(next);
+}

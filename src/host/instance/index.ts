@@ -1,0 +1,3 @@
+export { Instances } from "./instances";
+export { nicMac } from "./types";
+export type { InstanceRecord, InstanceStatus, StartOptions, StopOptions } from "./types";

@@ -1,0 +1,449 @@
+import { existsSync, linkSync, mkdirSync, rmSync, statSync, unlinkSync } from "node:fs";
+import { join } from "node:path";
+import { planInstanceChange, type ChangePlan } from "../../change-plan";
+import { UmlfleetError } from "../../errors";
+import { isAlive, run } from "../../process";
+import type { NicSpec } from "../../spec";
+import {
+  nicDevice,
+  nicDriverFor,
+  ubdDevice,
+  type BootDisk,
+  type BootNic,
+  type NicDriver,
+} from "../../uml/argv";
+import { MconsoleClient } from "../../uml/mconsole";
+import { tailOf } from "../console-log";
+import type { Disks } from "../disks";
+import { execOverChannel, type ExecResult } from "../guest-channel";
+import type { Networks } from "../networks";
+import type { Bind } from "../sandbox";
+import { checkShares } from "../shares";
+import { checkSharesAgainstCaptures } from "../capture";
+import { checkSources } from "../guest-setup";
+import { readJson, STATE_SCHEMA_VERSION, withLock, writeJson, writeJsonAsync, type StateDir } from "../state";
+import { bootGuest, finishBoot } from "./boot";
+import { makeFifos } from "./fifos";
+import { applyLive } from "./hotplug";
+import { stopGuest } from "./stop";
+import {
+  nicMac,
+  SWAP_UBD_INDEX,
+  UMID,
+  vmDiskEntry,
+  type InstanceRecord,
+  type InstanceStatus,
+  type Spec,
+  type StartOptions,
+  type StopOptions,
+} from "./types";
+
+/** Locks wait this long for another operation on the same instance (then UMLFLEET_LOCK_TIMEOUT). */
+const LOCK_WAIT_MS = 120_000;
+
+/**
+ * UML instances: boot detached in a sandbox, re-adopt, stop, hot-plug, exec.
+ * The lifecycle steps live beside this file (boot.ts, stop.ts, hotplug.ts);
+ * this class holds the records, the locks and what those steps share.
+ */
+export class Instances {
+  /** Per kernel binary: what its sandbox binds (ldd is slow). */
+  readonly kernelFileCache = new Map<string, Bind[]>();
+  private readonly versionCache = new Map<string, Promise<string>>();
+
+  constructor(
+    readonly state: StateDir,
+    readonly disks: Disks,
+    readonly networks: Networks,
+  ) {}
+
+  get(name: string): InstanceRecord | undefined {
+    return readJson<InstanceRecord>(this.state.instanceRecord(name));
+  }
+
+  require(name: string): InstanceRecord {
+    const r = this.get(name);
+    if (!r)
+      throw new UmlfleetError("UMLFLEET_NOT_FOUND", `instance ${JSON.stringify(name)} does not exist`, {
+        name,
+      });
+    return r;
+  }
+
+  list(): string[] {
+    return this.state.list("instances").filter((n) => existsSync(this.state.instanceRecord(n)));
+  }
+
+  isRunning(r: InstanceRecord | undefined): boolean {
+    return !!r && isAlive(r.process);
+  }
+
+  mconsoleSocket(name: string): string {
+    return join(this.state.vmDir(name), UMID, "mconsole");
+  }
+
+  /**
+   * The guest's mconsole, spoken from inside its own sandbox (mconsole.ts:
+   * the socket lies where the guest can replace it). Without a live sandbox
+   * there is no guest to speak to: UMLFLEET_NOT_RUNNING, and nothing is sent
+   * to whatever the socket's path may name by now.
+   */
+  mconsole(name: string, timeoutMs = 5_000, r: InstanceRecord | undefined = this.get(name)): MconsoleClient {
+    if (!r?.sandbox || !isAlive(r.sandbox) || !isAlive(r.process))
+      throw new UmlfleetError(
+        "UMLFLEET_NOT_RUNNING",
+        `instance ${name} has no running sandbox to reach its mconsole in`,
+        {
+          name,
+        },
+      );
+    return new MconsoleClient(this.mconsoleSocket(name), timeoutMs, r.sandbox.pid);
+  }
+
+  fifo(name: string, channel: string, end: "in" | "out"): string {
+    return join(this.state.fifoDir(name), `${channel}.${end}`);
+  }
+
+  /** Where bwrap reports the sandbox's pid 1 (a host-only file: the instance folder is outside the sandbox). */
+  sandboxInfoFile(name: string): string {
+    return join(this.state.instanceDir(name), "sandbox.json");
+  }
+
+  /**
+   * Define and boot an instance. A no-op when it runs with this spec; boots it
+   * when it exists stopped with this spec; sees a boot to its end that a
+   * killed process left under way. A failed first boot removes every file it
+   * made and leaves no process.
+   */
+  async create(spec: Spec, opts: StartOptions = {}): Promise<InstanceStatus> {
+    return this.locked(spec.name, opts.signal, async () => {
+      const existing = this.get(spec.name);
+      if (existing) {
+        if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
+          throw new UmlfleetError(
+            "UMLFLEET_CONFLICT",
+            `instance ${JSON.stringify(spec.name)} exists with another spec; use update`,
+            {
+              name: spec.name,
+            },
+          );
+        }
+        if (!this.isRunning(existing)) await bootGuest(this, existing, opts, false);
+        else await finishBoot(this, existing, opts);
+        return this.status(spec.name);
+      }
+      const record: InstanceRecord = { schemaVersion: STATE_SCHEMA_VERSION, spec, bootCount: 0 };
+      // Every reference checked before anything is written.
+      await this.checkAndRecord(spec, async () => {
+        mkdirSync(this.state.instanceDir(spec.name), { recursive: true, mode: 0o700 });
+        await this.makeFifos(spec);
+        await writeJsonAsync(this.state.instanceRecord(spec.name), record);
+      });
+      try {
+        await bootGuest(this, record, opts, true);
+      } catch (e) {
+        rmSync(this.state.instanceDir(spec.name), { recursive: true, force: true });
+        throw e;
+      }
+      return this.status(spec.name);
+    });
+  }
+
+  async start(name: string, opts: StartOptions = {}): Promise<InstanceStatus> {
+    return this.locked(name, opts.signal, async () => {
+      const r = this.require(name);
+      if (!this.isRunning(r)) await bootGuest(this, r, opts, false);
+      else await finishBoot(this, r, opts);
+      return this.status(name);
+    });
+  }
+
+  async stop(name: string, opts: StopOptions = {}): Promise<void> {
+    return this.locked(name, opts.signal, async () => stopGuest(this, this.require(name), opts));
+  }
+
+  async restart(name: string, opts: StartOptions & StopOptions = {}): Promise<InstanceStatus> {
+    return this.locked(name, opts.signal, async () => {
+      await stopGuest(this, this.require(name), opts);
+      await bootGuest(this, this.require(name), opts, false);
+      return this.status(name);
+    });
+  }
+
+  /** Stop (if running) and delete the instance's folder. Its disks are left alone. */
+  async remove(name: string, opts: StopOptions = {}): Promise<void> {
+    return this.locked(name, opts.signal, async () => {
+      const r = this.get(name);
+      if (r) await stopGuest(this, r, opts);
+      rmSync(this.state.instanceDir(name), { recursive: true, force: true });
+    });
+  }
+
+  status(name: string): InstanceStatus {
+    const r = this.require(name);
+    const running = this.isRunning(r);
+    const s = r.spec;
+    return {
+      name,
+      state: running ? "running" : "stopped",
+      pid: running ? r.process!.pid : undefined,
+      startedAtMs: running ? r.startedAtMs : undefined,
+      consoleLog: this.state.consoleLog(name),
+      mconsoleSocket: this.mconsoleSocket(name),
+      serialLines: Array.from({ length: s.serialLines }, (_, line) => ({
+        line,
+        device: `/dev/ttyS${line}`,
+        in: this.fifo(name, `ttyS${line}`, "in"),
+        out: this.fifo(name, `ttyS${line}`, "out"),
+      })),
+      nics: (s.nics ?? []).map((n, index) => ({
+        index,
+        device: nicDevice({ driver: r.nicDriver ?? "eth", index }),
+        network: n.network,
+        mac: nicMac(s.name, index, n),
+        ...(n.ipv4 ? { ipv4: n.ipv4 } : {}),
+      })),
+      disks: this.diskList(s).map((d) => ({
+        index: d.index,
+        device: ubdDevice(d.index),
+        disk: d.disk,
+        readOnly: d.readOnly,
+      })),
+      memoryMiB: s.memoryMiB,
+      maxMemoryMiB: s.maxMemoryMiB ?? s.memoryMiB,
+      bootCount: r.bootCount,
+      ...(running && r.startupExitCode !== undefined ? { startupExitCode: r.startupExitCode } : {}),
+    };
+  }
+
+  /**
+   * status() plus what only the running guest can tell: uptime, the kernel's
+   * version, and each disk's files as UML's mconsole reports them (`config ubdN`).
+   */
+  async inspect(
+    name: string,
+  ): Promise<
+    InstanceStatus & { uptimeSec?: number; kernelVersion?: string; devices: Record<string, string> }
+  > {
+    const st = this.status(name);
+    const devices: Record<string, string> = {};
+    if (st.state !== "running") return { ...st, devices };
+    const mc = this.mconsole(name);
+    for (const d of st.disks) devices[`ubd${d.index}`] = await mc.send(`config ubd${d.index}`);
+    return {
+      ...st,
+      devices,
+      kernelVersion: await mc.send("version"),
+      uptimeSec: st.startedAtMs ? Math.round((Date.now() - st.startedAtMs) / 1000) : undefined,
+    };
+  }
+
+  /** The last `lines` lines of the console log (this boot's: each boot starts its own). */
+  consoleTail(name: string, lines = 40): string {
+    return tailOf(this.state.consoleLog(name), lines);
+  }
+
+  /**
+   * Run a shell script in the guest (umlfleet's init only) and return its exit
+   * code and output. Default deadline 30 s: UMLFLEET_EXEC_TIMEOUT after it.
+   */
+  async exec(
+    name: string,
+    script: string,
+    opts: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<ExecResult> {
+    const r = this.require(name);
+    if (!this.isRunning(r))
+      throw new UmlfleetError("UMLFLEET_NOT_RUNNING", `instance ${name} is not running`, { name });
+    const timeoutMs = opts.timeoutMs ?? 30_000;
+    return withLock(
+      this.state,
+      `exec-${name}`,
+      () =>
+        execOverChannel(
+          this.fifo(name, "control", "in"),
+          this.fifo(name, "control", "out"),
+          script,
+          timeoutMs,
+          name,
+        ),
+      timeoutMs + 60_000,
+      opts.signal,
+    );
+  }
+
+  /** What applying `next` to the instance would do, field by field. */
+  plan(name: string, next: Spec): ChangePlan {
+    return planInstanceChange(this.require(name).spec, next);
+  }
+
+  /**
+   * Apply a changed spec: hot-plug what can be (disks, NICs, more memory),
+   * restart for the rest. Refuses a change that needs a new instance
+   * (UMLFLEET_CONFLICT): the caller replaces it.
+   */
+  async update(next: Spec, opts: StartOptions & StopOptions = {}): Promise<ChangePlan> {
+    return this.locked(next.name, opts.signal, async () => {
+      const r = this.require(next.name);
+      const plan = planInstanceChange(r.spec, next);
+      if (plan.kind === "replace") {
+        const fields = plan.changes.filter((c) => c.kind === "replace").map((c) => c.field);
+        throw new UmlfleetError(
+          "UMLFLEET_CONFLICT",
+          `instance ${next.name}: ${fields.join(", ")} need a new instance`,
+          {
+            plan,
+          },
+        );
+      }
+      await this.resolve(next);
+      const running = this.isRunning(r);
+      if (!running || plan.kind === "restart") {
+        if (running) await stopGuest(this, r, opts);
+        const updated: InstanceRecord = { ...this.require(next.name), spec: next };
+        await this.checkAndRecord(next, async () => {
+          await this.makeFifos(next);
+          writeJson(this.state.instanceRecord(next.name), updated);
+        });
+        if (running) await bootGuest(this, updated, opts, false);
+        return plan;
+      }
+      await applyLive(this, r, next, opts.signal);
+      return plan;
+    });
+  }
+
+  // ---- what the lifecycle steps share -------------------------------------------
+
+  /** ubd0 (root), ubd1.. (disks), ubd15 (swap), each with the spec field that names it. */
+  diskList(s: Spec): { index: number; disk: string; readOnly: boolean; field: string }[] {
+    return [
+      { index: 0, disk: s.rootDisk, readOnly: false, field: "/rootDisk" },
+      ...(s.disks ?? []).map((d, i) => ({
+        index: i + 1,
+        disk: d.disk,
+        readOnly: d.readOnly ?? false,
+        field: `/disks/${i}/disk`,
+      })),
+      ...(s.swapDisk
+        ? [{ index: SWAP_UBD_INDEX, disk: s.swapDisk, readOnly: false, field: "/swapDisk" }]
+        : []),
+    ];
+  }
+
+  /** Check every reference of a spec (disks, bases, networks, shares). Throws naming the field. */
+  async resolve(s: Spec) {
+    const disks = this.diskList(s).map((d) => {
+      const rec = this.disks.require(d.disk, d.field);
+      if (d.field === "/swapDisk" && rec.spec.kind !== "swap")
+        throw new UmlfleetError(
+          "UMLFLEET_INVALID_SPEC",
+          `/swapDisk: disk ${d.disk} is a ${rec.spec.kind} disk, not swap`,
+          {
+            field: "/swapDisk",
+            value: d.disk,
+          },
+        );
+      return { ...d, rec };
+    });
+    for (const d of disks) await this.disks.verifyOverlay(d.rec, d.field);
+    const nics = (s.nics ?? []).map((n, i) => ({
+      nic: n,
+      rec: this.networks.require(n.network, `/nics/${i}/network`),
+    }));
+    const allShares = this.list().map((n) => ({ instance: n, shares: this.get(n)?.spec.shares ?? [] }));
+    const shares = checkShares(s.name, s.shares ?? [], allShares, this.state.root);
+    checkSharesAgainstCaptures(s.name, s.shares ?? [], this.networks.captures());
+    // Files copied in from the host: never from where a guest writes (guest-setup.ts).
+    const sources = checkSources(s, this.state.root, [
+      ...allShares,
+      { instance: s.name, shares: s.shares ?? [] },
+    ]);
+    return { disks, nics, shares, sources };
+  }
+
+  makeFifos(s: Spec): Promise<void> {
+    return makeFifos(this.state.fifoDir(s.name), s);
+  }
+
+  /**
+   * Hard-link a disk file into the sandbox-visible vm/ folder (same inode, so
+   * no copy), as a direct entry of vm/: the guest can replace entries of vm/
+   * but not vm/ itself (a mount point in its sandbox), and unlink() and link()
+   * act on the last component without following it.
+   */
+  bootDisk(
+    vm: string,
+    d: { index: number; disk: string; readOnly: boolean; rec: { path: string; backingPath?: string } },
+  ): BootDisk {
+    const target = join(vm, vmDiskEntry(d.disk));
+    try {
+      unlinkSync(target);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+    }
+    linkSync(d.rec.path, target);
+    return {
+      index: d.index,
+      file: target,
+      ...(d.rec.backingPath ? { backing: d.rec.backingPath } : {}),
+      readOnly: d.readOnly,
+    };
+  }
+
+  bootNic(name: string, index: number, nic: NicSpec, switchDir: string, driver: NicDriver): BootNic {
+    return {
+      index,
+      driver,
+      switchDir,
+      mac: nicMac(name, index, nic),
+      ...(nic.ipv4 ? { ipv4: nic.ipv4 } : {}),
+    };
+  }
+
+  /** The NIC driver for a kernel, from `<kernel> --version`, cached per binary. */
+  async nicDriver(kernel: string): Promise<NicDriver> {
+    const st = statSync(kernel);
+    const key = `${kernel}\0${st.mtimeMs}\0${st.size}`;
+    // The promise is cached: 32 guests booting at once ask once, not 32 times.
+    let v = this.versionCache.get(key);
+    if (!v) {
+      v = run(kernel, ["--version"], { timeoutMs: 10_000, allowFailure: true, env: {} }).then(
+        (r) => /(\d+\.\d+(\.\d+)?)/.exec(r.stdout)?.[1] ?? "0",
+      );
+      this.versionCache.set(key, v);
+    }
+    return nicDriverFor(await v);
+  }
+
+  /** A script in the guest while the caller holds the instance's lock (hot-plug steps). */
+  execUnlocked(name: string, script: string): Promise<ExecResult> {
+    return withLock(this.state, `exec-${name}`, () =>
+      execOverChannel(
+        this.fifo(name, "control", "in"),
+        this.fifo(name, "control", "out"),
+        script,
+        30_000,
+        name,
+      ),
+    );
+  }
+
+  private locked<T>(name: string, signal: AbortSignal | undefined, fn: () => Promise<T>): Promise<T> {
+    return withLock(this.state, `instance-${name}`, fn, LOCK_WAIT_MS, signal);
+  }
+
+  /**
+   * Check a spec and write its record as one step against other instances'
+   * shares: two instances whose shares nest, made at once, would each miss
+   * the other's record. Both take this lock, so the second sees the first.
+   */
+  private async checkAndRecord(s: Spec, write: () => Promise<void>): Promise<void> {
+    const step = async () => {
+      await this.resolve(s);
+      await write();
+    };
+    if ((s.shares ?? []).length === 0) return step();
+    return withLock(this.state, "shares", step);
+  }
+}
