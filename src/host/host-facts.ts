@@ -261,24 +261,41 @@ function probes(): Probe[] {
  * Every fact, in a fixed order. Probes run at once: each is a short process
  * (the slowest starts two sandboxes).
  */
-export async function hostFacts(runner: Runner = localRunner()): Promise<HostFact[]> {
+export async function hostFacts(
+  runner: Runner = localRunner(),
+  only?: readonly string[],
+): Promise<HostFact[]> {
   const pulumi = await runner(sh('p=$(command -v pulumi) && dirname "$(readlink -f "$p")"'));
   const pulumiDir = pulumi.exitCode === 0 ? firstLine(pulumi.stdout) : "";
   return Promise.all(
-    probes().map(async (p) => {
-      const r = await runner(p.argv);
-      const ok = r.exitCode === 0;
-      const fact: HostFact = {
-        id: p.id,
-        what: p.what,
-        scope: p.scope,
-        ok,
-        detail: ok ? firstLine(r.stdout) : ended(r),
-      };
-      if (p.package) fact.package = p.package;
-      if (p.optional) fact.optional = true;
-      if (!ok) fact.fix = p.fix ? p.fix(r, pulumiDir) : aptInstall(p.package ?? "");
-      return fact;
-    }),
+    probes()
+      .filter((p) => !only || only.includes(p.id))
+      .map(async (p) => {
+        const r = await runner(p.argv);
+        const ok = r.exitCode === 0;
+        const fact: HostFact = {
+          id: p.id,
+          what: p.what,
+          scope: p.scope,
+          ok,
+          detail: ok ? firstLine(r.stdout) : ended(r),
+        };
+        if (p.package) fact.package = p.package;
+        if (p.optional) fact.optional = true;
+        if (!ok) fact.fix = p.fix ? p.fix(r, pulumiDir) : aptInstall(p.package ?? "");
+        return fact;
+      }),
   );
+}
+
+/**
+ * Doctor's `uml-kernel-runs-guests` probe for one kernel: one boot of
+ * /bin/true under it (an example that offers a second kernel asks this
+ * before choosing Debian's, which dies on CPUs with AMX).
+ */
+export async function kernelRunsGuests(kernelPath: string): Promise<HostFact> {
+  const [fact] = await hostFacts(localRunner({ ...process.env, UMLFLEET_KERNEL: kernelPath }), [
+    "uml-kernel-runs-guests",
+  ]);
+  return fact!;
 }

@@ -201,7 +201,8 @@ export async function bootGuest(
         : outcome === "panic"
           ? "kernel panic during boot"
           : `exited during boot (${launched.exit()?.code ?? launched.exit()?.signal ?? "status unknown"})`) +
-        kernelHint(consoleTail),
+        // The panic's backtrace (some 40 lines) follows the line that names the cause.
+        kernelHint(inst.consoleTail(name, 200)),
       { ...facts, consoleTail },
     );
   } finally {
