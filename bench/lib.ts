@@ -2,8 +2,9 @@
 import { spawn } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
+import { killPids, processesMentioning } from "../src/process";
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { sleep } from "../src/process";
 
 export function envInt(name: string, dflt: number): number {
   const v = process.env[name];
@@ -173,27 +174,9 @@ export function killGroup(pgid: number | undefined): void {
   }
 }
 
-/** SIGKILL every process whose command line contains `needle` (our state dir). Returns how many. */
+/** SIGKILL every process whose command line contains `needle` (the run's folder). Returns how many. */
 export function killByCmdline(needle: string): number {
-  let n = 0;
-  for (const p of pids()) {
-    if (p === process.pid) continue;
-    let cmd: string;
-    try {
-      cmd = readFileSync(`/proc/${p}/cmdline`, "utf8");
-    } catch {
-      continue;
-    }
-    if (cmd.includes(needle)) {
-      try {
-        process.kill(p, "SIGKILL");
-        n++;
-      } catch {
-        /* gone */
-      }
-    }
-  }
-  return n;
+  return killPids(processesMentioning(needle).map((p) => p.pid));
 }
 
 export interface LineProc {

@@ -1,7 +1,7 @@
 /** Renders bench results (bench/results/latest.json) as docs/benchmarks.md. */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { fmtMiB, fmtS, MiB, stats, type Stats } from "./lib";
-import type { FleetRound, MemGuest, Results } from "./run";
+import type { FleetRound, MemGuest, Results } from "./results";
 
 const ratio = (a?: number, b?: number) =>
   a === undefined || b === undefined || b === 0 ? "n/a" : `${(a / b).toFixed(2)}x`;

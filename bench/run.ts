@@ -23,8 +23,8 @@ import { join, resolve } from "node:path";
 import { LocalRuntime } from "../src/host/runtime";
 import { kernelFiles, type Bind } from "../src/host/sandbox";
 import type { FleetCfg, FleetResult } from "./fleet-program";
+import { KNOBS, type BootSample, type FleetRound, type Results } from "./results";
 import {
-  envInt,
   fleetNic,
   groupMemory,
   guestProcesses,
@@ -35,8 +35,6 @@ import {
   sleep,
   spawnWatch,
   stats,
-  type GroupMemory,
-  type Stats,
 } from "./lib";
 import { writeReport } from "./report";
 
@@ -44,121 +42,15 @@ const REPO = join(__dirname, "..", "..");
 const BENCH_SRC = join(REPO, "bench");
 const DEBIAN_KERNEL = "/usr/bin/linux.uml";
 
-export const KNOBS = {
-  BENCH_BOOT_ROUNDS: envInt("BENCH_BOOT_ROUNDS", 10),
-  BENCH_FLEET_ROUNDS: envInt("BENCH_FLEET_ROUNDS", 2),
-  BENCH_FLEET_SIZE: envInt("BENCH_FLEET_SIZE", 32),
-  BENCH_FLEET_NETWORKS: envInt("BENCH_FLEET_NETWORKS", 4),
-  /** UpOptions.parallel for the headline fleet rounds; 0 = the CLI default (4 x CPUs). */
-  BENCH_FLEET_PARALLEL: envInt("BENCH_FLEET_PARALLEL", 64),
-  /** Extra fleet rounds with the CLI's default parallelism. */
-  BENCH_FLEET_DEFAULT_PARALLEL_ROUNDS: envInt("BENCH_FLEET_DEFAULT_PARALLEL_ROUNDS", 1),
-  /** Rounds with a Disk and an Instance resource per guest instead of one InstanceGroup (for comparison). */
-  BENCH_FLEET_RESOURCE_ROUNDS: envInt("BENCH_FLEET_RESOURCE_ROUNDS", 1),
-  /** 1: the fleet (both sides) boots with lpj=<measured>. */
-  BENCH_FLEET_LPJ: envInt("BENCH_FLEET_LPJ", 0),
-  BENCH_EMPTY_ROUNDS: envInt("BENCH_EMPTY_ROUNDS", 3),
-  BENCH_IDLE_S: envInt("BENCH_IDLE_S", 10),
-  BENCH_MEM_GUESTS: envInt("BENCH_MEM_GUESTS", 4),
-  BENCH_HANG_ROUNDS: envInt("BENCH_HANG_ROUNDS", 3),
-  BENCH_HANG_SIZE: envInt("BENCH_HANG_SIZE", 32),
-  BENCH_HANG_TIMEOUT_MS: envInt("BENCH_HANG_TIMEOUT_MS", 60_000),
-  /** Hang rounds stop early once the whole run has taken this long. */
-  BENCH_BUDGET_MIN: envInt("BENCH_BUDGET_MIN", 25),
-};
 // BENCH_PULUMI_ENV='{"PULUMI_SKIP_CHECKPOINTS":"true"}': extra environment for every Pulumi operation (experiments).
 const SKIP = new Set((process.env.BENCH_SKIP ?? "").split(",").filter(Boolean));
 
-const T_START = performance.now();
+let T_START = performance.now();
 const elapsedMin = () => (performance.now() - T_START) / 60_000;
 const log = (...a: unknown[]) => console.error(`[bench ${elapsedMin().toFixed(1)}m]`, ...a);
 
-// ---- results -------------------------------------------------------------------
-
-export interface BootSample {
-  round: number;
-  ms?: number;
-  /** Host time until the kernel's "Run <init> as init process" line was on the console (polled every 10 ms). */
-  toInitMs?: number;
-  guestUptimeS?: number;
-  error?: string;
-  freshOverlayBytes?: number;
-}
-export interface HangRound {
-  round: number;
-  ready: number;
-  size: number;
-  ms: number;
-  failures: string[];
-}
-export interface MemGuest extends GroupMemory {
-  name: string;
-}
-export interface FleetRound {
-  round: number;
-  parallel: number | "default";
-  /** How the Pulumi program declares the fleet (results before 2026-11-27 16:30 UTC: "resources"). */
-  shape?: "group" | "resources";
-  bare?: { ms?: number; ready: number; error?: string; memory?: MemGuest[] };
-  /** The same fleet through LocalRuntime.groups.apply in this process: umlfleet without Pulumi. */
-  runtime?: { ms?: number; ready: number; error?: string };
-  pulumi?: {
-    upMs?: number;
-    upWallMs?: number;
-    upSetupMs?: number;
-    upPhases?: FleetResult["phases"];
-    ready: number;
-    error?: string;
-    memory?: MemGuest[];
-    shmemDeltaBytes?: number;
-    noopUpMs?: number;
-    noopSummary?: unknown;
-    previewMs?: number;
-    teardownMs?: number;
-  };
-}
-export interface Results {
-  startedAt: string;
-  finishedAt?: string;
-  durationMin?: number;
-  knobs: typeof KNOBS;
-  machine: Record<string, unknown>;
-  loadavg: Record<string, string>;
-  leanKernel: string;
-  lpj?: number;
-  errors: string[];
-  disk?: {
-    freshBytes: number;
-    afterBootRunningBytes?: number;
-    afterPoweroffBytes?: number;
-    stopMs?: number;
-    freshSamples: number[];
-  };
-  boot: Record<string, { bare: BootSample[]; runtime: BootSample[]; args: string[]; kernel: string }>;
-  bootStats?: Record<
-    string,
-    {
-      bare?: Stats;
-      runtime?: Stats;
-      bareUptime?: Stats;
-      runtimeUptime?: Stats;
-      bareInit?: Stats;
-      runtimeInit?: Stats;
-    }
-  >;
-  /** When each section's data was measured (BENCH_MERGE keeps older sections). */
-  sectionsAt: Record<string, string>;
-  mergedFrom?: string;
-  memory: Record<string, MemGuest[]>;
-  fleet: { prepMs?: number; rounds: FleetRound[]; emptyUpMs: number[]; kernelArgs: string[] };
-  /** Per-boot host-side costs inside createInstance, timed directly. */
-  micro?: { kernelLibrariesMs: number[]; cacheEntriesAfter: number };
-  hang: { rounds: HangRound[]; stoppedEarly?: boolean };
-  /** Hang rounds of earlier runs merged in (BENCH_MERGE=1 keeps them: the issue wants many rounds). */
-  hangEarlier?: { startedAt: string; rounds: HangRound[] }[];
-}
-
-const res: Results = {
+let res: Results;
+const newResults = (): Results => ({
   startedAt: new Date().toISOString(),
   knobs: KNOBS,
   machine: {},
@@ -170,17 +62,26 @@ const res: Results = {
   fleet: { rounds: [], emptyUpMs: [], kernelArgs: [] },
   hang: { rounds: [] },
   sectionsAt: {},
-};
+});
 
 // ---- setup ---------------------------------------------------------------------
 
-const ROOT = mkdtempSync("/tmp/ufb-");
-const S = join(ROOT, "s"); // state folder for the direct LocalRuntime benchmarks
-const F = join(ROOT, "f"); // state folder of the Pulumi fleet
-const P = join(ROOT, "p"); // Pulumi file backend
-const B = join(ROOT, "b"); // bare baselines
+// The run's folders: made by setup(), so importing this module does nothing.
+let ROOT = "";
+let S = ""; // state folder for the direct LocalRuntime benchmarks
+let F = ""; // state folder of the Pulumi fleet
+let P = ""; // Pulumi file backend
+let B = ""; // bare baselines
 // Guest RAM of bare guests: a tmpfs, as in the runtime's sandbox (its private /tmp), so the baseline is a fair floor.
-const SHM = existsSync("/dev/shm") ? mkdtempSync("/dev/shm/ufb-") : undefined;
+let SHM: string | undefined;
+
+function setup(): void {
+  T_START = performance.now();
+  res = newResults();
+  ROOT = mkdtempSync("/tmp/ufb-");
+  [S, F, P, B] = ["s", "f", "p", "b"].map((d) => join(ROOT, d)) as [string, string, string, string];
+  SHM = existsSync("/dev/shm") ? mkdtempSync("/dev/shm/ufb-") : undefined;
+}
 const bareEnv = (key: "BARE_TMPDIR" | "BARE_TMPDIR_ROOT", sub: string) =>
   SHM ? { env: { ...process.env, [key]: join(SHM, sub) } } : {};
 let rt: LocalRuntime;
@@ -769,22 +670,24 @@ async function cleanup() {
   if (SHM) rmSync(SHM, { recursive: true, force: true });
 }
 
-let interrupted = false;
-for (const sig of ["SIGINT", "SIGTERM"] as const) {
-  process.on(sig, () => {
-    if (interrupted) return;
-    interrupted = true;
-    log(`${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  });
-}
-
-main()
-  .catch((e) => {
+/** The whole run: set-up, every section, then clean-up and the report, whatever happens. */
+export async function runBenchmarks(): Promise<void> {
+  setup();
+  let interrupted = false;
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    process.on(sig, () => {
+      if (interrupted) return;
+      interrupted = true;
+      log(`${sig}: cleaning up`);
+      void cleanup().finally(() => process.exit(130));
+    });
+  }
+  try {
+    await main();
+  } catch (e) {
     res.errors.push(`main: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
     log("failed:", e);
-  })
-  .finally(async () => {
+  } finally {
     await cleanup();
     res.finishedAt = new Date().toISOString();
     res.durationMin = +elapsedMin().toFixed(1);
@@ -792,7 +695,10 @@ main()
     save();
     log(`done in ${res.durationMin} min; errors: ${res.errors.length}`);
     process.exitCode = res.errors.length ? 1 : 0;
-  });
+  }
+}
+
+if (require.main === module) void runBenchmarks();
 
 /** Head and tail of a long error message (mkfifo errors list six paths before the reason). */
 function shorten(s: string): string {

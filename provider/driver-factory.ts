@@ -14,6 +14,7 @@ export const UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9";
 
 const validator = new SpecValidator();
 const drivers = new Map<string, HostDriver>();
+let makeDriver = (stateDir: string): HostDriver => new LocalRuntime({ stateDir }, validator);
 
 /** The driver for a resource's inputs (or old outputs): one per state folder per provider process. */
 export function driverFor(props: { stateDir?: unknown }): HostDriver {
@@ -23,10 +24,19 @@ export function driverFor(props: { stateDir?: unknown }): HostDriver {
       : StateDir.defaultRoot();
   let d = drivers.get(dir);
   if (!d) {
-    d = new LocalRuntime({ stateDir: dir }, validator);
+    d = makeDriver(dir);
     drivers.set(dir, d);
   }
   return d;
+}
+
+/**
+ * Tests only: serve every state folder with `factory` (a fake driver), or
+ * LocalRuntime again when undefined. Drivers made so far are forgotten.
+ */
+export function useDriverFactory(factory?: (stateDir: string) => HostDriver): void {
+  drivers.clear();
+  makeDriver = factory ?? ((stateDir) => new LocalRuntime({ stateDir }, validator));
 }
 
 /** The state folder a resource that names none lives in (the local host's default). */

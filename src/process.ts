@@ -184,36 +184,59 @@ export async function killGroup(p: ProcessIdentity, timeoutMs = 10_000): Promise
  * hold them all; this does.
  */
 export function processesNaming(path: string): number[] {
-  const pids: number[] = [];
+  return processes()
+    .filter((p) => p.argv.some((a) => a === path || a.includes(`${path}/`)))
+    .map((p) => p.pid);
+}
+
+/**
+ * Processes (but this one) whose command line contains `needle` anywhere:
+ * for leak checks in tests and benchmarks, which name their root folder.
+ */
+export function processesMentioning(needle: string): { pid: number; args: string }[] {
+  return processes()
+    .filter((p) => p.argv.some((a) => a.includes(needle)))
+    .map((p) => ({ pid: p.pid, args: p.argv.join(" ").trim() }));
+}
+
+/** SIGKILL each pid (gone ones are skipped); how many were signalled. */
+export function killPids(pids: readonly number[]): number {
+  let n = 0;
+  for (const pid of pids) {
+    try {
+      process.kill(pid, "SIGKILL");
+      n++;
+    } catch {
+      /* already gone */
+    }
+  }
+  return n;
+}
+
+/** Every process of the host but this one, with its argv (zombies have none). */
+function processes(): { pid: number; argv: string[] }[] {
   let entries: string[] = [];
   try {
     entries = readdirSync("/proc");
   } catch {
-    return pids;
+    return [];
   }
+  const out: { pid: number; argv: string[] }[] = [];
   for (const e of entries) {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
-    let args: string[];
     try {
-      args = readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0");
+      out.push({ pid: Number(e), argv: readFileSync(`/proc/${e}/cmdline`, "utf8").split("\0") });
     } catch {
-      continue; // exited meanwhile
+      /* exited meanwhile */
     }
-    if (args.some((a) => a === path || a.includes(`${path}/`))) pids.push(Number(e));
   }
-  return pids;
+  return out;
 }
 
 /** SIGKILL every process naming `path` and wait until none is left (default 10 s). */
 export async function killAllNaming(path: string, timeoutMs = 10_000): Promise<number[]> {
   const killed = processesNaming(path);
-  for (const pid of killed) {
-    try {
-      process.kill(pid, "SIGKILL");
-    } catch {
-      /* already gone */
-    }
-  }
+  killPids(killed);
   await waitFor(() => processesNaming(path).every((pid) => processStartTicks(pid) === null), timeoutMs, 10);
   return killed;
 }

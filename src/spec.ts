@@ -1,170 +1,45 @@
 /**
- * Spec types. They mirror schema/*.json, which is where every field's rules
- * live; test/unit/schema-types.test.ts checks that the two list the same fields.
- * Validated specs have their schema defaults filled in.
+ * Spec types, derived from schema/*.json (where every field's rules live)
+ * through src/spec.generated.ts, which `npm run gen:spec` writes and
+ * test/unit/spec-types.test.ts keeps in step with the schemas. What a schema
+ * says in words the generator cannot type (a group member is an instance
+ * spec without name, root disk and kernel; a kernel is a path or a build) is
+ * refined here. Validated specs have their schema defaults filled in.
  */
+import type * as G from "./spec.generated";
 
-export interface BusyboxSource {
-  kind: "busybox";
-  /** Image size in MiB. Default 64. */
-  sizeMiB?: number;
-  /** Files injected into the image. */
-  files?: { path: string; content: string; mode?: number }[];
-}
-export interface ImageSource {
-  kind: "image";
-  /** An existing filesystem image on the host; it is copied. */
-  path: string;
-}
-export interface DirectorySource {
-  kind: "directory";
-  /** A host directory tree made into an ext4 image. */
-  path: string;
-  sizeMiB?: number;
-}
+export type BaseSpec = G.BaseSpec;
+export type BusyboxSource = Extract<BaseSpec["source"], { kind: "busybox" }>;
+export type ImageSource = Extract<BaseSpec["source"], { kind: "image" }>;
+export type DirectorySource = Extract<BaseSpec["source"], { kind: "directory" }>;
 
-export interface BaseSpec {
-  name: string;
-  source: BusyboxSource | ImageSource | DirectorySource;
-}
+export type DiskSpec = G.DiskSpec;
+export type NetworkSpec = G.NetworkSpec;
+export type InstanceSpec = G.InstanceSpec;
+export type NicSpec = NonNullable<InstanceSpec["nics"]>[number];
+export type ShareSpec = NonNullable<InstanceSpec["shares"]>[number];
+export type HostInterfaceSpec = NonNullable<NetworkSpec["hostInterface"]>;
+export type CaptureSpec = NonNullable<NetworkSpec["capture"]>;
+export type RouteSpec = NonNullable<NicSpec["routes"]>[number];
+export type GuestFileSpec = NonNullable<InstanceSpec["files"]>[number];
+export type SerialLinkSpec = G.SerialLinkSpec;
+export type SerialLinkEnd = G.End;
 
-export interface DiskSpec {
-  name: string;
-  kind: "overlay" | "blank" | "swap";
-  /** overlay: the base it is bound to. */
-  base?: string;
-  /** blank and swap: size in MiB. */
-  sizeMiB?: number;
-  /** blank: "ext4" makes a filesystem on it. Default "none". */
-  format?: "ext4" | "none";
-}
-
-export interface NetworkSpec {
-  name: string;
-  /** Repeat every frame to every port. Default false. */
-  hub?: boolean;
-  /** Switch ports. Default 64. */
-  ports?: number;
-  /** The host on this network, through a TAP interface attached to the switch. */
-  hostInterface?: HostInterfaceSpec;
-  /** Every frame on the network, written to a pcap file on the host (the switch then forwards like a hub). */
-  capture?: CaptureSpec;
-}
-
-export interface HostInterfaceSpec {
-  /** The tap's name on the host (at most 15 characters). */
-  name: string;
-  /** The host's address on the network, e.g. 10.0.0.254/24. */
-  ipv4?: string;
-}
-
-export interface CaptureSpec {
-  /** A .pcap file in an allowed capture folder (see docs/resources.md). */
-  path: string;
-  /** Frames beyond this size are counted, not written. Default 64. */
-  maxSizeMiB?: number;
-}
-
-export interface RouteSpec {
-  /** The destination network, e.g. 10.1.0.0/24 or fd00:20::/64. */
-  to: string;
-  /** The next hop: inside this NIC's subnet of the same family (or IPv6 link-local). */
-  via: string;
-}
-
-export interface NicSpec {
-  network: string;
-  mac?: string;
-  ipv4?: string;
-  /** An IPv6 address with prefix length. */
-  ipv6?: string;
-  /** The default route of its family through this NIC. */
-  gateway?: string;
-  routes?: RouteSpec[];
-}
-
-/** A file umlfleet's init writes into the guest at every boot. */
-export interface GuestFileSpec {
-  path: string;
-  /** The file's text (exactly one of content and source). */
-  content?: string;
-  /** A host file, read at each boot. */
-  source?: string;
-  /** Default 0o644. */
-  mode?: number;
-}
-
-export interface ShareSpec {
-  name: string;
-  hostPath: string;
-  guestPath: string;
-  /** Default true. */
-  readOnly?: boolean;
-}
-
-export interface InstanceSpec {
-  name: string;
-  /** Default: the host's default kernel ($UMLFLEET_KERNEL, else /usr/bin/linux.uml). */
-  kernel?: string;
-  /** Default 64. Changes up to maxMemoryMiB apply live (UML's memory balloon). */
-  memoryMiB?: number;
-  /** Memory the guest boots with; the balloon holds back the difference. Default: memoryMiB. */
-  maxMemoryMiB?: number;
-  rootDisk: string;
-  disks?: { disk: string; readOnly?: boolean }[];
-  swapDisk?: string;
-  nics?: NicSpec[];
-  /** Default 2. */
-  serialLines?: number;
-  shares?: ShareSpec[];
-  hostname?: string;
-  kernelArgs?: string[];
-  /** Default "marker". */
-  readiness?: "marker" | "mconsole";
-  /** Default 60000. */
-  bootTimeoutMs?: number;
-  /** The most console output kept on the host (console.log + console.log.1). Default 2048. */
-  consoleLogKiB?: number;
-  /** Files written into the guest's root at every boot. */
-  files?: GuestFileSpec[];
-  /** A shell script run at every boot, after addresses and files; its exit status is reported. */
-  startup?: string;
-  /** A non-zero exit of `startup` fails the boot. Default false. */
-  startupMustSucceed?: boolean;
-}
-
-export interface SerialLinkEnd {
-  instance: string;
-  line: number;
-}
-export interface SerialLinkSpec {
-  name: string;
-  a: SerialLinkEnd;
-  b: SerialLinkEnd;
-}
+/** A path, or a build: the schema's oneOf (the generator widens it with an index signature). */
+export type KernelSpec = Pick<G.KernelSpec, "path" | "build">;
 
 /** An instance spec after validation: schema defaults filled in. */
 export type ResolvedInstanceSpec = InstanceSpec &
   Required<Pick<InstanceSpec, "kernel" | "memoryMiB" | "serialLines" | "readiness" | "bootTimeoutMs">>;
 
-export interface KernelSpec {
-  /** An existing UML kernel binary. */
-  path?: string;
-  /** Or build one: the lean profile plus extra Kconfig lines, cached by content hash. */
-  build?: { profile?: "lean"; extraConfig?: string[]; timeoutMs?: number };
-}
-
 /**
  * Many instances as one unit (one Pulumi resource for a whole fleet): member
- * `m` is the instance `m` booting the overlay `m-root` over `base`.
+ * `m` is the instance `m` booting the overlay `m-root` over `base`. Each
+ * member is checked against instance.json (src/validation.ts).
  */
-export interface InstanceGroupSpec {
-  name: string;
-  base: string;
-  /** Default: the host's default kernel ($UMLFLEET_KERNEL, else /usr/bin/linux.uml). */
-  kernel?: string;
+export type InstanceGroupSpec = Omit<G.InstanceGroupSpec, "members"> & {
   members: Record<string, InstanceGroupMember>;
-}
+};
 export type InstanceGroupMember = Omit<InstanceSpec, "name" | "rootDisk" | "kernel">;
 
 export type SpecKind = "kernel" | "base" | "disk" | "network" | "instance" | "serial-link" | "instance-group";

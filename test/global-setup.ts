@@ -1,6 +1,7 @@
 import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { killPids, processesMentioning } from "../src/process";
 import { TEST_ROOT } from "./helpers/paths";
 
 /**
@@ -21,27 +22,12 @@ export function setup(): void {
 }
 
 export function teardown(): void {
-  const leaked = processesMentioning(TEST_ROOT);
-  for (const p of leaked) {
-    try {
-      process.kill(p.pid, "SIGKILL");
-    } catch {
-      /* gone */
-    }
-  }
+  const leaked = processesMentioning(TEST_ROOT).filter((p) => !p.args.includes("vitest"));
+  killPids(leaked.map((p) => p.pid));
   rmSync(TEST_ROOT, { recursive: true, force: true });
   if (leaked.length > 0) {
     throw new Error(
-      `processes outlived the test suite:\n${leaked.map((p) => `${p.pid} ${p.cmd}`).join("\n")}`,
+      `processes outlived the test suite:\n${leaked.map((p) => `${p.pid} ${p.args}`).join("\n")}`,
     );
   }
-}
-
-function processesMentioning(needle: string): { pid: number; cmd: string }[] {
-  const out = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" });
-  return out
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l.includes(needle) && !l.includes("vitest"))
-    .map((l) => ({ pid: Number(l.split(" ")[0]), cmd: l.slice(l.indexOf(" ") + 1) }));
 }

@@ -134,10 +134,8 @@ export class LocalRuntime implements HostDriver {
   // Bases
   async ensureBase(spec: BaseSpec, opts: CallOptions = {}): Promise<BaseInfo> {
     const s = this.validator.validate("base", spec);
-    return withDeadline(`base ${s.name}`, opts, (signal) =>
-      this.locked(`base-${s.name}`, signal, async () =>
-        baseInfo(await this.images.ensure(s, { overlays: this.disks.overlaysOf(s.name), signal }), ""),
-      ),
+    return this.guarded(`base ${s.name}`, `base-${s.name}`, opts, async (signal) =>
+      baseInfo(await this.images.ensure(s, { overlays: this.disks.overlaysOf(s.name), signal }), ""),
     );
   }
   async baseInfo(name: string): Promise<BaseInfo | undefined> {
@@ -148,24 +146,19 @@ export class LocalRuntime implements HostDriver {
     const i = await this.images.integrity(r);
     return baseInfo(r, i.ok ? "" : i.message);
   }
-  async removeBase(name: string, opts: CallOptions = {}): Promise<void> {
-    await withDeadline(`removing base ${name}`, opts, (signal) =>
-      this.locked(`base-${name}`, signal, async () => this.images.remove(name, this.disks.overlaysOf(name))),
+  removeBase(name: string, opts: CallOptions = {}): Promise<void> {
+    return this.removing(`removing base ${name}`, `base-${name}`, opts, () =>
+      this.images.remove(name, this.disks.overlaysOf(name)),
     );
-    // Every removal prunes after releasing its lock: removals run concurrently,
-    // and whichever ends last must find nothing left (a held lock counts).
-    this.state.pruneIfEmpty();
   }
 
   // Disks
   async ensureDisk(spec: DiskSpec, opts: CallOptions = {}): Promise<DiskInfo> {
     const s = this.validator.validate("disk", spec);
-    return withDeadline(`disk ${s.name}`, opts, (signal) =>
-      this.locked(`disk-${s.name}`, signal, async () => {
-        await this.disks.ensure(s, signal);
-        return (await this.diskInfo(s.name))!;
-      }),
-    );
+    return this.guarded(`disk ${s.name}`, `disk-${s.name}`, opts, async (signal) => {
+      await this.disks.ensure(s, signal);
+      return (await this.diskInfo(s.name))!;
+    });
   }
   diskInfo(name: string): Promise<DiskInfo | undefined> {
     const r = this.disks.get(name);
@@ -184,21 +177,18 @@ export class LocalRuntime implements HostDriver {
       const s = this.instances.get(i)!.spec;
       return [s.rootDisk, s.swapDisk, ...(s.disks ?? []).map((d) => d.disk)].includes(name);
     });
-    await withDeadline(`removing disk ${name}`, opts, (signal) =>
-      this.locked(`disk-${name}`, signal, async () => this.disks.remove(name, usedBy)),
+    return this.removing(`removing disk ${name}`, `disk-${name}`, opts, () =>
+      this.disks.remove(name, usedBy),
     );
-    this.state.pruneIfEmpty();
   }
 
   // Networks
   async ensureNetwork(spec: NetworkSpec, opts: CallOptions = {}): Promise<NetworkInfo> {
     const s = this.validator.validate("network", spec);
-    return withDeadline(`network ${s.name}`, opts, (signal) =>
-      this.locked(`network-${s.name}`, signal, async () => {
-        await this.networks.ensure(s, signal);
-        return (await this.networkInfo(s.name))!;
-      }),
-    );
+    return this.guarded(`network ${s.name}`, `network-${s.name}`, opts, async (signal) => {
+      await this.networks.ensure(s, signal);
+      return (await this.networkInfo(s.name))!;
+    });
   }
   networkInfo(name: string): Promise<NetworkInfo | undefined> {
     const st = this.networks.status(name);
@@ -213,18 +203,15 @@ export class LocalRuntime implements HostDriver {
     const usedBy = this.instances
       .list()
       .filter((i) => (this.instances.get(i)!.spec.nics ?? []).some((n) => n.network === name));
-    await withDeadline(`removing network ${name}`, opts, (signal) =>
-      this.locked(`network-${name}`, signal, () => this.networks.remove(name, usedBy)),
+    return this.removing(`removing network ${name}`, `network-${name}`, opts, () =>
+      this.networks.remove(name, usedBy),
     );
-    this.state.pruneIfEmpty();
   }
 
   // Serial links
   async ensureSerialLink(spec: SerialLinkSpec, opts: CallOptions = {}): Promise<SerialLinkInfo> {
     const s = this.validator.validate("serial-link", spec);
-    await withDeadline(`serial link ${s.name}`, opts, (signal) =>
-      this.locked(`link-${s.name}`, signal, () => this.links.ensure(s)),
-    );
+    await this.guarded(`serial link ${s.name}`, `link-${s.name}`, opts, () => this.links.ensure(s));
     return { name: s.name, up: true };
   }
   serialLinkInfo(name: string): Promise<SerialLinkInfo | undefined> {
@@ -232,10 +219,7 @@ export class LocalRuntime implements HostDriver {
     return Promise.resolve(r && { name, up: this.links.isUp(r) });
   }
   async removeSerialLink(name: string, opts: CallOptions = {}): Promise<void> {
-    await withDeadline(`removing serial link ${name}`, opts, (signal) =>
-      this.locked(`link-${name}`, signal, () => this.links.remove(name)),
-    );
-    this.state.pruneIfEmpty();
+    return this.removing(`removing serial link ${name}`, `link-${name}`, opts, () => this.links.remove(name));
   }
 
   // Instances
@@ -350,8 +334,28 @@ export class LocalRuntime implements HostDriver {
     return { ...st, instanceId: digest16(`${name}\0${dir.ino}\0${dir.birthtimeMs}`) };
   }
 
-  private locked<T>(key: string, signal: AbortSignal, fn: () => Promise<T>): Promise<T> {
-    return withLock(this.state, key, fn, LOCK_WAIT_MS, signal);
+  /** One operation on one resource: under the caller's deadline, holding the resource's lock. */
+  private guarded<T>(
+    what: string,
+    key: string,
+    opts: CallOptions,
+    fn: (signal: AbortSignal) => Promise<T>,
+  ): Promise<T> {
+    return withDeadline(what, opts, (signal) =>
+      withLock(this.state, key, () => fn(signal), LOCK_WAIT_MS, signal),
+    );
+  }
+
+  /**
+   * A removal: guarded, then the state folder is pruned after the lock is
+   * released. Removals run concurrently, and whichever ends last must find
+   * nothing left (a held lock counts).
+   */
+  private async removing(what: string, key: string, opts: CallOptions, fn: () => unknown): Promise<void> {
+    await this.guarded(what, key, opts, async () => {
+      await fn();
+    });
+    this.state.pruneIfEmpty();
   }
 }
 

@@ -1,4 +1,5 @@
 import { execFileSync } from "node:child_process";
+import { processesMentioning as mentioning } from "../../src/process";
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { LocalRuntime } from "../../src";
 import type { InstanceSpec, NetworkSpec } from "../../src/spec";
@@ -6,13 +7,15 @@ import { newTestDir } from "./paths";
 
 export { newTestDir };
 
-/** Processes whose command line names `needle` (our guests, switches and relays carry their state folder). */
+/**
+ * Processes whose command line names `needle` (our guests, switches and relays
+ * carry their state folder), as "pid args" lines; the test runner's own node
+ * processes, whose arguments may quote a folder, are not counted.
+ */
 export function processesMentioning(needle: string): string[] {
-  const out = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" });
-  return out
-    .split("\n")
-    .map((l) => l.trim())
-    .filter((l) => l.includes(needle) && !l.includes("vitest") && !/^\d+ (ps|node) /.test(l));
+  return mentioning(needle)
+    .filter((p) => !/^\S*node\b|vitest/.test(p.args))
+    .map((p) => `${p.pid} ${p.args}`);
 }
 
 /** The kernel tests boot (global setup sets $UMLFLEET_KERNEL to umlfleet's built kernel). */
@@ -88,4 +91,20 @@ export class TestHost {
     if (left.length > 0) throw new Error(`processes outlived the test:\n${left.join("\n")}`);
     if (leftFiles.length > 0) throw new Error(`files outlived destroyAll: ${leftFiles.join(", ")}`);
   }
+}
+
+/**
+ * Sends `text` from guest `from`'s ttyS1 and returns what guest `to` read on its
+ * ttyS1 within about 5 s: whether a serial link between them carries bytes.
+ */
+export async function sendOverSerial(
+  driver: { exec(name: string, script: string): Promise<{ output: string }> },
+  from: string,
+  to: string,
+  text: string,
+): Promise<string> {
+  await driver.exec(to, "cat /dev/ttyS1 > /tmp/got 2>&1 &");
+  await driver.exec(from, `echo ${text} > /dev/ttyS1`);
+  const read = `for i in 1 2 3 4 5 6 7 8 9 10; do grep -q ${text} /tmp/got && break; sleep 0.5; done; cat /tmp/got`;
+  return (await driver.exec(to, read)).output;
 }

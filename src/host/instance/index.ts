@@ -1,3 +1,4 @@
 export { Instances } from "./instances";
 export { nicMac } from "./types";
 export type { InstanceRecord, InstanceStatus, StartOptions, StopOptions } from "./types";
+export type { InstanceInspection } from "./status";

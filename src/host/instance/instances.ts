@@ -4,14 +4,7 @@ import { planInstanceChange, type ChangePlan } from "../../change-plan";
 import { UmlfleetError } from "../../errors";
 import { isAlive, run } from "../../process";
 import type { NicSpec } from "../../spec";
-import {
-  nicDevice,
-  nicDriverFor,
-  ubdDevice,
-  type BootDisk,
-  type BootNic,
-  type NicDriver,
-} from "../../uml/argv";
+import { nicDriverFor, type BootDisk, type BootNic, type NicDriver } from "../../uml/argv";
 import { MconsoleClient } from "../../uml/mconsole";
 import { tailOf } from "../console-log";
 import type { Disks } from "../disks";
@@ -25,6 +18,7 @@ import { readJson, STATE_SCHEMA_VERSION, withLock, writeJson, writeJsonAsync, ty
 import { bootGuest, finishBoot } from "./boot";
 import { makeFifos } from "./fifos";
 import { applyLive } from "./hotplug";
+import { inspect, statusOf, type InstanceInspection } from "./status";
 import { stopGuest } from "./stop";
 import {
   nicMac,
@@ -180,62 +174,15 @@ export class Instances {
   }
 
   status(name: string): InstanceStatus {
-    const r = this.require(name);
-    const running = this.isRunning(r);
-    const s = r.spec;
-    return {
-      name,
-      state: running ? "running" : "stopped",
-      pid: running ? r.process!.pid : undefined,
-      startedAtMs: running ? r.startedAtMs : undefined,
-      consoleLog: this.state.consoleLog(name),
-      mconsoleSocket: this.mconsoleSocket(name),
-      serialLines: Array.from({ length: s.serialLines }, (_, line) => ({
-        line,
-        device: `/dev/ttyS${line}`,
-        in: this.fifo(name, `ttyS${line}`, "in"),
-        out: this.fifo(name, `ttyS${line}`, "out"),
-      })),
-      nics: (s.nics ?? []).map((n, index) => ({
-        index,
-        device: nicDevice({ driver: r.nicDriver ?? "eth", index }),
-        network: n.network,
-        mac: nicMac(s.name, index, n),
-        ...(n.ipv4 ? { ipv4: n.ipv4 } : {}),
-      })),
-      disks: this.diskList(s).map((d) => ({
-        index: d.index,
-        device: ubdDevice(d.index),
-        disk: d.disk,
-        readOnly: d.readOnly,
-      })),
-      memoryMiB: s.memoryMiB,
-      maxMemoryMiB: s.maxMemoryMiB ?? s.memoryMiB,
-      bootCount: r.bootCount,
-      ...(running && r.startupExitCode !== undefined ? { startupExitCode: r.startupExitCode } : {}),
-    };
+    return statusOf(this, this.require(name));
   }
 
   /**
    * status() plus what only the running guest can tell: uptime, the kernel's
    * version, and each disk's files as UML's mconsole reports them (`config ubdN`).
    */
-  async inspect(
-    name: string,
-  ): Promise<
-    InstanceStatus & { uptimeSec?: number; kernelVersion?: string; devices: Record<string, string> }
-  > {
-    const st = this.status(name);
-    const devices: Record<string, string> = {};
-    if (st.state !== "running") return { ...st, devices };
-    const mc = this.mconsole(name);
-    for (const d of st.disks) devices[`ubd${d.index}`] = await mc.send(`config ubd${d.index}`);
-    return {
-      ...st,
-      devices,
-      kernelVersion: await mc.send("version"),
-      uptimeSec: st.startedAtMs ? Math.round((Date.now() - st.startedAtMs) / 1000) : undefined,
-    };
+  inspect(name: string): Promise<InstanceInspection> {
+    return inspect(this, name);
   }
 
   /** The last `lines` lines of the console log (this boot's: each boot starts its own). */

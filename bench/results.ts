@@ -1,0 +1,113 @@
+/**
+ * What `npm run bench` measures (bench/run.ts) and reports (bench/report.ts):
+ * the knobs it reads from the environment and the shape of its results
+ * (bench/results/latest.json).
+ */
+import type { FleetResult } from "./fleet-program";
+import { envInt, type GroupMemory, type Stats } from "./lib";
+
+export const KNOBS = {
+  BENCH_BOOT_ROUNDS: envInt("BENCH_BOOT_ROUNDS", 10),
+  BENCH_FLEET_ROUNDS: envInt("BENCH_FLEET_ROUNDS", 2),
+  BENCH_FLEET_SIZE: envInt("BENCH_FLEET_SIZE", 32),
+  BENCH_FLEET_NETWORKS: envInt("BENCH_FLEET_NETWORKS", 4),
+  /** UpOptions.parallel for the headline fleet rounds; 0 = the CLI default (4 x CPUs). */
+  BENCH_FLEET_PARALLEL: envInt("BENCH_FLEET_PARALLEL", 64),
+  /** Extra fleet rounds with the CLI's default parallelism. */
+  BENCH_FLEET_DEFAULT_PARALLEL_ROUNDS: envInt("BENCH_FLEET_DEFAULT_PARALLEL_ROUNDS", 1),
+  /** Rounds with a Disk and an Instance resource per guest instead of one InstanceGroup (for comparison). */
+  BENCH_FLEET_RESOURCE_ROUNDS: envInt("BENCH_FLEET_RESOURCE_ROUNDS", 1),
+  /** 1: the fleet (both sides) boots with lpj=<measured>. */
+  BENCH_FLEET_LPJ: envInt("BENCH_FLEET_LPJ", 0),
+  BENCH_EMPTY_ROUNDS: envInt("BENCH_EMPTY_ROUNDS", 3),
+  BENCH_IDLE_S: envInt("BENCH_IDLE_S", 10),
+  BENCH_MEM_GUESTS: envInt("BENCH_MEM_GUESTS", 4),
+  BENCH_HANG_ROUNDS: envInt("BENCH_HANG_ROUNDS", 3),
+  BENCH_HANG_SIZE: envInt("BENCH_HANG_SIZE", 32),
+  BENCH_HANG_TIMEOUT_MS: envInt("BENCH_HANG_TIMEOUT_MS", 60_000),
+  /** Hang rounds stop early once the whole run has taken this long. */
+  BENCH_BUDGET_MIN: envInt("BENCH_BUDGET_MIN", 25),
+};
+
+export interface BootSample {
+  round: number;
+  ms?: number;
+  /** Host time until the kernel's "Run <init> as init process" line was on the console (polled every 10 ms). */
+  toInitMs?: number;
+  guestUptimeS?: number;
+  error?: string;
+  freshOverlayBytes?: number;
+}
+export interface HangRound {
+  round: number;
+  ready: number;
+  size: number;
+  ms: number;
+  failures: string[];
+}
+export interface MemGuest extends GroupMemory {
+  name: string;
+}
+export interface FleetRound {
+  round: number;
+  parallel: number | "default";
+  /** How the Pulumi program declares the fleet (results before 2026-11-27 16:30 UTC: "resources"). */
+  shape?: "group" | "resources";
+  bare?: { ms?: number; ready: number; error?: string; memory?: MemGuest[] };
+  /** The same fleet through LocalRuntime.groups.apply in this process: umlfleet without Pulumi. */
+  runtime?: { ms?: number; ready: number; error?: string };
+  pulumi?: {
+    upMs?: number;
+    upWallMs?: number;
+    upSetupMs?: number;
+    upPhases?: FleetResult["phases"];
+    ready: number;
+    error?: string;
+    memory?: MemGuest[];
+    shmemDeltaBytes?: number;
+    noopUpMs?: number;
+    noopSummary?: unknown;
+    previewMs?: number;
+    teardownMs?: number;
+  };
+}
+export interface Results {
+  startedAt: string;
+  finishedAt?: string;
+  durationMin?: number;
+  knobs: typeof KNOBS;
+  machine: Record<string, unknown>;
+  loadavg: Record<string, string>;
+  leanKernel: string;
+  lpj?: number;
+  errors: string[];
+  disk?: {
+    freshBytes: number;
+    afterBootRunningBytes?: number;
+    afterPoweroffBytes?: number;
+    stopMs?: number;
+    freshSamples: number[];
+  };
+  boot: Record<string, { bare: BootSample[]; runtime: BootSample[]; args: string[]; kernel: string }>;
+  bootStats?: Record<
+    string,
+    {
+      bare?: Stats;
+      runtime?: Stats;
+      bareUptime?: Stats;
+      runtimeUptime?: Stats;
+      bareInit?: Stats;
+      runtimeInit?: Stats;
+    }
+  >;
+  /** When each section's data was measured (BENCH_MERGE keeps older sections). */
+  sectionsAt: Record<string, string>;
+  mergedFrom?: string;
+  memory: Record<string, MemGuest[]>;
+  fleet: { prepMs?: number; rounds: FleetRound[]; emptyUpMs: number[]; kernelArgs: string[] };
+  /** Per-boot host-side costs inside createInstance, timed directly. */
+  micro?: { kernelLibrariesMs: number[]; cacheEntriesAfter: number };
+  hang: { rounds: HangRound[]; stoppedEarly?: boolean };
+  /** Hang rounds of earlier runs merged in (BENCH_MERGE=1 keeps them: the issue wants many rounds). */
+  hangEarlier?: { startedAt: string; rounds: HangRound[] }[];
+}

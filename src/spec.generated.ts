@@ -1,0 +1,351 @@
+/* Generated from schema/*.json by scripts/gen-spec-types.js (`npm run gen:spec`): do not edit. */
+/**
+ * A root filesystem (base) shared read-only by many instances through COW overlays. Content-addressed: the image file is named by its sha256.
+ */
+export interface BaseSpec {
+  /**
+   * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+   */
+  name: string;
+  source:
+    | {
+        kind: "busybox";
+        sizeMiB?: number;
+        /**
+         * @maxItems 256
+         */
+        files?: {
+          /**
+           * Absolute path inside the guest, same rules as hostPath, not '/' itself.
+           */
+          path: string;
+          content: string;
+          mode?: number;
+        }[];
+      }
+    | {
+        kind: "image";
+        /**
+         * Absolute host path without '..' or '.' segments and without characters UML or a shell would read as separators.
+         */
+        path: string;
+      }
+    | {
+        kind: "directory";
+        /**
+         * Absolute host path without '..' or '.' segments and without characters UML or a shell would read as separators.
+         */
+        path: string;
+        sizeMiB?: number;
+      };
+}
+
+/**
+ * A block device file: a COW overlay over a base, a blank disk, or a swap disk.
+ */
+export type DiskSpec = {
+  /**
+   * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+   */
+  name: string;
+  kind: "overlay" | "blank" | "swap";
+  /**
+   * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+   */
+  base?: string;
+  /**
+   * blank and swap only.
+   */
+  sizeMiB?: number;
+  /**
+   * blank only: make an ext4 filesystem on it.
+   */
+  format?: "ext4" | "none";
+};
+
+/**
+ * A virtual Ethernet switch (vde_switch) that instances attach NICs to.
+ */
+export interface NetworkSpec {
+  /**
+   * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+   */
+  name: string;
+  /**
+   * Repeat every frame to every port (for watching traffic, as in a honeypot).
+   */
+  hub?: boolean;
+  ports?: number;
+  /**
+   * Put the host itself on this network through a TAP interface attached to the switch. umlfleet makes the tap when it has CAP_NET_ADMIN (e.g. as root) and removes it with the network; otherwise name a persistent tap you own (ip tuntap add dev NAME mode tap user YOU, by root once).
+   */
+  hostInterface?: {
+    /**
+     * a host interface name: a lower-case letter, then lower-case letters, digits, '_' or '-', at most 15 characters
+     */
+    name: string;
+    /**
+     * The host's address on the network, set on the tap (needs CAP_NET_ADMIN unless the tap has it already).
+     */
+    ipv4?: string;
+  };
+  /**
+   * Write every frame on this network to a pcap file on the host. A captured network forwards like a hub, so the capture sees unicast frames too.
+   */
+  capture?: {
+    /**
+     * the pcap file: its name ends in .pcap, in an existing folder under an allowed capture folder ($UMLFLEET_CAPTURE_DIRS, default your home and the temp folder), never in umlfleet's state folder or a share
+     */
+    path: string;
+    /**
+     * Frames past this size are counted, not written. Default 64.
+     */
+    maxSizeMiB?: number;
+  };
+}
+
+/**
+ * One UML guest. Names refer to bases, disks and networks on the same host.
+ */
+export interface InstanceSpec {
+  /**
+   * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+   */
+  name: string;
+  /**
+   * The UML kernel binary. Default: the host's default kernel, $UMLFLEET_KERNEL if set, else Debian's /usr/bin/linux.uml.
+   */
+  kernel?: string;
+  /**
+   * Guest memory in MiB. Changes up to maxMemoryMiB apply live (UML's mconsole memory balloon).
+   */
+  memoryMiB?: number;
+  /**
+   * Memory the guest boots with (mem=); the balloon holds back maxMemoryMiB - memoryMiB. Default: memoryMiB. Changing it needs a restart.
+   */
+  maxMemoryMiB?: number;
+  /**
+   * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+   */
+  rootDisk: string;
+  /**
+   * Extra disks, ubd1 upwards in this order (the guest's /dev/ubdb, /dev/ubdc, ...), at most 14: ubd15 is the swap disk's.
+   *
+   * @maxItems 14
+   */
+  disks?: {
+    /**
+     * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+     */
+    disk: string;
+    readOnly?: boolean;
+  }[];
+  /**
+   * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+   */
+  swapDisk?: string;
+  /**
+   * Network interfaces vec0, vec1, ... in this order.
+   *
+   * @maxItems 16
+   */
+  nics?: {
+    /**
+     * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+     */
+    network: string;
+    /**
+     * Default: derived from instance name, NIC index and network name.
+     */
+    mac?: string;
+    /**
+     * Set by umlfleet's init at boot (and at hot-plug).
+     */
+    ipv4?: string;
+    /**
+     * An IPv6 address with prefix length, set by umlfleet's init (duplicate address detection off, so it is usable at once).
+     */
+    ipv6?: string;
+    /**
+     * The default route of its address family through this NIC: an address inside this NIC's ipv4 (or ipv6) subnet, or an IPv6 link-local address. At most one NIC per family sets it.
+     */
+    gateway?: string;
+    /**
+     * Static routes through this NIC, set by umlfleet's init after its addresses: `via` must lie inside this NIC's ipv4 (or ipv6) subnet (or be IPv6 link-local).
+     *
+     * @maxItems 32
+     */
+    routes?: {
+      /**
+       * An IPv4 or IPv6 network with prefix length, e.g. 10.1.0.0/24 or fd00:20::/64.
+       */
+      to: string;
+      /**
+       * An IPv4 or IPv6 address without prefix length, e.g. 10.0.0.254 or fd00:10::fe.
+       */
+      via: string;
+    }[];
+  }[];
+  /**
+   * How many serial lines (/dev/ttyS0..) the guest gets; each can be joined by a SerialLink.
+   */
+  serialLines?: number;
+  /**
+   * Host directories the guest may mount with hostfs. Nothing else of the host is reachable.
+   *
+   * @maxItems 16
+   */
+  shares?: {
+    /**
+     * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+     */
+    name: string;
+    /**
+     * Absolute host path without '..' or '.' segments and without characters UML or a shell would read as separators.
+     */
+    hostPath: string;
+    /**
+     * Absolute path inside the guest, same rules as hostPath, not '/' itself.
+     */
+    guestPath: string;
+    readOnly?: boolean;
+  }[];
+  /**
+   * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+   */
+  hostname?: string;
+  /**
+   * Extra kernel command-line words for the guest, from an allow-list of guest-side words; anything else is refused naming the word (host-side UML options such as ubd, eth, con, hostfs, mem, root, init, rootfstype would let a program reach the host or break the boot). Allowed: quiet, ignore_loglevel, norandmaps, loglevel=0-7, panic=N, lpj=N, printk.time=0|1, net.ifnames=0|1, ipv6.disable=0|1, sysctl.<key>=<value>, systemd.<key>=<value>, and the init arguments single, emergency, S, 1-5. Why each: docs/resources.md.
+   *
+   * @maxItems 32
+   *
+   * Items: a guest-side kernel word from the allow-list: quiet, ignore_loglevel, norandmaps, loglevel=0-7, panic=N, lpj=N, printk.time=0|1, net.ifnames=0|1, ipv6.disable=0|1, sysctl.<key>=<value>, systemd.<key>=<value>, single, emergency, S, 1-5
+   */
+  kernelArgs?: string[];
+  /**
+   * marker: wait for umlfleet's init to report ready on the console (bases built by umlfleet). mconsole: ready when the kernel answers mconsole (imported images with their own init).
+   */
+  readiness?: "marker" | "mconsole";
+  bootTimeoutMs?: number;
+  /**
+   * The most console output kept on the host, in KiB: console.log holds the newest half, console.log.1 the half before it. A guest cannot grow the log beyond this. Changing it needs a restart.
+   */
+  consoleLogKiB?: number;
+  /**
+   * Files written into the guest's root at every boot, before the startup script (like a Netkit/Kathará machine folder): each from `content` or from a host file `source`, owned by root with `mode` (default 0644). At most 1 MiB each, 4 MiB in all. Needs umlfleet's init (readiness marker).
+   *
+   * @maxItems 64
+   */
+  files?: ({
+    [k: string]: unknown;
+  } & {
+    /**
+     * an absolute path in the guest, not under /proc, /sys, /dev or /umlfleet (umlfleet's init)
+     */
+    path: string;
+    content?: string;
+    /**
+     * Absolute host path without '..' or '.' segments and without characters UML or a shell would read as separators.
+     */
+    source?: string;
+    mode?: number;
+  })[];
+  /**
+   * A shell script umlfleet's init runs at every boot, after addresses, routes and files are set and before the guest counts as ready; its output goes to the console log, its exit status to the instance's startupExitCode. At most 64 KiB. Start long-running services in the background.
+   */
+  startup?: string;
+  /**
+   * A startup script that exits non-zero fails the boot (the guest is stopped, as for any boot error). Default false: the exit status is only reported.
+   */
+  startupMustSucceed?: boolean;
+}
+
+/**
+ * A null-modem cable between serial line a.line of one instance and b.line of another.
+ */
+export interface SerialLinkSpec {
+  /**
+   * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+   */
+  name: string;
+  a: End;
+  b: End;
+}
+export interface End {
+  /**
+   * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+   */
+  instance: string;
+  /**
+   * The guest's /dev/ttyS<line>.
+   */
+  line: number;
+}
+
+/**
+ * A UML kernel: an existing binary, or one built from Debian's linux-source-6.1 with umlfleet's lean profile plus extra config lines, cached by content hash.
+ */
+export type KernelSpec = {
+  /**
+   * An existing UML kernel binary.
+   */
+  path?: string;
+  build?: {
+    /**
+     * The base profile: kernel/lean.config over make defconfig.
+     */
+    profile?: "lean";
+    /**
+     * Kconfig lines appended to the profile, e.g. CONFIG_BRIDGE=y or '# CONFIG_BTRFS_FS is not set'.
+     *
+     * @maxItems 256
+     */
+    extraConfig?: string[];
+    timeoutMs?: number;
+  };
+} & {
+  [k: string]: unknown;
+};
+
+/**
+ * Many instances as one unit: each member boots its own COW overlay '<member>-root' over one base, on one kernel. Each member is an instance spec without name, rootDisk and kernel, and is checked against instance.json.
+ */
+export interface InstanceGroupSpec {
+  /**
+   * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+   */
+  name: string;
+  /**
+   * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+   */
+  base: string;
+  /**
+   * The UML kernel binary every member boots. Default: the host's default kernel, $UMLFLEET_KERNEL if set, else Debian's /usr/bin/linux.uml.
+   */
+  kernel?: string;
+  /**
+   * Member name (the instance's name; its root overlay is '<member>-root', so at most 27 characters) to its instance spec.
+   */
+  members: {
+    [k: string]: {
+      /**
+       * set by the group: the member's key in members is its name
+       */
+      name?: {
+        [k: string]: unknown;
+      };
+      /**
+       * set by the group: every member boots its own overlay '<member>-root' over the group's base
+       */
+      rootDisk?: {
+        [k: string]: unknown;
+      };
+      /**
+       * set by the group: the group's kernel is every member's kernel
+       */
+      kernel?: {
+        [k: string]: unknown;
+      };
+    };
+  };
+}
