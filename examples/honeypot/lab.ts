@@ -22,7 +22,7 @@ echo "honeypot: connection closed" >/dev/console
  * it: every frame on the network goes to a pcap file on the host, every
  * command the honeypot runs to its console log.
  */
-export function lab(opts: { capturePath?: string } = {}) {
+export function lab(opts: { capturePath?: string; port?: number } = {}) {
   const kernel = new Kernel("honeypot-kernel", { build: {} });
   const base = new RootFilesystem("honeypot-base", { source: { kind: "busybox", sizeMiB: 32 } });
   const capturePath = opts.capturePath ?? join(homedir(), "honeypot.pcap");
@@ -34,7 +34,7 @@ export function lab(opts: { capturePath?: string } = {}) {
     nics: [{ network: net, ipv4: "10.40.0.10/24" }],
     files: [{ path: "/usr/sbin/honeypot-shell", content: honeypotShell, mode: 0o755 }],
     // A netcat service with no password: a shell for every connection (-ll: keep listening).
-    startup: "nc -ll -p 23 -e /usr/sbin/honeypot-shell </dev/null >/dev/null 2>&1 &\n",
+    startup: `nc -ll -p ${opts.port ?? 23} -e /usr/sbin/honeypot-shell </dev/null >/dev/null 2>&1 &\n`,
   });
 
   const attacker = new Instance("attacker", {

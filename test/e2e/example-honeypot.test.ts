@@ -34,6 +34,20 @@ describe.skipIf(!haveCli)("examples/honeypot", () => {
     expect(log).toContain(`honeypot: command: ${COMMAND}`);
   });
 
+  it("moving the service (a new startup script) previews as a restart, and up restarts the honeypot in place", async () => {
+    const next = { capturePath, port: 2323 };
+    const p = ex.ok(ex.pulumi("preview", next));
+    expect(p.summary).toMatchObject({ update: 1 });
+    expect(p.summary!.replace ?? 0).toBe(0);
+    expect(p.stdout).toMatch(/change\s+: "restart: startup restart"/);
+    const before = ex.rt().instanceStatus("honeypot").bootCount;
+    await ex.sh("honeypot", "echo kept > /root/proof && sync");
+    ex.ok(ex.pulumi("up", next));
+    expect(ex.rt().instanceStatus("honeypot").bootCount).toBe(before + 1);
+    expect(await ex.sh("honeypot", "cat /root/proof")).toContain("kept");
+    expect(await ex.sh("attacker", `(echo id; sleep 2) | nc ${HONEYPOT} 2323`)).toContain("uid=0(root)");
+  });
+
   it("destroys to a clean host (the capture file, the lab's product, stays)", () => {
     ex.destroyClean();
     expect(readPcap(readFileSync(capturePath)).records.length).toBeGreaterThan(0);
