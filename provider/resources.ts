@@ -14,6 +14,12 @@ const opts = (o?: pulumi.CustomResourceOptions): pulumi.CustomResourceOptions =>
   ...o,
 });
 
+/** Outputs that echo a login's password hash are secrets too (encrypted in the state, hidden in the CLI). */
+const secretLogin = (o: pulumi.CustomResourceOptions, outputs: string[]): pulumi.CustomResourceOptions => ({
+  ...o,
+  additionalSecretOutputs: [...(o.additionalSecretOutputs ?? []), ...outputs],
+});
+
 /**
  * A UML kernel: an existing binary (default: Debian's /usr/bin/linux.uml), or
  * one built from Debian's linux-source-6.1 with the lean profile plus extra
@@ -172,6 +178,16 @@ export interface ShareArgs {
   /** Default true. */
   readOnly?: pulumi.Input<boolean>;
 }
+/**
+ * Who logs in to a guest: `user` (default root) with these SSH keys and/or
+ * this crypt(3) password hash, set by umlfleet's init at every boot.
+ */
+export interface LoginArgs {
+  user?: pulumi.Input<string>;
+  sshPublicKeys?: pulumi.Input<string>[];
+  /** A crypt(3) hash (`mkpasswd -m sha-512`); always kept as a Pulumi secret, even when given in clear. */
+  passwordHash?: pulumi.Input<string>;
+}
 /** One UML guest. */
 export interface InstanceArgs extends HostArgs {
   name?: pulumi.Input<string>;
@@ -196,6 +212,8 @@ export interface InstanceArgs extends HostArgs {
   startup?: pulumi.Input<string>;
   /** A non-zero exit of `startup` fails the boot. Default false. */
   startupMustSucceed?: pulumi.Input<boolean>;
+  /** An account and its SSH keys or password hash, set at every boot (a change restarts the guest). */
+  login?: LoginArgs;
 }
 export interface SerialPort {
   line: number;
@@ -242,16 +260,32 @@ export class Instance extends pulumi.dynamic.Resource {
       lastChange: undefined,
       instanceId: undefined,
     };
-    super(makeProvider("instance"), name, props, opts(o), "umlfleet", "Instance");
+    super(
+      makeProvider("instance"),
+      name,
+      props,
+      args.login ? secretLogin(opts(o), ["login"]) : opts(o),
+      "umlfleet",
+      "Instance",
+    );
   }
 }
 
 /** An instance's own settings (no name, root disk or kernel): resources become their names. */
 export type InstanceSettings = Omit<InstanceArgs, "name" | "rootDisk" | "kernel" | "stateDir">;
 function memberProps(args: InstanceSettings & HostArgs): Record<string, unknown> {
-  const { disks, swapDisk, nics, ...rest } = args;
+  const { disks, swapDisk, nics, login, ...rest } = args;
   return {
     ...rest,
+    // The hash is wrapped as a secret here, so the state holds it encrypted however the program passed it.
+    ...(login
+      ? {
+          login: {
+            ...login,
+            ...(login.passwordHash !== undefined ? { passwordHash: pulumi.secret(login.passwordHash) } : {}),
+          },
+        }
+      : {}),
     ...(disks
       ? {
           disks: disks.map((d) => ({
@@ -334,7 +368,7 @@ export class InstanceGroup extends pulumi.dynamic.Resource {
         memberInfo: undefined,
         lastChange: undefined,
       },
-      opts(o),
+      Object.values(members).some((m) => m.login) ? secretLogin(opts(o), ["members"]) : opts(o),
       "umlfleet",
       "InstanceGroup",
     );

@@ -133,9 +133,27 @@ export interface FieldProblem {
 }
 
 /** Thrown before any side effect when a spec is invalid. */
+/** What an error shows of a secret: a password hash is never repeated in clear. */
+export const SECRET_SHOWN = "[secret]";
+const SECRET_KEY = /password/i;
+
+/** `value` with every property whose name speaks of a password replaced by SECRET_SHOWN. */
+export function redactSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redactSecrets);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [k, SECRET_KEY.test(k) ? SECRET_SHOWN : redactSecrets(v)]),
+  );
+}
+
 export class InvalidSpecError extends UmlfleetError {
   readonly problems: readonly FieldProblem[];
-  constructor(kind: string, problems: FieldProblem[]) {
+  constructor(kind: string, shown: FieldProblem[]) {
+    // A bad password hash (or one under a mistyped key) is named, never shown.
+    const problems = shown.map((p) => ({
+      ...p,
+      value: SECRET_KEY.test(p.field) ? SECRET_SHOWN : redactSecrets(p.value),
+    }));
     const lines = problems.map((p) => `${kind}${p.field || "/"}: ${p.message} (got ${quote(p.value)})`);
     super("UMLFLEET_INVALID_SPEC", `invalid ${kind} spec: ${lines.join("; ")}`, {
       kind,

@@ -137,6 +137,7 @@ export function instanceFeatureProblems(s: InstanceSpec): FieldProblem[] {
   }
   if (s.startupMustSucceed && s.startup === undefined)
     add("/startupMustSucceed", true, "needs a startup script");
+  if (s.login !== undefined && !usesInit) needsInit("/login", `user ${s.login.user ?? "root"}`);
   return problems;
 }
 

@@ -286,6 +286,25 @@ export interface InstanceSpec {
    * A startup script that exits non-zero fails the boot (the guest is stopped, as for any boot error). Default false: the exit status is only reported.
    */
   startupMustSucceed?: boolean;
+  /**
+   * Who may log in to this guest, set by umlfleet's init at every boot: `user` (default root; any other is created with a home folder) gets `sshPublicKeys` as its authorized_keys and `passwordHash` in /etc/shadow, and the image's sshd is started when it has one (host keys made in the guest at its first boot, kept on its disk). Needs umlfleet's init (readiness marker). Changing it needs a restart.
+   */
+  login?: {
+    /**
+     * A guest account name as useradd accepts it: a lower-case letter or '_', then lower-case letters, digits, '_' or '-', at most 32 characters.
+     */
+    user?: string;
+    /**
+     * @maxItems 32
+     *
+     * Items: One OpenSSH public key line: its type, its base64 body and an optional comment of printable characters (no line break, so one key cannot smuggle another line into authorized_keys).
+     */
+    sshPublicKeys?: string[];
+    /**
+     * A crypt(3) password hash as /etc/shadow holds it ($6$salt$hash from `mkpasswd -m sha-512`, $y$... yescrypt, $5$, $2b$): never a clear-text password; no ':' or line break.
+     */
+    passwordHash?: string;
+  };
 }
 
 /**

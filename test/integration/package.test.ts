@@ -36,6 +36,7 @@ describe("the npm package", () => {
       "schema/instance.json",
       "src/host/guest/init",
       "src/host/guest/setup",
+      "src/host/guest/login",
       "bin/umlfleet",
       "bin/pulumi-language-nodejs",
       "bin/pulumi-resource-pulumi-nodejs",
