@@ -635,6 +635,37 @@ const cases: [string, SpecKind, unknown, string][] = [
     { name: "l", a: { instance: "a", line: 1 }, b: { instance: "a", line: 1 } },
     "/b",
   ],
+  [
+    "instance: login key with a line break (a second authorized_keys line)",
+    "instance",
+    { ...inst, login: { sshPublicKeys: ["ssh-ed25519 AAAAC3Nz a@b\nssh-ed25519 AAAAC3Nz evil@x"] } },
+    "/login/sshPublicKeys/0",
+  ],
+  [
+    "instance: login key with options in front",
+    "instance",
+    { ...inst, login: { sshPublicKeys: ['command="sh" ssh-ed25519 AAAAC3Nz a@b'] } },
+    "/login/sshPublicKeys/0",
+  ],
+  [
+    "instance: login password in clear",
+    "instance",
+    { ...inst, login: { passwordHash: "hunter2" } },
+    "/login/passwordHash",
+  ],
+  [
+    "instance: login hash with a ':' (another shadow field)",
+    "instance",
+    { ...inst, login: { passwordHash: "$6$salt$abc:0:99999" } },
+    "/login/passwordHash",
+  ],
+  ["instance: login user with a shell word", "instance", { ...inst, login: { user: "a;b" } }, "/login/user"],
+  [
+    "instance: login with an image's own init",
+    "instance",
+    { ...inst, readiness: "mconsole", login: { user: "root" } },
+    "/login",
+  ],
   ["instance-group: missing base", "instance-group", { name: "g", members: {} }, "/base"],
   ["instance-group: members not an object", "instance-group", { ...grp, members: ["a"] }, "/members"],
   ["instance-group: upper-case member", "instance-group", { ...grp, members: { Web: {} } }, "/members"],
@@ -709,6 +740,21 @@ describe("invalid specs are rejected before any side effect, naming the field", 
     expect(e.message).toContain(`${kind}${field || "/"}`);
     // The caller's object is left as it was (defaults go into a copy).
     expect(JSON.stringify(spec)).toBe(before);
+  });
+});
+
+describe("secrets in errors", () => {
+  it("a bad password hash, or a password under a mistyped key, is named but never shown", () => {
+    for (const login of [{ passwordHash: "hunter2-clear" }, { password: "hunter2-clear" }]) {
+      let message = "";
+      try {
+        v.validate("instance", { ...inst, login });
+      } catch (e) {
+        message = `${(e as Error).message} ${JSON.stringify(e)}`;
+      }
+      expect(message).toMatch(/instance\/login\/password/);
+      expect(message).not.toContain("hunter2");
+    }
   });
 });
 
