@@ -67,7 +67,18 @@ export interface RootFilesystemArgs extends HostArgs {
   source:
     | { kind: "busybox"; sizeMiB?: pulumi.Input<number>; files?: pulumi.Input<InjectedFile>[] }
     | { kind: "image"; path: pulumi.Input<string> }
-    | { kind: "directory"; path: pulumi.Input<string>; sizeMiB?: pulumi.Input<number> };
+    | { kind: "directory"; path: pulumi.Input<string>; sizeMiB?: pulumi.Input<number> }
+    | {
+        /** A Debian root built by mmdebstrap (no root needed) from this machine's apt mirror, cached by content. */
+        kind: "debian";
+        suite: pulumi.Input<"bookworm" | "trixie">;
+        /** Default "minbase". */
+        variant?: pulumi.Input<"essential" | "apt" | "minbase" | "required" | "important" | "standard">;
+        packages?: pulumi.Input<string>[];
+        /** Default 1024. */
+        sizeMiB?: pulumi.Input<number>;
+        files?: pulumi.Input<InjectedFile>[];
+      };
 }
 export class RootFilesystem extends pulumi.dynamic.Resource {
   declare readonly name: pulumi.Output<string>;
