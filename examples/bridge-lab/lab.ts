@@ -38,6 +38,9 @@ export const ipLinkBridge: Bridge = ({ ports, priority, address }) =>
     "ip link set br0 up",
   ].join("\n");
 
+/** The bridge implementations a guest can run, by name (add yours here). */
+export const BRIDGES = { brctl: brctlBridge, "ip-link": ipLinkBridge } satisfies Record<string, Bridge>;
+
 /**
  * Three guests joined pairwise by three networks (a triangle: a loop), each
  * bridging its two links with spanning tree on, so exactly one port of the
@@ -46,15 +49,17 @@ export const ipLinkBridge: Bridge = ({ ports, priority, address }) =>
  * (its last NIC, unplugged live): traffic from a to c then takes the way
  * through b once spanning tree has opened c's blocked port.
  */
-export function lab(opts: { cut?: boolean } = {}) {
+export function lab(
+  opts: { cut?: boolean; bridges?: Partial<Record<"a" | "b" | "c", keyof typeof BRIDGES>> } = {},
+) {
   const kernel = new Kernel("bridge-kernel", { build: {} });
   const base = new RootFilesystem("bridge-base", { source: { kind: "busybox", sizeMiB: 32 } });
   const ab = new Network("br-ab");
   const bc = new Network("br-bc");
   const ca = new Network("br-ca");
 
-  // Which bridge each guest runs: swap one for your own implementation here.
-  const bridgeOf: Record<"a" | "b" | "c", Bridge> = { a: brctlBridge, b: brctlBridge, c: brctlBridge };
+  // Which bridge each guest runs: swap one for another implementation here.
+  const bridgeOf = { a: "brctl", b: "brctl", c: "brctl", ...opts.bridges } as const;
 
   const guests = [
     { name: "a", links: [ab, ca], priority: 4096, address: "10.30.0.1/24" },
@@ -70,7 +75,11 @@ export function lab(opts: { cut?: boolean } = {}) {
         // The bridge gets the address; its ports carry none. A cut link is the last NIC, unplugged live.
         nics: g.links.map((network) => ({ network })),
         // The same script with or without the cut (a changed script would restart the guest).
-        startup: bridgeOf[g.name]({ ports: ["eth0", "eth1"], priority: g.priority, address: g.address }),
+        startup: BRIDGES[bridgeOf[g.name]]({
+          ports: ["eth0", "eth1"],
+          priority: g.priority,
+          address: g.address,
+        }),
       }),
   );
 

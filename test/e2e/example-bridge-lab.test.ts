@@ -102,4 +102,21 @@ describe.skipIf(!haveCli)("examples/bridge-lab", () => {
   });
 
   it("destroys to a clean host", () => ex.destroyClean());
+
+  it("with c's bridge swapped for the netlink one (one line of the program), the loop still blocks c's b-c port, and all ping", async () => {
+    const r = ex.ok(ex.pulumi("up", { bridges: { c: "ip-link" } }));
+    expect(r.outputs?.guests).toEqual(GUESTS.map((g) => [g, "running", 0]));
+    // c booted the netlink script (and it succeeded); a and b kept brctl.
+    const startup = (g: string) => ex.rt().instances.get(g)!.spec.startup ?? "";
+    expect(startup("bridge-c")).toContain("ip link add br0 type bridge");
+    expect(startup("bridge-c")).not.toContain("brctl");
+    expect(startup("bridge-a")).toContain("brctl addbr br0");
+    expect(await ex.sh("bridge-c", "ls /sys/class/net/br0/brif")).toBe("eth0\neth1\n");
+    await expect.poll(converged, { timeout: 60_000, interval: 1_000 }).toBeDefined();
+    const states = (await converged())!;
+    expect(Object.entries(states).filter(([, s]) => s === BLOCKING)).toEqual([["bridge-c/eth0", BLOCKING]]);
+    for (const to of ["bridge-a", "bridge-b"])
+      expect(await ex.sh("bridge-c", `ping -c 1 -W 5 ${ADDRESS[to]}`)).toContain("1 packets received");
+    ex.destroyClean();
+  });
 });
