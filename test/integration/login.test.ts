@@ -4,13 +4,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hasNetAdmin } from "../../src/host/host-link";
 import { TestHost } from "../helpers/runtime";
+import { keyPair, ssh } from "../helpers/ssh";
 
-/** A fresh ed25519 key pair in `dir`: [private key file, public key line]. */
-function keyPair(dir: string, name: string): [string, string] {
-  const file = join(dir, name);
-  execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", `${name}@test`, "-f", file]);
-  return [file, readFileSync(`${file}.pub`, "utf8").trim()];
-}
 const hashOf = (password: string) =>
   execFileSync("openssl", ["passwd", "-6", "-salt", "umlfleettestsalt", password], {
     encoding: "utf8",
@@ -112,25 +107,8 @@ describe.runIf(hasNetAdmin())("login over SSH into a Debian guest", () => {
   const subnet = `10.214.${id}`;
   let keyFile: string;
   let otherFile: string;
-  const ssh = (key: string, command: string) =>
-    execFileSync(
-      "ssh",
-      [
-        "-i",
-        key,
-        "-o",
-        "BatchMode=yes",
-        "-o",
-        "StrictHostKeyChecking=no",
-        "-o",
-        `UserKnownHostsFile=${join(host.dir, "known_hosts")}`,
-        "-o",
-        "ConnectTimeout=20",
-        `root@${subnet}.2`,
-        command,
-      ],
-      { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 60_000 },
-    );
+  const sshWith = (key: string, command: string) =>
+    ssh({ key, address: `${subnet}.2`, knownHosts: join(host.dir, "known_hosts") }, command);
 
   beforeAll(async () => {
     const [file, pub] = keyPair(host.dir, "user");
@@ -153,11 +131,15 @@ describe.runIf(hasNetAdmin())("login over SSH into a Debian guest", () => {
   afterAll(() => host.destroy());
 
   it("the key given logs in as root", () => {
-    expect(ssh(keyFile, "id -u; hostname").split("\n")).toEqual(["0", "s", ""]);
+    const r = sshWith(keyFile, "id -u; hostname");
+    expect(r.stdout.split("\n"), r.stderr).toEqual(["0", "s", ""]);
   });
 
   it("another key does not", () => {
-    expect(() => ssh(otherFile, "true")).toThrow(/Permission denied/);
+    const r = sshWith(otherFile, "echo should-not-run");
+    expect(r.status).toBe(255);
+    expect(r.stderr).toMatch(/Permission denied/);
+    expect(r.stdout).not.toContain("should-not-run");
   });
 
   it("the guest made its own host keys (none came with the shared base)", async () => {
