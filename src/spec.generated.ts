@@ -305,6 +305,19 @@ export interface InstanceSpec {
      */
     passwordHash?: string;
   };
+  /**
+   * The host user the guest's UML process runs as, so one guest's processes cannot be signalled or read by another's on the host: a host account `user`, a `uid` from the host's pool (UMLFLEET_UID_POOL, default 2100000000-2100009999; its group is the same number), or `pool: true` for the lowest uid of the pool no other guest of this host uses. Needs umlfleet to run as root (CAP_SETUID). Its disks, vm/ folder and set-up are then owned by that uid. Default: the user running umlfleet. Changing it needs a restart.
+   */
+  runAs?: {
+    [k: string]: unknown;
+  } & {
+    /**
+     * a host account name
+     */
+    user?: string;
+    uid?: number;
+    pool?: true;
+  };
 }
 
 /**
