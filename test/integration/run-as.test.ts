@@ -41,6 +41,11 @@ describe.runIf(process.getuid?.() === 0)("runAs: a host uid per guest", () => {
     expect(ids("c").uid).toBe(65534);
     for (const n of ["a", "b", "c"]) expect(uidOf(kernelPid(n))).toBe(ids(n).uid);
     expect(new Set(["a", "b", "c"].map((n) => ids(n).uid)).size).toBe(3);
+    // setpriv's switch left the kernel no capability, and it can gain none (no-new-privs).
+    const status = readFileSync(`/proc/${kernelPid("a")}/status`, "utf8");
+    expect(status).toMatch(/^CapEff:\s+0+$/m);
+    expect(status).toMatch(/^CapPrm:\s+0+$/m);
+    expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
   });
 
   it("guests still reach each other through their switch, and exec still works", async () => {
