@@ -225,6 +225,11 @@ export interface InstanceArgs extends HostArgs {
   startupMustSucceed?: pulumi.Input<boolean>;
   /** An account and its SSH keys or password hash, set at every boot (a change restarts the guest). */
   login?: LoginArgs;
+  /**
+   * The host user the guest's kernel runs as: a host account, a uid of the
+   * host's pool, or the pool's lowest free uid. Needs umlfleet to run as root.
+   */
+  runAs?: { user: pulumi.Input<string> } | { uid: pulumi.Input<number> } | { pool: true };
 }
 export interface SerialPort {
   line: number;

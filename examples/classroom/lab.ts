@@ -9,7 +9,8 @@ export interface Student {
 /**
  * One machine per user, all over one shared Debian base (each on its own
  * copy-on-write overlay), on a network the host is on through a tap. Each
- * user's key logs in as root to their own machine only.
+ * user's key logs in as root to their own machine only, and on the host each
+ * machine runs as a uid of its own.
  */
 export function lab(opts: { users: Student[]; tap?: string; subnet?: string }) {
   const subnet = opts.subnet ?? "10.77.0";
@@ -29,6 +30,8 @@ export function lab(opts: { users: Student[]; tap?: string; subnet?: string }) {
         memoryMiB: 128,
         nics: [{ network: net, ipv4: `${subnet}.${10 + i}/24` }],
         login: { sshPublicKeys: [user.sshPublicKey] },
+        // Each machine's kernel runs as a host uid of its own (the lowest free one of umlfleet's pool).
+        runAs: { pool: true },
       }),
   );
 

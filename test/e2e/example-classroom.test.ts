@@ -1,4 +1,5 @@
-import { readdirSync, statSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { hasNetAdmin } from "../../src/host/host-link";
@@ -86,6 +87,21 @@ describe.skipIf(!haveCli || !hasNetAdmin())("examples/classroom", () => {
     const hostfs = look.split("--hostfs")[1]!;
     expect(hostfs).toContain(pubs.bob!);
     expect(hostfs).not.toContain(pubs.alice!);
+  });
+
+  it("on the host, each machine's kernel runs as a uid of its own, which cannot signal another's", () => {
+    const rt = ex.rt();
+    const kernels = USERS.map((u) => rt.instances.get(u)!.sandbox!.pid);
+    const uids = kernels.map((pid) =>
+      Number(/^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]),
+    );
+    expect(new Set(uids).size).toBe(USERS.length);
+    for (const u of uids) expect(u).toBeGreaterThanOrEqual(2100000000);
+    const kill = (uid: number, pid: number) =>
+      spawnSync("setpriv", [`--reuid=${uid}`, `--regid=${uid}`, "--clear-groups", "kill", "-0", String(pid)])
+        .status;
+    expect(kill(uids[0]!, kernels[0]!)).toBe(0);
+    expect(kill(uids[0]!, kernels[1]!)).not.toBe(0);
   });
 
   it("uses one base image plus small overlays on disk", () => {
