@@ -57,7 +57,7 @@ describe("the npm package", () => {
       /^LICENSE$/,
       /^dist\/(src|provider)\/.+\.(js|d\.ts)$/,
       /^schema\/[\w-]+\.json$/,
-      /^src\/host\/guest\/(init|setup)$/,
+      /^src\/host\/guest\/(init|setup|login)$/,
       /^bin\/[\w-]+$/,
       /^scripts\/(install-pulumi|build-kernel)\.sh$/,
       /^kernel\/lean\.config$/,
