@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { processesMentioning as mentioning } from "../../src/process";
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { LocalRuntime } from "../../src";
-import type { InstanceSpec } from "../../src/spec";
+import type { InstanceSpec, NetworkSpec } from "../../src/spec";
 import { newTestDir } from "./paths";
 
 export { newTestDir };
@@ -47,11 +47,16 @@ export class TestHost {
   /** A busybox base, one overlay per name, and a network; boots the instances. */
   async lab(
     names: string[],
-    opts: { network?: string; extra?: (name: string, i: number) => Partial<InstanceSpec> } = {},
+    opts: {
+      network?: string;
+      /** The network's spec beyond its name (a host link, a capture). */
+      networkSpec?: Omit<NetworkSpec, "name">;
+      extra?: (name: string, i: number) => Partial<InstanceSpec>;
+    } = {},
   ) {
     await this.rt.ensureBase({ name: "bb", source: { kind: "busybox", sizeMiB: 32 } });
     const network = opts.network ?? "lan";
-    await this.rt.ensureNetwork({ name: network });
+    await this.rt.ensureNetwork({ name: network, ...opts.networkSpec });
     for (const n of names) await this.rt.ensureDisk({ name: `${n}-root`, kind: "overlay", base: "bb" });
     return Promise.all(
       names.map((n, i) =>
