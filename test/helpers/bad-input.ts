@@ -48,6 +48,10 @@ export interface BadSpec {
 export const FREE_TEXT: Record<string, string> = {
   "base:/source/files/*/content":
     "file content: written into the image by mke2fs -d from a staged file, never a word",
+  "instance:/files/*/content":
+    "file content: staged as a host file bound read-only into the sandbox, copied by the guest's init",
+  "instance:/startup":
+    "a shell script for the guest's own shell: staged as a file, never on a host command line",
   "kernel:/build/extraConfig/*":
     "a line of the kernel build's .config (a file, never a command word); its pattern admits quoted strings with spaces",
 };
@@ -68,6 +72,9 @@ for (const key of [
   "instance:/kernel",
   "instance:/shares/*/hostPath",
   "instance:/shares/*/guestPath",
+  "instance:/files/*/path",
+  "instance:/files/*/source",
+  "network:/capture/path",
   "instance-group:/kernel",
 ])
   MAY_HOLD[key] = safePath;
@@ -187,7 +194,8 @@ function setAt(root: unknown, path: string[], value: unknown): unknown {
   if (path.length === 0) return structuredClone(value);
   const copy = structuredClone(root) as Record<string, unknown>;
   let cur: Record<string, unknown> = copy;
-  for (const p of path.slice(0, -1)) cur = cur[p] as Record<string, unknown>;
+  // A field of an optional object the seed leaves out: make the object around it.
+  for (const p of path.slice(0, -1)) cur = (cur[p] ??= {}) as Record<string, unknown>;
   cur[path[path.length - 1]] = value;
   return copy;
 }
@@ -218,7 +226,8 @@ export function badSpecs(kind: SpecKind, seed: unknown, unclassified: string[], 
 
   const visit = (raw: Schema, file: string, value: unknown, path: string[], generic: string): void => {
     const [s, f] = resolve(raw, file, all);
-    if (s.not !== undefined) return; // forbidden outright: any value is refused, covered by its parent
+    // `not: {}` forbids the field outright (any value is refused, covered by its parent).
+    if (s.not !== undefined && JSON.stringify(s.not) === "{}") return;
     const field = path.length === 0 ? "" : "/" + path.join("/");
     const add = (label: string, v: unknown, at = field) =>
       out.push({ kind, label, field: at, spec: setAt(seed, path, v) });

@@ -5,6 +5,7 @@
  * after the whole corpus as before it).
  */
 import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { InvalidSpecError, LocalRuntime, SpecValidator, UmlfleetError } from "../../src";
@@ -21,11 +22,26 @@ const instanceSeed = {
   rootDisk: "web-root",
   disks: [{ disk: "data", readOnly: true }],
   swapDisk: "swap",
-  nics: [{ network: "lan", mac: "52:54:00:12:34:56", ipv4: "10.0.0.1/24" }],
+  nics: [
+    {
+      network: "lan",
+      mac: "52:54:00:12:34:56",
+      ipv4: "10.0.0.1/24",
+      ipv6: "fd00::1/64",
+      gateway: "10.0.0.254",
+      routes: [{ to: "10.9.0.0/16", via: "10.0.0.253" }],
+    },
+  ],
   serialLines: 2,
   shares: [{ name: "src", hostPath: "/srv/src", guestPath: "/mnt/src", readOnly: true }],
   hostname: "web",
   kernelArgs: ["quiet"],
+  files: [
+    { path: "/etc/motd", content: "hi", mode: 420 },
+    { path: "/etc/banner", source: "/etc/hostname" },
+  ],
+  startup: "echo hello",
+  startupMustSucceed: false,
   readiness: "marker",
   bootTimeoutMs: 30000,
   consoleLogKiB: 256,
@@ -49,6 +65,14 @@ const seeds: [SpecKind, unknown][] = [
   ["disk", { name: "web-root", kind: "overlay", base: "bb" }],
   ["disk", { name: "data", kind: "blank", sizeMiB: 16, format: "ext4" }],
   ["network", { name: "lan", hub: false, ports: 8 }],
+  [
+    "network",
+    {
+      name: "wan",
+      hostInterface: { name: "umlf-tap0", ipv4: "10.0.0.254/24" },
+      capture: { path: join(tmpdir(), "wan.pcap") },
+    },
+  ],
   ["instance", instanceSeed],
   ["serial-link", { name: "cable", a: { instance: "a", line: 1 }, b: { instance: "b", line: 1 } }],
   ["instance-group", { name: "g", base: "bb", kernel: KERNEL, members: { m: memberSeed } }],
