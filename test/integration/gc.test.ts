@@ -131,6 +131,26 @@ describe("umlfleet gc: a crash's debris goes, a stack's resources stay", () => {
     await host.rt.removeDisk("ghost-root");
   }, 120_000);
 
+  it("umlfleet logs prints a guest's console log and, with -f, what it writes next", async () => {
+    const once = await cli(["logs", "--state-dir", host.stateDir, "a"]);
+    expect(once.status).toBe(0);
+    expect(once.out).toContain("UMLFLEET-READY");
+    expect((await cli(["logs", "--state-dir", host.stateDir, "nope"])).status).toBe(1);
+    let followed = "";
+    const stop = new AbortController();
+    const following = main(["logs", "--state-dir", host.stateDir, "-f", "a"], {
+      out: (t) => void (followed += t),
+      err: () => {},
+      env: process.env,
+      stop: stop.signal,
+    });
+    await host.sh("a", "echo followed-line > /dev/console");
+    await waitFor(() => followed.includes("followed-line"), 10_000, 50);
+    stop.abort();
+    expect(await following).toBe(0);
+    expect(followed).toContain("followed-line");
+  }, 60_000);
+
   it("a create killed at any point leaves either an owned instance (removed by its delete) or debris gc removes", async () => {
     await host.rt.ensureDisk({ name: "crash-root", kind: "overlay", base: "bb" });
     const dist = join(__dirname, "..", "..", "dist", "src", "index.js");
