@@ -45,6 +45,12 @@ const instanceSeed = {
   readiness: "marker",
   bootTimeoutMs: 30000,
   consoleLogKiB: 256,
+  login: {
+    user: "alice",
+    sshPublicKeys: ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9f alice@laptop"],
+    passwordHash: "$6$salt$0123456789abcdefABCDEF./",
+  },
+  runAs: { uid: 2100000005 },
 };
 /** A group member: an instance without what the group sets for it. */
 const memberSeed = Object.fromEntries(
@@ -62,6 +68,20 @@ const seeds: [SpecKind, unknown][] = [
   ],
   ["base", { name: "img", source: { kind: "image", path: "/srv/root.img" } }],
   ["base", { name: "dir", source: { kind: "directory", path: "/srv/root", sizeMiB: 512 } }],
+  [
+    "base",
+    {
+      name: "deb",
+      source: {
+        kind: "debian",
+        suite: "bookworm",
+        variant: "minbase",
+        packages: ["openssh-server", "libstdc++6"],
+        sizeMiB: 1024,
+        files: [{ path: "/etc/motd", content: "hi", mode: 420 }],
+      },
+    },
+  ],
   ["disk", { name: "web-root", kind: "overlay", base: "bb" }],
   ["disk", { name: "data", kind: "blank", sizeMiB: 16, format: "ext4" }],
   ["network", { name: "lan", hub: false, ports: 8 }],
