@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(user-mode-linux uml-utilities vde2 e2fsprogs busybox-static bubblewrap coreutils iproute2 procps)
+# mmdebstrap and uidmap build Debian bases; openssh-client and openssl serve the login tests.
+debs=(user-mode-linux uml-utilities vde2 e2fsprogs busybox-static bubblewrap coreutils iproute2 procps
+  mmdebstrap uidmap openssh-client openssl)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
