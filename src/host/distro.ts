@@ -11,6 +11,7 @@ import {
 } from "node:fs";
 import { homedir, userInfo } from "node:os";
 import { join } from "node:path";
+import { throwIfAborted } from "../deadline";
 import { UmlfleetError } from "../errors";
 import type { DebianSource } from "../spec";
 import { run } from "../process";
@@ -218,7 +219,7 @@ export function debianKey(source: DebianSource, sources: string, arch: string): 
  */
 export async function ensureDebianTree(
   source: DebianSource,
-  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv; etc?: string } = {},
+  opts: { timeoutMs?: number; signal?: AbortSignal; env?: NodeJS.ProcessEnv; etc?: string } = {},
 ): Promise<DebianTree> {
   const env = opts.env ?? process.env;
   const mirrors = aptMirrors(opts.etc);
@@ -256,9 +257,12 @@ export async function ensureDebianTree(
         ];
         const r = await run("mmdebstrap", args, {
           timeoutMs: opts.timeoutMs ?? 20 * 60_000,
+          signal: opts.signal,
           allowFailure: true,
           env: { ...env, SOURCE_DATE_EPOCH: String(DEBIAN_EPOCH), TMPDIR: work, LC_ALL: "C.UTF-8" },
         });
+        // Cancelled by the caller: its own error (UMLFLEET_CANCELLED or OPERATION_TIMEOUT), not mmdebstrap's.
+        throwIfAborted(opts.signal, `building the Debian tree ${key.slice(0, 12)}`);
         if (r.exitCode !== 0 || r.timedOut) {
           const why = r.timedOut
             ? `timed out after ${opts.timeoutMs ?? 20 * 60_000} ms`
@@ -293,6 +297,7 @@ export async function ensureDebianTree(
       }
     },
     opts.timeoutMs ?? 20 * 60_000,
+    opts.signal,
   );
 }
 
