@@ -1,8 +1,8 @@
-import { existsSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { cacheRoot } from "../../src/host/distro";
-import { TestHost } from "../helpers/runtime";
+import { cacheRoot, ensureDebianTree } from "../../src/host/distro";
+import { processesMentioning, TestHost } from "../helpers/runtime";
 
 /**
  * A Debian bookworm minbase built by mmdebstrap (unshare mode) from the host's
@@ -65,6 +65,17 @@ describe("debian bases", () => {
     ).rejects.toThrow(/base\/source\/files\/0\/path: \/var\/run is a symbolic link/);
     expect(existsSync("/run/escape")).toBe(false);
     expect(host.rt.images.get("bad")).toBeUndefined();
+  });
+
+  it("a cancelled cold build stops mmdebstrap and leaves no process and no partial tree", async () => {
+    const cache = join(host.dir, "cold-cache");
+    const build = ensureDebianTree(
+      { ...source, packages: ["hello"] },
+      { signal: AbortSignal.timeout(3000), env: { ...process.env, UMLFLEET_CACHE: cache } },
+    );
+    await expect(build).rejects.toMatchObject({ code: "UMLFLEET_CANCELLED" });
+    expect(processesMentioning(cache)).toEqual([]);
+    expect(readdirSync(join(cache, "debian")).filter((e) => e !== "locks")).toEqual([]);
   });
 
   it("is 1024 MiB by default, of which the guest sees most free", async () => {
