@@ -198,6 +198,33 @@ function probes(): Probe[] {
           : `for each host link, once as root: sudo ip tuntap add dev NAME mode tap user ${process.getuid?.() ?? "$(id -u)"} && sudo ip addr add CIDR dev NAME && sudo ip link set NAME up`,
     },
     {
+      // RootFilesystem kind "debian" (src/host/distro.ts): mmdebstrap in unshare mode, from apt's mirror.
+      id: "debian-bases",
+      what: "Debian bases (RootFilesystem kind debian): mmdebstrap, uidmap and a subordinate id range unless root, an apt source",
+      scope: "host",
+      optional: true,
+      argv: sh(
+        'command -v mmdebstrap >/dev/null || { echo "mmdebstrap is not installed" >&2; exit 1; }; if [ "$(id -u)" != 0 ]; then command -v newuidmap >/dev/null || { echo "newuidmap (package uidmap) is not installed" >&2; exit 1; }; u=$(id -un); grep -q "^$u:" /etc/subuid && grep -q "^$u:" /etc/subgid || { echo "no subordinate uid and gid range for $u in /etc/subuid and /etc/subgid" >&2; exit 1; }; fi; cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -qE "^(deb[[:space:]]|URIs:)" || { echo "apt has no source to build from" >&2; exit 1; }; mmdebstrap --version',
+      ),
+      fix: (r) =>
+        r.stderr.includes("subordinate")
+          ? `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${process.env.USER ?? "$(id -un)"}`
+          : r.stderr.includes("apt")
+            ? "name a Debian mirror in /etc/apt/sources.list (deb http://deb.debian.org/debian bookworm main)"
+            : "sudo apt-get install mmdebstrap uidmap",
+    },
+    {
+      // Instance runAs (src/host/host-users.ts): setpriv in the sandbox switches to another uid.
+      id: "run-as",
+      what: "guests as other host uids (Instance runAs): umlfleet running as root",
+      scope: "host",
+      optional: true,
+      argv: sh(
+        'if [ "$(id -u)" = 0 ]; then echo "root: each guest may run as a host uid of its own"; exit 0; fi; echo "runAs needs umlfleet to run as root (CAP_SETUID)" >&2; exit 1',
+      ),
+      fix: () => "run pulumi (umlfleet) as root, or leave runAs unset (guests then run as you)",
+    },
+    {
       id: "mke2fs",
       what: "mke2fs (ext4 root filesystems)",
       scope: "host",
