@@ -243,11 +243,11 @@ export interface InstanceSpec {
    */
   hostname?: string;
   /**
-   * Extra kernel command-line words for the guest, from an allow-list of guest-side words; anything else is refused naming the word (host-side UML options such as ubd, eth, con, hostfs, mem, root, init, rootfstype would let a program reach the host or break the boot). Allowed: quiet, ignore_loglevel, norandmaps, loglevel=0-7, panic=N, lpj=N, printk.time=0|1, net.ifnames=0|1, ipv6.disable=0|1, sysctl.<key>=<value>, systemd.<key>=<value>, and the init arguments single, emergency, S, 1-5. Why each: docs/resources.md.
+   * Extra kernel command-line words for the guest, from an allow-list of guest-side words; anything else is refused naming the word (host-side UML options such as ubd, eth, con, hostfs, mem, root, init, rootfstype would let a program reach the host or break the boot). Allowed: quiet, ignore_loglevel, norandmaps, loglevel=0-7, panic=N, lpj=N, printk.time=0|1, net.ifnames=0|1, ipv6.disable=0|1, sysctl.<key>=<value>, systemd.<key>=<value>, umlfleet.profile=1, and the init arguments single, emergency, S, 1-5. Why each: docs/resources.md.
    *
    * @maxItems 32
    *
-   * Items: a guest-side kernel word from the allow-list: quiet, ignore_loglevel, norandmaps, loglevel=0-7, panic=N, lpj=N, printk.time=0|1, net.ifnames=0|1, ipv6.disable=0|1, sysctl.<key>=<value>, systemd.<key>=<value>, single, emergency, S, 1-5
+   * Items: a guest-side kernel word from the allow-list: quiet, ignore_loglevel, norandmaps, loglevel=0-7, panic=N, lpj=N, printk.time=0|1, net.ifnames=0|1, ipv6.disable=0|1, sysctl.<key>=<value>, systemd.<key>=<value>, umlfleet.profile=1, single, emergency, S, 1-5
    */
   kernelArgs?: string[];
   /**
