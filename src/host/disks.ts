@@ -14,9 +14,10 @@ import type { DiskSpec } from "../spec";
 import { createCowFile, cowMismatch, readCowHeader } from "../uml/cow";
 import type { Images } from "./images";
 import { run } from "../process";
+import { claimed, refuseForeign, withOwners, type Owned } from "./owners";
 import { readJson, STATE_SCHEMA_VERSION, writeJsonAsync, type StateDir } from "./state";
 
-export interface DiskRecord {
+export interface DiskRecord extends Owned {
   schemaVersion: number;
   spec: DiskSpec;
   path: string;
@@ -48,14 +49,25 @@ export class Disks {
     return r;
   }
 
-  /** Names of overlays bound to `base`. */
-  overlaysOf(base: string): string[] {
-    return this.state.list("disks").filter((d) => this.get(d)?.spec.base === base);
+  /** Names of overlays bound to `base` (with their owners). */
+  overlaysOf(base: string): string[];
+  overlaysOf(base: string, owners: true): { name: string; owners?: string[] }[];
+  overlaysOf(base: string, owners = false): string[] | { name: string; owners?: string[] }[] {
+    const found = this.state.list("disks").flatMap((d) => {
+      const r = this.get(d);
+      return r?.spec.base === base ? [{ name: d, ...(r.owners ? { owners: r.owners } : {}) }] : [];
+    });
+    return owners ? found : found.map((d) => d.name);
   }
 
-  /** Create the disk; a no-op when it exists as specified. Never touches existing data. */
-  async ensure(spec: DiskSpec, signal?: AbortSignal): Promise<DiskRecord> {
+  /**
+   * Create the disk; a no-op when it exists as specified. Never touches
+   * existing data. Another stack's disk is refused (owners.ts).
+   */
+  async ensure(spec: DiskSpec, signal?: AbortSignal, owner?: string): Promise<DiskRecord> {
     const existing = this.get(spec.name);
+    refuseForeign("disk", spec.name, existing, owner, "create", this.state.root);
+    const owners = claimed(existing, owner);
     if (existing && existsSync(existing.path)) {
       if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
         throw new UmlfleetError(
@@ -65,7 +77,10 @@ export class Disks {
         );
       }
       if (spec.kind === "overlay") await this.verifyOverlay(existing);
-      return existing;
+      if (JSON.stringify(owners) === JSON.stringify(existing.owners)) return existing;
+      const adopted = withOwners(existing, owners);
+      await writeJsonAsync(this.state.diskRecord(spec.name), adopted);
+      return adopted;
     }
     const path = this.state.diskFile(spec.name);
     mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -82,6 +97,7 @@ export class Disks {
           path,
           backingPath: base.imagePath,
           sizeBytes: base.sizeBytes,
+          ...(owners ? { owners } : {}),
         };
       } else {
         const sizeBytes = spec.sizeMiB! * 1024 * 1024;
@@ -101,7 +117,13 @@ export class Disks {
             signal,
           });
         }
-        record = { schemaVersion: STATE_SCHEMA_VERSION, spec, path, sizeBytes };
+        record = {
+          schemaVersion: STATE_SCHEMA_VERSION,
+          spec,
+          path,
+          sizeBytes,
+          ...(owners ? { owners } : {}),
+        };
       }
       await writeJsonAsync(this.state.diskRecord(spec.name), record);
       return record;
@@ -137,7 +159,8 @@ export class Disks {
     }
   }
 
-  remove(name: string, usedBy: string[]): void {
+  remove(name: string, usedBy: string[], owner?: string): void {
+    refuseForeign("disk", name, this.get(name), owner, "remove", this.state.root);
     refuseIfInUse("disk", name, usedBy, "instances");
     rmSync(this.state.diskFile(name), { force: true });
     rmSync(this.state.diskRecord(name), { force: true });

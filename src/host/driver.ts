@@ -66,10 +66,18 @@ export interface HostDriver {
   groupInfo(spec: InstanceGroupSpec, opts?: CallOptions): Promise<Record<string, MemberInfo>>;
 }
 
-/** A deadline for one call. Both may be given; whichever comes first ends it. */
+/**
+ * A deadline for one call (both may be given; whichever comes first ends
+ * it), and who calls. `owner` is the calling stack (`<project>/<stack>`): a
+ * base it ensures counts it as an owner, and everything else it makes is
+ * its own; another stack's instance, disk, network or serial link is
+ * refused with UMLFLEET_CONFLICT (src/host/owners.ts). Without it (tools,
+ * tests) nothing is refused and nothing is claimed.
+ */
 export interface CallOptions {
   signal?: AbortSignal;
   timeoutMs?: number;
+  owner?: string;
 }
 
 export interface KernelInfo {
@@ -126,4 +134,6 @@ export interface Inventory {
   networks: string[];
   instances: string[];
   links: string[];
+  /** Per kind and name, the stacks that own it (absent: made before owners were recorded, or by a tool). */
+  owners?: Partial<Record<"bases" | "disks" | "networks" | "instances" | "links", Record<string, string[]>>>;
 }

@@ -12,6 +12,7 @@ import type { Instances, StopOptions } from "./instance";
 import { BatchLauncher, type Launcher } from "./launcher";
 import type { Networks } from "./networks";
 import { killAllNaming } from "../process";
+import { refuseForeign } from "./owners";
 import type { SerialLinks } from "./serial-links";
 import type { StateDir } from "./state";
 
@@ -29,7 +30,7 @@ export interface GroupHost {
   readonly links: SerialLinks;
   ensureDisk(spec: DiskSpec, opts?: CallOptions): Promise<unknown>;
   removeDisk(name: string, opts?: CallOptions): Promise<void>;
-  removeInstance(name: string, opts?: StopOptions): Promise<void>;
+  removeInstance(name: string, opts?: StopOptions & CallOptions): Promise<void>;
   ensureSerialLink(spec: SerialLinkSpec, opts?: CallOptions): Promise<unknown>;
   removeSerialLink(name: string, opts?: CallOptions): Promise<void>;
   planInstanceUpdate(spec: unknown): ChangePlan;
@@ -52,14 +53,26 @@ export class InstanceGroups {
    * Make the host match `spec`. `previous` is the spec last applied (its
    * members no longer in `spec` are removed). A failed first apply removes the
    * members it made; a failed later apply leaves the members it reached
-   * (apply again to converge: apply is idempotent).
+   * (apply again to converge: apply is idempotent). A group's members are
+   * its `owner`'s: a member another stack owns is refused before anything is done.
    */
-  async apply(spec: unknown, previous?: InstanceGroupSpec, signal?: AbortSignal): Promise<GroupApplyResult> {
+  async apply(
+    spec: unknown,
+    previous?: InstanceGroupSpec,
+    signal?: AbortSignal,
+    owner?: string,
+  ): Promise<GroupApplyResult> {
     const s = this.rt.validator.validate("instance-group", spec);
     this.checkReferences(s);
+    this.refuseForeignMembers(
+      s.name,
+      [...Object.keys(s.members), ...Object.keys(previous?.members ?? {})],
+      owner,
+    );
     const actions = this.actionsFor(s, previous);
     const plans: Record<string, ChangePlan> = {};
     this.refuseForeignInstances(s, previous, actions);
+    const own = { ...(signal ? { signal } : {}), ...(owner !== undefined ? { owner } : {}) };
 
     const made: string[] = [];
     const entries = Object.entries(actions);
@@ -74,13 +87,12 @@ export class InstanceGroups {
     // Removals first (they free names and switch ports), then changes in place.
     await settle(
       entries.filter(([, a]) => a === "remove"),
-      (m) => this.removeMember(m),
+      (m) => this.removeMember(m, owner),
     );
     await settle(
       entries.filter(([, a]) => a === "update" || a === "none"),
       async (m, action): Promise<void> => {
-        if (action === "update")
-          plans[m] = await this.rt.instances.update(this.memberSpec(s, m), signal ? { signal } : {});
+        if (action === "update") plans[m] = await this.rt.instances.update(this.memberSpec(s, m), own);
         // Unchanged or not, a member found stopped (drift) is started, and one
         // whose boot a killed process left unfinished is seen to its end.
         await this.rt.instances.start(m, signal ? { signal } : {});
@@ -104,11 +116,11 @@ export class InstanceGroups {
       await settle(wave, async (m, action) => {
         const party = batch.party();
         try {
-          if (action === "replace") await this.removeMember(m);
+          if (action === "replace") await this.removeMember(m, owner);
           // A member the group had whose record is gone: its guest may still run.
           else if (previous && m in previous.members) await this.killOrphans(m);
           made.push(m);
-          await this.createMember(s, m, party, signal);
+          await this.createMember(s, m, party, own);
         } finally {
           party.leave(); // a member that failed before its start must not hold the others
         }
@@ -124,7 +136,7 @@ export class InstanceGroups {
       return r?.status === "rejected" ? [[m, r.reason as unknown] as const] : [];
     });
     if (failed.length) {
-      if (!previous) await Promise.allSettled(made.map((m) => this.removeMember(m)));
+      if (!previous) await Promise.allSettled(made.map((m) => this.removeMember(m, owner)));
       const [member, first] = failed[0]!;
       const names = failed.map(([m]) => m).join(", ");
       const note = ` (${failed.length} of ${Object.keys(actions).length} members failed: ${names}${
@@ -148,9 +160,10 @@ export class InstanceGroups {
     return { actions, plans };
   }
 
-  /** Remove every member of `spec` and its overlay. Missing ones are skipped. */
-  async remove(spec: InstanceGroupSpec): Promise<void> {
-    const results = await limit(Object.keys(spec.members), parallelism(), (m) => this.removeMember(m));
+  /** Remove every member of `spec` and its overlay. Missing ones are skipped; none of another stack's is removed. */
+  async remove(spec: InstanceGroupSpec, owner?: string): Promise<void> {
+    this.refuseForeignMembers(spec.name, Object.keys(spec.members), owner, "remove");
+    const results = await limit(Object.keys(spec.members), parallelism(), (m) => this.removeMember(m, owner));
     const failed = results.find((r) => r.status === "rejected");
     if (failed) throw failed.reason;
     this.rt.state.pruneIfEmpty();
@@ -214,6 +227,31 @@ export class InstanceGroups {
     }
   }
 
+  /**
+   * Every member's instance and overlay must be `owner`'s (or no one's):
+   * checked for the whole group before anything is made or removed.
+   */
+  private refuseForeignMembers(
+    group: string,
+    members: string[],
+    owner: string | undefined,
+    op: "create" | "remove" = "create",
+  ): void {
+    for (const m of members) {
+      const where = `instance-group/${group}/members/${m}: instance`;
+      refuseForeign(where, m, this.rt.instances.get(m), owner, op, this.rt.state.root);
+      const root = memberRootDisk(m);
+      refuseForeign(
+        `instance-group/${group}/members/${m}: overlay`,
+        root,
+        this.rt.disks.get(root),
+        owner,
+        op,
+        this.rt.state.root,
+      );
+    }
+  }
+
   /** Every base, network and disk the members name must exist: checked before anything is made. */
   private checkReferences(s: SpecOf["instance-group"]): void {
     const missing = (field: string, value: string, what: string) =>
@@ -243,9 +281,8 @@ export class InstanceGroups {
     s: SpecOf["instance-group"],
     m: string,
     launcher: Launcher,
-    signal?: AbortSignal,
+    opts: { signal?: AbortSignal; owner?: string },
   ): Promise<void> {
-    const opts = signal ? { signal } : {};
     await this.rt.ensureDisk({ name: memberRootDisk(m), kind: "overlay", base: s.base }, opts);
     await this.rt.instances.create(this.memberSpec(s, m), { launcher, ...opts });
   }
@@ -255,10 +292,11 @@ export class InstanceGroups {
     return this.rt.validator.validate("instance", memberInstanceSpec(s, m));
   }
 
-  private async removeMember(m: string): Promise<void> {
-    if (this.rt.instances.get(m)) await this.rt.removeInstance(m, { timeoutMs: 30_000 });
+  private async removeMember(m: string, owner?: string): Promise<void> {
+    const own = owner !== undefined ? { owner } : {};
+    if (this.rt.instances.get(m)) await this.rt.removeInstance(m, { timeoutMs: 30_000, ...own });
     else await this.killOrphans(m);
-    if (this.rt.disks.get(memberRootDisk(m))) await this.rt.removeDisk(memberRootDisk(m));
+    if (this.rt.disks.get(memberRootDisk(m))) await this.rt.removeDisk(memberRootDisk(m), own);
   }
 
   /**

@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { refuseIfInUse, UmlfleetError } from "../errors";
 import type { BaseSpec } from "../spec";
 import { buildImage, recipeHash } from "./base-build";
+import { claimed, withOwners, type Owned } from "./owners";
 import { readJson, STATE_SCHEMA_VERSION, writeJson, type StateDir } from "./state";
 
 /**
@@ -38,7 +39,7 @@ export type ImageIntegrity =
   | { ok: true }
   | { ok: false; file: string; problem: "missing" | "changed"; actualSha?: string; message: string };
 
-export interface BaseRecord {
+export interface BaseRecord extends Owned {
   schemaVersion: number;
   spec: BaseSpec;
   /** sha256 of spec + umlfleet's guest files: equal recipes are built once. */
@@ -160,10 +161,25 @@ export class Images {
     writeJson(this.stampFile(sha), stamp);
   }
 
-  /** Build or import the base; a no-op when a base of that name and recipe exists. */
+  /**
+   * Build or import the base; a no-op when a base of that name and recipe
+   * exists. Bases are shared: `owner` is added to its owners (owners.ts).
+   */
   async ensure(
     spec: BaseSpec,
-    opts: { timeoutMs?: number; overlays?: string[]; signal?: AbortSignal } = {},
+    opts: { timeoutMs?: number; overlays?: string[]; signal?: AbortSignal; owner?: string } = {},
+  ): Promise<BaseRecord> {
+    const r = await this.ensureImage(spec, opts);
+    const owners = claimed(r, opts.owner);
+    if (JSON.stringify(owners) === JSON.stringify(r.owners)) return r;
+    const record = withOwners(r, owners);
+    writeJson(this.state.baseRecord(spec.name), record);
+    return record;
+  }
+
+  private async ensureImage(
+    spec: BaseSpec,
+    opts: { timeoutMs?: number; overlays?: string[]; signal?: AbortSignal },
   ): Promise<BaseRecord> {
     const recipe = recipeHash(spec);
     const existing = this.get(spec.name);
@@ -210,7 +226,8 @@ export class Images {
       for (const other of this.state.list("bases")) {
         const r = other === spec.name ? undefined : this.get(other);
         if (r?.recipeHash !== recipe || !(await this.integrity(r)).ok) continue;
-        const record: BaseRecord = { ...r, spec };
+        // Its image, not its owners: this base is its own stacks'.
+        const record: BaseRecord = withOwners({ ...r, spec }, this.get(spec.name)?.owners);
         writeJson(this.state.baseRecord(spec.name), record);
         return record;
       }
@@ -239,6 +256,7 @@ export class Images {
         imageSha: sha,
         imagePath: target,
         sizeBytes: statSync(target).size,
+        ...(existing?.owners ? { owners: existing.owners } : {}),
       };
       writeJson(this.state.baseRecord(spec.name), record);
       return record;
@@ -266,11 +284,32 @@ export class Images {
     this.writeStamp(sha, target);
   }
 
-  /** Remove the base record, and its image when no other base shares it. */
-  remove(name: string, usedBy: string[]): void {
+  /**
+   * `owner` lets go of the base: the base is removed only when no owner is
+   * left and no other stack's overlay is over it (it then passes to those
+   * stacks). Removing it removes the record, and its image when no other base
+   * shares it. `overlays` are the overlays over it, with their owners.
+   */
+  remove(name: string, overlays: { name: string; owners?: string[] }[], owner?: string): void {
     const r = this.get(name);
     if (!r) return;
-    refuseIfInUse("base", name, usedBy, "disks");
+    if (owner !== undefined && r.owners !== undefined) {
+      const left = r.owners.filter((o) => o !== owner);
+      // Stacks whose overlays are over it keep it, as owners.
+      const users = overlays.flatMap((d) => d.owners ?? []).filter((o) => o !== owner);
+      const keepers = [...new Set([...left, ...users])];
+      if (keepers.length > 0) {
+        if (JSON.stringify(keepers) !== JSON.stringify(r.owners))
+          writeJson(this.state.baseRecord(name), withOwners(r, keepers));
+        return;
+      }
+    }
+    refuseIfInUse(
+      "base",
+      name,
+      overlays.map((d) => d.name),
+      "disks",
+    );
     rmSync(this.state.baseRecord(name), { force: true });
     const shared = this.state.list("bases").some((b) => this.get(b)?.imageSha === r.imageSha);
     if (!shared) {

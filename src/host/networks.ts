@@ -16,9 +16,10 @@ import {
   SANDBOX_BIN,
   switchSandboxArgv,
 } from "./sandbox";
+import { claimed, refuseForeign, withOwners, type Owned } from "./owners";
 import { readJson, STATE_SCHEMA_VERSION, writeJson, type StateDir } from "./state";
 
-export interface NetworkRecord {
+export interface NetworkRecord extends Owned {
   schemaVersion: number;
   spec: NetworkSpec;
   /** The switch folder (vde_switch -s); NICs connect to `<switchDir>/ctl`. */
@@ -93,9 +94,11 @@ export class Networks {
     return { name, running, pid: running ? r.switch?.pid : undefined, switchDir: r.switchDir };
   }
 
-  /** Start the switch if it is not running (also repairs a switch that died). */
-  async ensure(spec: NetworkSpec, signal?: AbortSignal): Promise<NetworkRecord> {
+  /** Start the switch if it is not running (also repairs a switch that died). Another stack's is refused. */
+  async ensure(spec: NetworkSpec, signal?: AbortSignal, owner?: string): Promise<NetworkRecord> {
     const existing = this.get(spec.name);
+    refuseForeign("network", spec.name, existing, owner, "create", this.state.root);
+    const owners = claimed(existing, owner);
     if (existing) {
       if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
         throw new UmlfleetError(
@@ -106,7 +109,12 @@ export class Networks {
           },
         );
       }
-      if (this.isRunning(existing)) return existing;
+      if (this.isRunning(existing)) {
+        if (JSON.stringify(owners) === JSON.stringify(existing.owners)) return existing;
+        const adopted = withOwners(existing, owners);
+        writeJson(this.state.networkRecord(spec.name), adopted);
+        return adopted;
+      }
     }
     const switchDir = this.state.switchDir(spec.name);
     const runDir = this.runDir(spec.name);
@@ -128,7 +136,7 @@ export class Networks {
     if (existing && capture && this.switchRuns(existing)) {
       // Only the writer died: plug a new one in, appending; the guests stay connected.
       const captureWriter = await startCapture(spec.name, capture, switchDir, captureLog, true);
-      const repaired = { ...existing, captureWriter };
+      const repaired = withOwners({ ...existing, captureWriter }, owners);
       writeJson(this.state.networkRecord(spec.name), repaired);
       return repaired;
     }
@@ -217,14 +225,16 @@ export class Networks {
       sandbox: outer,
       ...(hostLink ? { hostLink } : {}),
       ...(captureWriter ? { captureWriter } : {}),
+      ...(owners ? { owners } : {}),
     };
     writeJson(this.state.networkRecord(spec.name), record);
     return record;
   }
 
-  async remove(name: string, usedBy: string[]): Promise<void> {
+  async remove(name: string, usedBy: string[], owner?: string): Promise<void> {
     const r = this.get(name);
     if (!r) return;
+    refuseForeign("network", name, r, owner, "remove", this.state.root);
     refuseIfInUse("network", name, usedBy, "instances");
     await this.stopSwitch(r);
     if (r.hostLink) await closeHostLink(r.hostLink);

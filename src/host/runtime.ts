@@ -35,6 +35,7 @@ import { Instances, type InstanceStatus, type StartOptions, type StopOptions } f
 import type { Launcher } from "./launcher";
 import { buildKernel, isExecutableFile, kernelFacts } from "./kernels";
 import { Networks, type NetworkStatus } from "./networks";
+import { checkOwner, ownersOf, refuseForeign } from "./owners";
 import { SerialLinks } from "./serial-links";
 import { StateDir, withLock } from "./state";
 
@@ -97,15 +98,17 @@ export class LocalRuntime implements HostDriver {
     return hostFacts();
   }
 
-  /** Everything in the state folder, for `umlfleet ls` and leak checks. */
+  /** Everything in the state folder, with each one's owners, for `umlfleet ls` and leak checks. */
   inventory(): Promise<Inventory> {
-    return Promise.resolve({
+    const inv = {
       bases: this.state.list("bases"),
       disks: this.state.list("disks"),
       networks: this.state.list("networks"),
       instances: this.instances.list(),
       links: this.state.list("links"),
-    });
+    };
+    const { images: bases, disks, networks, instances, links } = this;
+    return Promise.resolve({ ...inv, owners: ownersOf(inv, { bases, disks, networks, instances, links }) });
   }
 
   // Kernels
@@ -135,8 +138,9 @@ export class LocalRuntime implements HostDriver {
   // Bases
   async ensureBase(spec: BaseSpec, opts: CallOptions = {}): Promise<BaseInfo> {
     const s = this.validator.validate("base", spec);
+    const owner = checkOwner(opts.owner);
     return this.guarded(`base ${s.name}`, `base-${s.name}`, opts, async (signal) =>
-      baseInfo(await this.images.ensure(s, { overlays: this.disks.overlaysOf(s.name), signal }), ""),
+      baseInfo(await this.images.ensure(s, { overlays: this.disks.overlaysOf(s.name), signal, owner }), ""),
     );
   }
   async baseInfo(name: string): Promise<BaseInfo | undefined> {
@@ -147,17 +151,20 @@ export class LocalRuntime implements HostDriver {
     const i = await this.images.integrity(r);
     return baseInfo(r, i.ok ? "" : i.message);
   }
+  /** `owner` lets go of the base; it is removed with its last owner (owners.ts). */
   removeBase(name: string, opts: CallOptions = {}): Promise<void> {
+    const owner = checkOwner(opts.owner);
     return this.removing(`removing base ${name}`, `base-${name}`, opts, () =>
-      this.images.remove(name, this.disks.overlaysOf(name)),
+      this.images.remove(name, this.disks.overlaysOf(name, true), owner),
     );
   }
 
   // Disks
   async ensureDisk(spec: DiskSpec, opts: CallOptions = {}): Promise<DiskInfo> {
     const s = this.validator.validate("disk", spec);
+    const owner = checkOwner(opts.owner);
     return this.guarded(`disk ${s.name}`, `disk-${s.name}`, opts, async (signal) => {
-      await this.disks.ensure(s, signal);
+      await this.disks.ensure(s, signal, owner);
       return (await this.diskInfo(s.name))!;
     });
   }
@@ -174,20 +181,22 @@ export class LocalRuntime implements HostDriver {
     });
   }
   async removeDisk(name: string, opts: CallOptions = {}): Promise<void> {
+    const owner = checkOwner(opts.owner);
     const usedBy = this.instances.list().filter((i) => {
       const s = this.instances.get(i)!.spec;
       return [s.rootDisk, s.swapDisk, ...(s.disks ?? []).map((d) => d.disk)].includes(name);
     });
     return this.removing(`removing disk ${name}`, `disk-${name}`, opts, () =>
-      this.disks.remove(name, usedBy),
+      this.disks.remove(name, usedBy, owner),
     );
   }
 
   // Networks
   async ensureNetwork(spec: NetworkSpec, opts: CallOptions = {}): Promise<NetworkInfo> {
     const s = this.validator.validate("network", spec);
+    const owner = checkOwner(opts.owner);
     return this.guarded(`network ${s.name}`, `network-${s.name}`, opts, async (signal) => {
-      await this.networks.ensure(s, signal);
+      await this.networks.ensure(s, signal, owner);
       return (await this.networkInfo(s.name))!;
     });
   }
@@ -201,18 +210,20 @@ export class LocalRuntime implements HostDriver {
     return this.networks.status(name);
   }
   async removeNetwork(name: string, opts: CallOptions = {}): Promise<void> {
+    const owner = checkOwner(opts.owner);
     const usedBy = this.instances
       .list()
       .filter((i) => (this.instances.get(i)!.spec.nics ?? []).some((n) => n.network === name));
     return this.removing(`removing network ${name}`, `network-${name}`, opts, () =>
-      this.networks.remove(name, usedBy),
+      this.networks.remove(name, usedBy, owner),
     );
   }
 
   // Serial links
   async ensureSerialLink(spec: SerialLinkSpec, opts: CallOptions = {}): Promise<SerialLinkInfo> {
     const s = this.validator.validate("serial-link", spec);
-    await this.guarded(`serial link ${s.name}`, `link-${s.name}`, opts, () => this.links.ensure(s));
+    const owner = checkOwner(opts.owner);
+    await this.guarded(`serial link ${s.name}`, `link-${s.name}`, opts, () => this.links.ensure(s, owner));
     return { name: s.name, up: true };
   }
   serialLinkInfo(name: string): Promise<SerialLinkInfo | undefined> {
@@ -220,7 +231,10 @@ export class LocalRuntime implements HostDriver {
     return Promise.resolve(r && { name, up: this.links.isUp(r) });
   }
   async removeSerialLink(name: string, opts: CallOptions = {}): Promise<void> {
-    return this.removing(`removing serial link ${name}`, `link-${name}`, opts, () => this.links.remove(name));
+    const owner = checkOwner(opts.owner);
+    return this.removing(`removing serial link ${name}`, `link-${name}`, opts, () =>
+      this.links.remove(name, owner),
+    );
   }
 
   // Instances
@@ -230,10 +244,11 @@ export class LocalRuntime implements HostDriver {
     opts: CallOptions & { launcher?: Launcher } = {},
   ): Promise<InstanceInfo> {
     const s = this.validator.validate("instance", spec);
+    const owner = checkOwner(opts.owner);
     // A runAs account this host lacks, or a uid this process may not switch to: refused before anything is made.
     if (s.runAs && !s.runAs.pool) await resolveHostIds(s, { key: `check\0${s.name}`, others: [] });
     return withDeadline(`instance ${s.name}`, opts, async (signal) => {
-      await this.instances.create(s, { signal, ...(opts.launcher ? { launcher: opts.launcher } : {}) });
+      await this.instances.create(s, { signal, launcher: opts.launcher, owner });
       return this.instanceInfoNow(s.name);
     });
   }
@@ -250,8 +265,9 @@ export class LocalRuntime implements HostDriver {
     opts: CallOptions = {},
   ): Promise<{ plan: ChangePlan; info: InstanceInfo }> {
     const s = this.validator.validate("instance", spec);
+    const owner = checkOwner(opts.owner);
     return withDeadline(`instance ${s.name}`, opts, async (signal) => {
-      const plan = await this.instances.update(s, { signal });
+      const plan = await this.instances.update(s, { signal, owner });
       // A guest found stopped (drift) runs again after its update.
       await this.instances.start(s.name, { signal });
       return { plan, info: this.instanceInfoNow(s.name) };
@@ -269,7 +285,10 @@ export class LocalRuntime implements HostDriver {
   restartInstance(name: string, opts?: StartOptions & StopOptions): Promise<InstanceStatus> {
     return this.instances.restart(name, opts);
   }
-  async removeInstance(name: string, opts: StopOptions = {}): Promise<void> {
+  async removeInstance(name: string, opts: StopOptions & CallOptions = {}): Promise<void> {
+    // Refused before its links go with it (instances.remove checks again, under its lock).
+    const owner = checkOwner(opts.owner);
+    refuseForeign("instance", name, this.instances.get(name), owner, "remove", this.stateDir);
     for (const link of this.links.linksOf(name)) await this.links.remove(link);
     await this.instances.remove(name, opts);
     this.state.pruneIfEmpty();
@@ -295,13 +314,15 @@ export class LocalRuntime implements HostDriver {
     opts: CallOptions = {},
   ): Promise<{ result: Awaited<ReturnType<InstanceGroups["apply"]>>; members: Record<string, MemberInfo> }> {
     const s = this.validator.validate("instance-group", spec);
+    const owner = checkOwner(opts.owner);
     return withDeadline(`instance group ${s.name}`, opts, async (signal) => {
-      const result = await this.groups.apply(s, previous, signal);
+      const result = await this.groups.apply(s, previous, signal, owner);
       return { result, members: await this.groupInfo(s) };
     });
   }
   async removeGroup(spec: InstanceGroupSpec, opts: CallOptions = {}): Promise<void> {
-    await withDeadline(`removing instance group ${spec.name}`, opts, () => this.groups.remove(spec));
+    const owner = checkOwner(opts.owner);
+    await withDeadline(`removing instance group ${spec.name}`, opts, () => this.groups.remove(spec, owner));
   }
   /**
    * Per member: its instance; `missing` for one gone from the host; `damaged`

@@ -4,9 +4,10 @@ import { UmlfleetError } from "../errors";
 import type { SerialLinkSpec } from "../spec";
 import type { Instances } from "./instance";
 import { identify, isAlive, killGroup, type ProcessIdentity } from "../process";
+import { claimed, refuseForeign, type Owned } from "./owners";
 import { readJson, STATE_SCHEMA_VERSION, writeJson, type StateDir } from "./state";
 
-export interface SerialLinkRecord {
+export interface SerialLinkRecord extends Owned {
   schemaVersion: number;
   spec: SerialLinkSpec;
   /** a->b and b->a relays. */
@@ -44,7 +45,11 @@ export class SerialLinks {
     });
   }
 
-  async ensure(spec: SerialLinkSpec): Promise<SerialLinkRecord> {
+  /** Start the link's relays unless they run; another stack's link is refused (owners.ts). */
+  async ensure(spec: SerialLinkSpec, owner?: string): Promise<SerialLinkRecord> {
+    const existing = this.get(spec.name);
+    refuseForeign("serial link", spec.name, existing, owner, "create", this.state.root);
+    const owners = claimed(existing, owner);
     for (const end of ["a", "b"] as const) {
       const { instance, line } = spec[end];
       const inst = this.instances.get(instance);
@@ -58,6 +63,8 @@ export class SerialLinks {
           },
         );
       }
+      // A cable into another stack's guest would read and write its console lines.
+      refuseForeign("instance", instance, inst, owner, "change", this.state.root);
       if (line >= inst.spec.serialLines) {
         throw new UmlfleetError(
           "UMLFLEET_INVALID_SPEC",
@@ -80,14 +87,18 @@ export class SerialLinks {
         }
       }
     }
-    const existing = this.get(spec.name);
     if (existing) {
       if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
         throw new UmlfleetError("UMLFLEET_CONFLICT", `serial link ${spec.name} exists with other ends`, {
           name: spec.name,
         });
       }
-      if (this.isUp(existing)) return existing;
+      if (this.isUp(existing)) {
+        if (JSON.stringify(owners) === JSON.stringify(existing.owners)) return existing;
+        const adopted = { ...existing, ...(owners ? { owners } : {}) };
+        writeJson(this.state.linkRecord(spec.name), adopted);
+        return adopted;
+      }
       for (const p of existing.relays) await killGroup(p);
     }
     const fifo = (end: "a" | "b", dir: "in" | "out") =>
@@ -96,14 +107,20 @@ export class SerialLinks {
       this.relay(fifo("a", "out"), fifo("b", "in")),
       this.relay(fifo("b", "out"), fifo("a", "in")),
     ];
-    const record: SerialLinkRecord = { schemaVersion: STATE_SCHEMA_VERSION, spec, relays };
+    const record: SerialLinkRecord = {
+      schemaVersion: STATE_SCHEMA_VERSION,
+      spec,
+      relays,
+      ...(owners ? { owners } : {}),
+    };
     writeJson(this.state.linkRecord(spec.name), record);
     return record;
   }
 
-  async remove(name: string): Promise<void> {
+  async remove(name: string, owner?: string): Promise<void> {
     const r = this.get(name);
     if (!r) return;
+    refuseForeign("serial link", name, r, owner, "remove", this.state.root);
     for (const p of r.relays) await killGroup(p);
     rmSync(this.state.linkRecord(name), { force: true });
   }

@@ -132,8 +132,8 @@ describe("two stacks on one host: everything but bases belongs to the stack that
       expect(e!.code).toBe("UMLFLEET_CONFLICT");
       expect(e!.message).toContain(name);
       expect(e!.message).toContain('"lab/alice"');
-      // It says what to do: another name, or another state folder.
-      expect(e!.message).toMatch(/another name.*stateDir/);
+      // It says what to do: another name or state folder; for a removal, how to let go of it.
+      expect(e!.message).toMatch(what.endsWith("removal") ? /pulumi state delete/ : /another name.*stateDir/);
       expect(snapshot(host.stateDir)).toEqual(before);
     });
   }

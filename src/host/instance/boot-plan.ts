@@ -1,4 +1,6 @@
-import { umlArgv, type BootDisk, type BootNic } from "../../uml/argv";
+import { statSync } from "node:fs";
+import { run } from "../../process";
+import { nicDriverFor, umlArgv, type BootDisk, type BootNic, type NicDriver } from "../../uml/argv";
 import { SETUP_SHARE } from "../guest-setup";
 import { guestFds } from "../launcher";
 import { SANDBOX_BIN, sandboxArgv, type Bind } from "../sandbox";
@@ -78,4 +80,22 @@ export function planBoot(b: BootInput): BootPlan {
     b.kernelFiles,
   );
   return { argv: [SANDBOX_BIN, ...sandbox, ...uml], fifos, fds: { info: fds.info, shares: fds.pass } };
+}
+
+/** Per kernel binary (path, mtime, size): its version, asked once. */
+const versionCache = new Map<string, Promise<string>>();
+
+/** The NIC driver for a kernel, from `<kernel> --version`, cached per binary. */
+export async function kernelNicDriver(kernel: string): Promise<NicDriver> {
+  const st = statSync(kernel);
+  const key = `${kernel}\0${st.mtimeMs}\0${st.size}`;
+  // The promise is cached: 32 guests booting at once ask once, not 32 times.
+  let v = versionCache.get(key);
+  if (!v) {
+    v = run(kernel, ["--version"], { timeoutMs: 10_000, allowFailure: true, env: {} }).then(
+      (r) => /(\d+\.\d+(\.\d+)?)/.exec(r.stdout)?.[1] ?? "0",
+    );
+    versionCache.set(key, v);
+  }
+  return nicDriverFor(await v);
 }

@@ -1,11 +1,11 @@
 import { handOver, type HostIds } from "../host-users";
-import { existsSync, linkSync, mkdirSync, rmSync, statSync, unlinkSync } from "node:fs";
+import { existsSync, linkSync, mkdirSync, rmSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { planInstanceChange, type ChangePlan } from "../../change-plan";
 import { UmlfleetError } from "../../errors";
-import { isAlive, run } from "../../process";
+import { isAlive } from "../../process";
 import type { NicSpec } from "../../spec";
-import { nicDriverFor, type BootDisk, type BootNic, type NicDriver } from "../../uml/argv";
+import { type BootDisk, type BootNic, type NicDriver } from "../../uml/argv";
 import { MconsoleClient } from "../../uml/mconsole";
 import { tailOf } from "../console-log";
 import type { Disks } from "../disks";
@@ -15,8 +15,10 @@ import type { Bind } from "../sandbox";
 import { checkShares } from "../shares";
 import { checkSharesAgainstCaptures } from "../capture";
 import { checkSources } from "../guest-setup";
+import { claimed, refuseForeign, withOwners } from "../owners";
 import { readJson, STATE_SCHEMA_VERSION, withLock, writeJson, writeJsonAsync, type StateDir } from "../state";
 import { bootGuest, finishBoot } from "./boot";
+import { kernelNicDriver } from "./boot-plan";
 import { makeFifos } from "./fifos";
 import { applyLive } from "./hotplug";
 import { inspect, statusOf, type InstanceInspection } from "./status";
@@ -44,7 +46,6 @@ const LOCK_WAIT_MS = 120_000;
 export class Instances {
   /** Per kernel binary: what its sandbox binds (ldd is slow). */
   readonly kernelFileCache = new Map<string, Bind[]>();
-  private readonly versionCache = new Map<string, Promise<string>>();
 
   constructor(
     readonly state: StateDir,
@@ -113,6 +114,8 @@ export class Instances {
   async create(spec: Spec, opts: StartOptions = {}): Promise<InstanceStatus> {
     return this.locked(spec.name, opts.signal, async () => {
       const existing = this.get(spec.name);
+      refuseForeign("instance", spec.name, existing, opts.owner, "create", this.state.root);
+      const owners = claimed(existing, opts.owner);
       if (existing) {
         if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
           throw new UmlfleetError(
@@ -123,11 +126,16 @@ export class Instances {
             },
           );
         }
-        if (!this.isRunning(existing)) await bootGuest(this, existing, opts, false);
-        else await finishBoot(this, existing, opts);
+        const adopted = withOwners(existing, owners);
+        await writeJsonAsync(this.state.instanceRecord(spec.name), adopted);
+        if (!this.isRunning(adopted)) await bootGuest(this, adopted, opts, false);
+        else await finishBoot(this, adopted, opts);
         return this.status(spec.name);
       }
-      const record: InstanceRecord = { schemaVersion: STATE_SCHEMA_VERSION, spec, bootCount: 0 };
+      const record = withOwners<InstanceRecord>(
+        { schemaVersion: STATE_SCHEMA_VERSION, spec, bootCount: 0 },
+        owners,
+      );
       // Every reference checked before anything is written.
       await this.checkAndRecord(spec, async () => {
         mkdirSync(this.state.instanceDir(spec.name), { recursive: true, mode: 0o700 });
@@ -169,6 +177,7 @@ export class Instances {
   async remove(name: string, opts: StopOptions = {}): Promise<void> {
     return this.locked(name, opts.signal, async () => {
       const r = this.get(name);
+      refuseForeign("instance", name, r, opts.owner, "remove", this.state.root);
       if (r) await stopGuest(this, r, opts);
       rmSync(this.state.instanceDir(name), { recursive: true, force: true });
     });
@@ -233,6 +242,7 @@ export class Instances {
   async update(next: Spec, opts: StartOptions & StopOptions = {}): Promise<ChangePlan> {
     return this.locked(next.name, opts.signal, async () => {
       const r = this.require(next.name);
+      refuseForeign("instance", next.name, r, opts.owner, "change", this.state.root);
       const plan = planInstanceChange(r.spec, next);
       if (plan.kind === "replace") {
         const fields = plan.changes.filter((c) => c.kind === "replace").map((c) => c.field);
@@ -353,18 +363,8 @@ export class Instances {
   }
 
   /** The NIC driver for a kernel, from `<kernel> --version`, cached per binary. */
-  async nicDriver(kernel: string): Promise<NicDriver> {
-    const st = statSync(kernel);
-    const key = `${kernel}\0${st.mtimeMs}\0${st.size}`;
-    // The promise is cached: 32 guests booting at once ask once, not 32 times.
-    let v = this.versionCache.get(key);
-    if (!v) {
-      v = run(kernel, ["--version"], { timeoutMs: 10_000, allowFailure: true, env: {} }).then(
-        (r) => /(\d+\.\d+(\.\d+)?)/.exec(r.stdout)?.[1] ?? "0",
-      );
-      this.versionCache.set(key, v);
-    }
-    return nicDriverFor(await v);
+  nicDriver(kernel: string): Promise<NicDriver> {
+    return kernelNicDriver(kernel);
   }
 
   /** A script in the guest while the caller holds the instance's lock (hot-plug steps). */

@@ -3,10 +3,11 @@ import type { ProcessIdentity } from "../../process";
 import { deterministicMac } from "../../uml/mac";
 import type { NicDriver } from "../../uml/argv";
 import type { Launcher } from "../launcher";
+import type { Owned } from "../owners";
 
 export type Spec = SpecOf["instance"];
 
-export interface InstanceRecord {
+export interface InstanceRecord extends Owned {
   schemaVersion: number;
   /** The spec in effect (hot-plugged changes included). */
   spec: Spec;
@@ -57,12 +58,16 @@ export interface StartOptions {
   signal?: AbortSignal;
   /** Starts the guest's process. Default: spawned by this process; instance groups start theirs in batches. */
   launcher?: Launcher;
+  /** The stack making or changing it (owners.ts): another stack's instance is refused. */
+  owner?: string;
 }
 export interface StopOptions {
   /** Total budget for the graceful steps before SIGKILL. Default 30 s. */
   timeoutMs?: number;
   /** Aborting skips what is left of the graceful steps: the guest is killed. */
   signal?: AbortSignal;
+  /** The stack removing it (owners.ts): another stack's instance is refused. */
+  owner?: string;
 }
 
 /** Where the hostfs root sits inside every sandbox; shares are its sub-folders. */
