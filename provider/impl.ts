@@ -97,8 +97,16 @@ function clean(props: Props): Props {
   return out;
 }
 
-/** Outputs every kind records. */
-const VERSIONS = ["schemaVersion", "providerVersion"];
+/**
+ * Properties every kind records that are not its spec, and that diff ignores:
+ * the versions, and `owner`, the stack that declared it (`<project>/<stack>`,
+ * an input the resource classes add; stacks made before it was passed still
+ * preview no change). The host records it (src/host/owners.ts).
+ */
+const VERSIONS = ["schemaVersion", "providerVersion", "owner"];
+
+/** The stack a resource belongs to, as its inputs or old outputs name it (none in older states). */
+const ownerOf = (props: Props) => (typeof props.owner === "string" ? { owner: props.owner } : {});
 
 /** The runtime spec inside a resource's inputs (or old outputs). */
 function specOf(kind: Kind, props: Props): Props {
@@ -269,6 +277,8 @@ export async function create(kind: Kind, inputs: Props): Promise<{ id: string; o
       // A kernel has no name: its id is the binary it names.
       return { id: id || String(outs.bootPath), outs };
     } catch (e) {
+      // Another stack's resource of that name is not this one's, even partly.
+      if (isOwnershipConflict(e)) throw e;
       throw await partialFailure(kind, id, props, inputs.__provider, e);
     }
   });
@@ -328,22 +338,23 @@ async function outputsOnHost(kind: Kind, id: string, p: Props, d: HostDriver): P
 export async function remove(kind: Kind, id: string, props: Props): Promise<void> {
   const p = clean(props);
   const d = driverFor(p);
+  const opts = (signal: AbortSignal) => ({ signal, ...ownerOf(p) });
   return withDeadline(kind, "delete", async (signal) => {
     switch (kind) {
       case "kernel":
         return;
       case "base":
-        return d.removeBase(id, { signal });
+        return d.removeBase(id, opts(signal));
       case "disk":
-        return d.removeDisk(id, { signal });
+        return d.removeDisk(id, opts(signal));
       case "network":
-        return d.removeNetwork(id, { signal });
+        return d.removeNetwork(id, opts(signal));
       case "instance":
-        return d.removeInstance(id, { signal });
+        return d.removeInstance(id, opts(signal));
       case "serial-link":
-        return d.removeSerialLink(id, { signal });
+        return d.removeSerialLink(id, opts(signal));
       case "instance-group":
-        return d.removeGroup(specOf(kind, p) as never, { signal });
+        return d.removeGroup(specOf(kind, p) as never, opts(signal));
     }
   });
 }
@@ -353,7 +364,7 @@ async function apply(kind: Kind, props: Props, olds: Props | undefined, signal: 
   const d = driverFor(props);
   const spec = specOf(kind, props);
   const base = { ...props, schemaVersion: OUTPUT_SCHEMA_VERSION, providerVersion: PROVIDER_VERSION };
-  const opts = { signal };
+  const opts = { signal, ...ownerOf(props) };
   switch (kind) {
     case "kernel":
       return { ...base, ...kernelOuts(await d.ensureKernel(spec, opts)) };
@@ -413,6 +424,11 @@ async function partialFailure(
     },
     reasons: [e.message],
   });
+}
+
+/** UMLFLEET_CONFLICT because the resource of that name is another stack's (src/host/owners.ts). */
+function isOwnershipConflict(e: unknown): boolean {
+  return e instanceof UmlfleetError && e.code === "UMLFLEET_CONFLICT" && Array.isArray(e.details.owners);
 }
 
 function kernelOuts(k: KernelInfo): Props {

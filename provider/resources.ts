@@ -8,6 +8,13 @@ export interface HostArgs {
   stateDir?: pulumi.Input<string>;
 }
 
+/**
+ * The stack declaring a resource, `<project>/<stack>`: an input the provider
+ * passes to the host (which records it: a base is shared between stacks,
+ * everything else is its stack's) and diff ignores.
+ */
+const stackOwner = () => `${pulumi.getProject()}/${pulumi.getStack()}`;
+
 // Names are identities on a host: a replacement must delete the old one first.
 const opts = (o?: pulumi.CustomResourceOptions): pulumi.CustomResourceOptions => ({
   deleteBeforeReplace: true,
@@ -95,7 +102,15 @@ export class RootFilesystem extends pulumi.dynamic.Resource {
     super(
       makeProvider("base"),
       name,
-      { name, ...args, imagePath: undefined, imageSha: undefined, sizeBytes: undefined, drift: undefined },
+      {
+        name,
+        ...args,
+        owner: stackOwner(),
+        imagePath: undefined,
+        imageSha: undefined,
+        sizeBytes: undefined,
+        drift: undefined,
+      },
       opts(o),
       "umlfleet",
       "RootFilesystem",
@@ -118,6 +133,7 @@ export class Disk extends pulumi.dynamic.Resource {
     const props: Record<string, unknown> = {
       name,
       ...args,
+      owner: stackOwner(),
       path: undefined,
       diskId: undefined,
       sizeBytes: undefined,
@@ -154,7 +170,7 @@ export class Network extends pulumi.dynamic.Resource {
     super(
       makeProvider("network"),
       name,
-      { name, ...args, switchDir: undefined, running: undefined, pid: undefined },
+      { name, ...args, owner: stackOwner(), switchDir: undefined, running: undefined, pid: undefined },
       opts(o),
       "umlfleet",
       "Network",
@@ -265,6 +281,7 @@ export class Instance extends pulumi.dynamic.Resource {
       rootDisk: rootDisk.name,
       rootDiskId: rootDisk.diskId,
       ...(kernel ? { kernel: kernel.bootPath, kernelSha256: kernel.sha256 } : {}),
+      owner: stackOwner(),
       state: undefined,
       pid: undefined,
       consoleLog: undefined,
@@ -381,6 +398,7 @@ export class InstanceGroup extends pulumi.dynamic.Resource {
         baseImageSha: base.imageSha,
         ...(kernel ? { kernel: kernel.bootPath, kernelSha256: kernel.sha256 } : {}),
         members: Object.fromEntries(Object.entries(members).map(([m, a]) => [m, memberProps(a)])),
+        owner: stackOwner(),
         memberInfo: undefined,
         lastChange: undefined,
       },
@@ -452,6 +470,7 @@ export class SerialLink extends pulumi.dynamic.Resource {
         // preview while an instance is updated in place, and turn unknown
         // exactly when it is replaced (new root disk or kernel).
         instanceIds: [...linkIdentity(args.a.instance), ...linkIdentity(args.b.instance)],
+        owner: stackOwner(),
         up: undefined,
       },
       opts(o),

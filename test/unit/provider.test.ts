@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { UmlfleetError } from "../../src/errors";
 import { useDriverFactory } from "../../provider/driver-factory";
 import * as impl from "../../provider/impl";
 import { FakeDriver } from "../helpers/fake-driver";
@@ -8,11 +9,29 @@ import { providerContract } from "../helpers/provider-contract";
 describe("the provider over a fake host driver", () => {
   const fakes = new Map<string, FakeDriver>();
   const fake = (dir: string) => fakes.get(dir)!;
+  /** Per driver call: its method and the owner its options named. */
+  const owners: [string, unknown][] = [];
   beforeAll(() =>
     useDriverFactory((dir) => {
       const d = new FakeDriver(dir);
       fakes.set(dir, d);
-      return d;
+      // Every call's options (its last argument) are recorded; "x/intruder" is another stack.
+      return new Proxy(d, {
+        get(target, key, receiver) {
+          const v = Reflect.get(target, key, receiver) as unknown;
+          if (typeof v !== "function") return v;
+          return (...args: unknown[]) => {
+            const opts = args.at(-1) as { owner?: string } | undefined;
+            if (opts && typeof opts === "object" && "signal" in opts) owners.push([String(key), opts.owner]);
+            if (opts?.owner === "x/intruder")
+              throw new UmlfleetError("UMLFLEET_CONFLICT", "belongs to stack x/owner", {
+                owners: ["x/owner"],
+                owner: opts.owner,
+              });
+            return (v as (...a: unknown[]) => unknown).apply(target, args);
+          };
+        },
+      });
     }),
   );
   afterAll(() => useDriverFactory(undefined));
@@ -68,6 +87,55 @@ describe("the provider over a fake host driver", () => {
       .create("instance", { stateDir: "/fake/q", name: "q", rootDisk: "nope" })
       .catch((x: unknown) => x)) as Error & { id?: string };
     expect(e.message).toContain("UMLFLEET_NOT_FOUND");
+    expect(e.id).toBeUndefined();
+  });
+
+  it("the stack's owner reaches the host in CallOptions on create, update and delete", async () => {
+    const h = { stateDir: "/fake/o", owner: "proj/alice" };
+    owners.length = 0;
+    const base = await impl.create("base", { ...h, name: "ob", source: { kind: "busybox" } });
+    const net = await impl.create("network", { ...h, name: "on" });
+    await impl.update("network", "on", { ...net.outs, running: false }, { ...h, name: "on" });
+    await impl.remove("network", "on", net.outs);
+    await impl.remove("base", "ob", base.outs);
+    expect(owners).toEqual([
+      ["ensureBase", "proj/alice"],
+      ["ensureNetwork", "proj/alice"],
+      ["ensureNetwork", "proj/alice"],
+      ["removeNetwork", "proj/alice"],
+      ["removeBase", "proj/alice"],
+    ]);
+  });
+
+  it("diff ignores the owner: a resource recorded before owners were passed previews no change", async () => {
+    const h = { stateDir: "/fake/u" };
+    const cases: [impl.Kind, Record<string, unknown>][] = [
+      ["base", { name: "ub", source: { kind: "busybox" } }],
+      ["disk", { name: "u-root", kind: "overlay", base: "ub" }],
+      ["network", { name: "un" }],
+      ["instance", { name: "u", rootDisk: "u-root" }],
+      ["instance-group", { name: "ug", base: "ub", members: { "ug-0": {} } }],
+    ];
+    for (const [kind, spec] of cases) {
+      const made = await impl.create(kind, { ...h, ...spec });
+      const { inputs } = await impl.check(kind, made.outs, { ...h, ...spec, owner: "proj/alice" });
+      const diff = await impl.diff(kind, String(spec.name), made.outs, inputs);
+      expect(diff, kind).toMatchObject({ changes: false, replaces: [] });
+      // And another stack's name for it would change nothing either: the host decides.
+      const moved = await impl.diff(kind, String(spec.name), { ...made.outs, owner: "proj/bob" }, inputs);
+      expect(moved.changes, kind).toBe(false);
+    }
+  });
+
+  it("another stack's resource of that name is no partial failure: nothing of it enters this stack", async () => {
+    const h = { stateDir: "/fake/c" };
+    await impl.create("base", { ...h, name: "cb", source: { kind: "busybox" } });
+    await impl.create("disk", { ...h, name: "c-root", kind: "overlay", base: "cb" });
+    await impl.create("instance", { ...h, name: "c", rootDisk: "c-root", owner: "x/owner" });
+    const e = (await impl
+      .create("instance", { ...h, name: "c", rootDisk: "c-root", owner: "x/intruder" })
+      .catch((x: unknown) => x)) as Error & { id?: string };
+    expect(e.message).toContain("UMLFLEET_CONFLICT");
     expect(e.id).toBeUndefined();
   });
 });
