@@ -6,7 +6,7 @@
 export const ERROR_CODES = {
   UMLFLEET_INVALID_SPEC: "A spec failed schema validation; nothing was done.",
   UMLFLEET_NOT_FOUND: "The named base, disk, network, instance or link does not exist.",
-  UMLFLEET_CONFLICT: "A resource of that name exists with a different spec.",
+  UMLFLEET_CONFLICT: "A resource of that name exists with a different spec, or belongs to another stack.",
   UMLFLEET_IN_USE: "The resource is used by another one and cannot be removed.",
   UMLFLEET_BASE_MISMATCH: "An overlay's COW header names another base than the one given.",
   UMLFLEET_BASE_CHANGED:

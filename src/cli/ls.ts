@@ -4,7 +4,8 @@ import type { Verb } from "./verb";
 
 /**
  * `umlfleet ls [--state-dir DIR] [--json]`: the instances of a state folder
- * with state, addresses, memory and uptime; networks and links by name.
+ * with state, addresses, memory, uptime and owner (the stack that made it);
+ * networks and links by name. `--json` adds every resource's owners.
  */
 export const ls: Verb = {
   usage: "ls [--state-dir DIR] [--json]",
@@ -28,21 +29,36 @@ export const ls: Verb = {
             : undefined,
         memoryMiB: i.memoryMiB,
         addresses: i.nics.map((n) => ({ device: n.device, network: n.network, ipv4: n.ipv4, mac: n.mac })),
+        owners: inv.owners?.instances?.[name] ?? [],
       });
     }
     if (o.flags.has("--json")) {
       io.out(
-        `${JSON.stringify({ stateDir: o.stateDir, instances, networks: inv.networks, links: inv.links }, null, 2)}\n`,
+        `${JSON.stringify(
+          {
+            stateDir: o.stateDir,
+            instances,
+            networks: inv.networks,
+            links: inv.links,
+            bases: inv.bases,
+            disks: inv.disks,
+            // Per kind and name, the stacks that own it (none listed: made by a tool or an older umlfleet).
+            owners: inv.owners ?? {},
+          },
+          null,
+          2,
+        )}\n`,
       );
       return 0;
     }
-    const rows = [["NAME", "STATE", "UPTIME", "MEMORY", "ADDRESSES"]];
+    const rows = [["NAME", "STATE", "UPTIME", "MEMORY", "OWNER", "ADDRESSES"]];
     for (const i of instances)
       rows.push([
         i.name,
         i.state,
         i.uptimeSec === undefined ? "-" : `${i.uptimeSec}s`,
         `${i.memoryMiB}MiB`,
+        i.owners.join(",") || "-",
         i.addresses.map((a) => `${a.device}:${a.network}${a.ipv4 ? `=${a.ipv4}` : ""}`).join(" ") || "-",
       ]);
     const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));

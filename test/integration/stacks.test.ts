@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { main } from "../../src/cli/main";
 import type { UmlfleetError } from "../../src/errors";
 import { processesMentioning, TestHost } from "../helpers/runtime";
 
@@ -26,7 +27,16 @@ function snapshot(stateDir: string) {
     : [];
   return {
     files: files.map((f) => (f.endsWith(".json") ? `${f} ${readFileSync(f, "utf8")}` : f)),
-    processes: processesMentioning(stateDir).sort(),
+    // A guest's kernel forks host processes as its own processes come and go:
+    // counted as "the guests running", with every other process (sandboxes, switches) as it is.
+    processes: [
+      ...new Set(
+        processesMentioning(stateDir).map((p) => {
+          const guest = /uml_dir=(\S+)/.exec(p);
+          return guest && !p.includes("bwrap") ? `kernel of ${guest[1]}` : p;
+        }),
+      ),
+    ].sort(),
   };
 }
 
@@ -147,6 +157,28 @@ describe("two stacks on one host: everything but bases belongs to the stack that
     expect(result.actions).toEqual({ g0: "none" });
     expect(rt.instances.get("m")!.owners).toEqual(["lab/alice"]);
     expect(rt.instanceStatus("m").state).toBe("running");
+  });
+
+  it("umlfleet ls --json shows each resource's owners", async () => {
+    let out = "";
+    const status = await main(["ls", "--state-dir", host.stateDir, "--json"], {
+      out: (t) => void (out += t),
+      err: () => undefined,
+      env: process.env,
+    });
+    expect(status).toBe(0);
+    const listed = JSON.parse(out) as {
+      instances: { name: string; owners: string[] }[];
+      owners: Record<string, Record<string, string[]>>;
+    };
+    expect(listed.instances.find((i) => i.name === "m")!.owners).toEqual(["lab/alice"]);
+    expect(listed.owners).toMatchObject({
+      bases: { bb: ["lab/alice", "lab/bob"] },
+      networks: { lan: ["lab/alice"] },
+      disks: { data: ["lab/alice"], "g0-root": ["lab/alice"] },
+      instances: { g0: ["lab/alice"], m: ["lab/alice"] },
+      links: { mn: ["lab/alice"] },
+    });
   });
 
   it("the owner removes them; destroyAll ignores owners", async () => {
