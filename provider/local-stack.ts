@@ -41,7 +41,12 @@ export async function localStack(o: LocalStackOptions): Promise<Stack> {
   ];
   for (const [name, target] of links) {
     const link = join(workDir, "node_modules", name);
-    if (!existsSync(link)) symlinkSync(target, link);
+    try {
+      symlinkSync(target, link);
+    } catch (e) {
+      // Made already (by an earlier run, or one running at the same time).
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;
+    }
   }
   const bin = pulumiBinDir();
   if (!existsSync(join(bin, "pulumi")))

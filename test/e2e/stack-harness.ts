@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll } from "vitest";
@@ -20,6 +20,8 @@ export interface Lab {
   group?: boolean;
   /** A base imported from this image file instead of a busybox build. */
   baseImage?: string;
+  /** Put before every name but the base's (several stacks on one state folder). */
+  prefix?: string;
 }
 export interface Result {
   summary?: Record<string, number>;
@@ -34,6 +36,40 @@ export interface Result {
 
 export const haveCli = existsSync(join(pulumiBinDir(), "pulumi"));
 const driver = join(__dirname, "fixtures", "stack-driver.js");
+
+/** One driver config: the operation, the program's lab, where, and the stack's name (default "test"). */
+export interface DriverConfig {
+  action: string;
+  lab: Lab;
+  stateDir: string;
+  backendDir: string;
+  stackName?: string;
+  [extra: string]: unknown;
+}
+
+function parseResult(out: string): Result {
+  const line = out.split("\n").find((l) => l.startsWith("@@RESULT "));
+  if (!line) throw new Error(`driver printed no result:\n${out}`);
+  return JSON.parse(line.slice("@@RESULT ".length)) as Result;
+}
+
+/** One Pulumi operation in a child process of its own, so that several run at once. */
+export function runDriver(cfg: DriverConfig): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    execFile(
+      "node",
+      [driver, JSON.stringify(cfg)],
+      { encoding: "utf8", timeout: 600_000, maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => {
+        try {
+          resolve(parseResult(stdout));
+        } catch (e) {
+          reject(new Error(`${err ? err.message : "driver failed"}\n${stderr}`, { cause: e }));
+        }
+      },
+    );
+  });
+}
 
 /**
  * A test stack on a file backend in a fresh folder, driven through
@@ -55,9 +91,7 @@ export function useStack(label: string, defaultLab: Lab) {
         maxBuffer: 64 << 20,
       },
     );
-    const line = out.split("\n").find((l) => l.startsWith("@@RESULT "));
-    if (!line) throw new Error(`driver printed no result:\n${out}`);
-    return JSON.parse(line.slice("@@RESULT ".length)) as Result;
+    return parseResult(out);
   };
   beforeAll(() => mkdirSync(dir, { recursive: true }));
   afterAll(async () => {
