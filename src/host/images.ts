@@ -285,22 +285,32 @@ export class Images {
   }
 
   /**
-   * `owner` lets go of the base: the base is removed only when no owner is
-   * left and no other stack's overlay is over it (it then passes to those
-   * stacks). Removing it removes the record, and its image when no other base
-   * shares it. `overlays` are the overlays over it, with their owners.
+   * `owner` lets go of the base (owners.ts). A base some stack owns is
+   * removed only when no owner is left and no other stack's overlay is over
+   * it: those stacks keep it, as its owners; overlays that no stack owns
+   * (made by a tool or an older umlfleet) keep it too, as a base of no one's.
+   * A base of no one's is removed as before, unless overlays are over it
+   * (UMLFLEET_IN_USE); `allOwners` (destroyAll) treats every base so.
+   * Removing it removes the record, and its image when no other base shares it.
    */
-  remove(name: string, overlays: { name: string; owners?: string[] }[], owner?: string): void {
+  remove(
+    name: string,
+    overlays: { name: string; owners?: string[] }[],
+    owner?: string,
+    allOwners = false,
+  ): void {
     const r = this.get(name);
     if (!r) return;
-    if (owner !== undefined && r.owners !== undefined) {
+    if (!allOwners && r.owners?.length) {
       const left = r.owners.filter((o) => o !== owner);
-      // Stacks whose overlays are over it keep it, as owners.
       const users = overlays.flatMap((d) => d.owners ?? []).filter((o) => o !== owner);
       const keepers = [...new Set([...left, ...users])];
-      if (keepers.length > 0) {
+      const unowned = overlays.filter((d) => !d.owners?.length);
+      // The remover's own overlays still there: its remove fails below, as before.
+      const keptByUnowned = overlays.length > 0 && unowned.length === overlays.length;
+      if (keepers.length > 0 || keptByUnowned) {
         if (JSON.stringify(keepers) !== JSON.stringify(r.owners))
-          writeJson(this.state.baseRecord(name), withOwners(r, keepers));
+          writeJson(this.state.baseRecord(name), withOwners(r, keepers.length ? keepers : undefined));
         return;
       }
     }

@@ -151,11 +151,11 @@ export class LocalRuntime implements HostDriver {
     const i = await this.images.integrity(r);
     return baseInfo(r, i.ok ? "" : i.message);
   }
-  /** `owner` lets go of the base; it is removed with its last owner (owners.ts). */
-  removeBase(name: string, opts: CallOptions = {}): Promise<void> {
+  /** `owner` lets go of the base; it goes with its last owner (owners.ts); `allOwners`: it goes now. */
+  removeBase(name: string, opts: CallOptions & { allOwners?: boolean } = {}): Promise<void> {
     const owner = checkOwner(opts.owner);
     return this.removing(`removing base ${name}`, `base-${name}`, opts, () =>
-      this.images.remove(name, this.disks.overlaysOf(name, true), owner),
+      this.images.remove(name, this.disks.overlaysOf(name, true), owner, opts.allOwners),
     );
   }
 
@@ -342,13 +342,13 @@ export class LocalRuntime implements HostDriver {
     );
   }
 
-  /** Stop and remove everything in the state folder (links, instances, networks, disks, bases). */
+  /** Stop and remove everything in the state folder (links, instances, networks, disks, bases), whoever owns it. */
   async destroyAll(opts?: StopOptions): Promise<void> {
     for (const l of this.state.list("links")) await this.removeSerialLink(l);
     for (const i of this.instances.list()) await this.removeInstance(i, opts);
     for (const n of this.state.list("networks")) await this.removeNetwork(n);
     for (const d of this.state.list("disks")) await this.removeDisk(d);
-    for (const b of this.state.list("bases")) await this.removeBase(b);
+    for (const b of this.state.list("bases")) await this.removeBase(b, { allOwners: true });
   }
 
   /** The instance's status, and the identity of its folder (a new one for an instance made again). */

@@ -1,4 +1,5 @@
-import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LocalRuntime } from "../../src";
@@ -108,6 +109,35 @@ describe.skipIf(!haveCli)(
       expect(inv.instances).toEqual(["twin-m0", "twin-m1"]);
       expect(inv.disks).toEqual(["twin-m0-root", "twin-m1-root"]);
       for (const m of inv.instances) expect(rt().instanceStatus(m).bootCount).toBe(1);
+    });
+
+    it("a stack recorded before owners were passed (an upgrade) previews no change, and its destroy ends clean", async () => {
+      const twin = cfg("twin", "up");
+      // The state and the host as an older umlfleet left them: no owner anywhere.
+      const dep = ok("export", await runDriver({ ...twin, action: "export" })).deployment!;
+      const dynamic = dep.deployment.resources.filter((r) => r.type.startsWith("pulumi-nodejs:dynamic"));
+      expect(dynamic.filter((r) => r.outputs?.owner === "e2e/twin").length).toBeGreaterThan(5);
+      for (const r of dynamic as { inputs?: Record<string, unknown>; outputs?: Record<string, unknown> }[]) {
+        delete r.inputs?.owner;
+        delete r.outputs?.owner;
+      }
+      ok("import", await runDriver({ ...twin, action: "import", deployment: dep }));
+      const records = execFileSync("find", [stateDir, "-name", "*.json", "-not", "-path", "*/vm/*"], {
+        encoding: "utf8",
+      })
+        .trim()
+        .split("\n")
+        .filter((f) => /\/(bases|disks|networks|links)\/[^/]+\.json$|\/instance\.json$/.test(f));
+      expect(records.length).toBeGreaterThan(5);
+      for (const f of records) {
+        const rec = JSON.parse(readFileSync(f, "utf8")) as { owners?: string[] };
+        expect(rec.owners, f).toEqual(["e2e/twin"]);
+        delete rec.owners;
+        writeFileSync(f, JSON.stringify(rec));
+      }
+      expect(Object.keys(ok("preview", await runDriver({ ...twin, action: "preview" })).summary!)).toEqual([
+        "same",
+      ]);
       ok("destroy twin", await runDriver({ ...twin, action: "destroy" }));
       expect(processesMentioning(stateDir)).toEqual([]);
       expect(existsSync(stateDir)).toBe(false);

@@ -98,22 +98,36 @@ describe("owners: a shared base in a temp state folder", () => {
     expect(images.get("b")).toBeUndefined();
   });
 
+  it("overlays no stack owns keep the base its last owner lets go of, as a base of no one's (removed as before)", () => {
+    writeJson(state.baseRecord("b"), record(["p/a"]));
+    images.remove("b", [{ name: "legacy" }], "p/a");
+    expect(images.get("b")!.owners).toBeUndefined();
+    expect(thrown(() => images.remove("b", [{ name: "legacy" }], undefined))).toMatchObject({
+      code: "UMLFLEET_IN_USE",
+    });
+    images.remove("b", [], undefined);
+    expect(images.get("b")).toBeUndefined();
+  });
+
   it("another stack's overlay keeps the base its last owner lets go of, and makes that stack its owner", () => {
     writeJson(state.baseRecord("b"), record(["p/a"]));
     images.remove("b", [{ name: "o", owners: ["p/z"] }], "p/a");
     expect(images.get("b")!.owners).toEqual(["p/z"]);
   });
 
-  it("the last owner's own overlay, or one owned by none, still makes the remove fail UMLFLEET_IN_USE", () => {
+  it("the last owner's own overlay still makes its remove fail UMLFLEET_IN_USE, alone or beside one of no one's", () => {
     writeJson(state.baseRecord("b"), record(["p/a"]));
     expect(thrown(() => images.remove("b", [{ name: "o", owners: ["p/a"] }], "p/a"))).toMatchObject({
       code: "UMLFLEET_IN_USE",
     });
-    expect(thrown(() => images.remove("b", [{ name: "o" }], "p/a"))).toMatchObject({
-      code: "UMLFLEET_IN_USE",
-    });
-    // A caller naming no owner (destroyAll, tools) removes it as before.
+    expect(
+      thrown(() => images.remove("b", [{ name: "o", owners: ["p/a"] }, { name: "legacy" }], "p/a")),
+    ).toMatchObject({ code: "UMLFLEET_IN_USE" });
+    // A caller naming no owner (a stack recorded before owners were passed) drops no one: kept.
     images.remove("b", [], undefined);
+    expect(images.get("b")!.owners).toEqual(["p/a"]);
+    // destroyAll removes it whoever owns it.
+    images.remove("b", [], undefined, true);
     expect(images.get("b")).toBeUndefined();
   });
 });
