@@ -202,7 +202,11 @@ export function quote(value: unknown): string {
   try {
     text = typeof value === "string" ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
   } catch {
-    text = String(value);
+    try {
+      text = String(value);
+    } catch {
+      text = `(a ${typeof value} that cannot be shown)`;
+    }
   }
   return text.length > 120 ? `${text.slice(0, 117)}...` : text;
 }
