@@ -79,10 +79,16 @@ export function createAgentServer(driver: HostDriver, opts: AgentServerOptions =
         ...(timeoutMs !== undefined ? { timeoutMs: timeoutMs + DEADLINE_GRACE_MS } : {}),
       },
       (signal) =>
-        (driver[method].bind(driver) as (...a: unknown[]) => Promise<unknown>)(...full, {
-          signal,
-          ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-        }),
+        // A driver call that takes no deadline (hostFacts, the *Info reads) still gets an answer in time.
+        Promise.race([
+          (driver[method].bind(driver) as (...a: unknown[]) => Promise<unknown>)(...full, {
+            signal,
+            ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+          }),
+          new Promise<never>((_resolve, reject) =>
+            signal.addEventListener("abort", () => reject(signal.reason as Error), { once: true }),
+          ),
+        ]),
     );
     reply(res, 200, result === undefined ? {} : { result });
   }
