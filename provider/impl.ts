@@ -65,6 +65,7 @@ const OUTPUTS: Record<Kind, string[]> = {
     "diskInfo",
     "bootMemoryMiB",
     "bootCount",
+    "startupExitCode",
     "lastChange",
     "instanceId",
   ],
@@ -448,6 +449,7 @@ function instanceOuts(st: InstanceInfo): Props {
     diskInfo: st.disks,
     bootMemoryMiB: st.maxMemoryMiB,
     bootCount: st.bootCount,
+    ...(st.startupExitCode !== undefined ? { startupExitCode: st.startupExitCode } : {}),
   };
 }
 
