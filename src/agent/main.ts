@@ -53,8 +53,12 @@ function dialStdio(f: Flags): void {
   server.headersTimeout = 0;
   server.requestTimeout = 0;
   const socket = new StreamSocket(process.stdin, process.stdout);
-  // Guests, switches and cables run detached: they outlive this process.
-  socket.on("close", () => server.close(() => process.exit(0)));
+  // Guests, switches and cables run detached: they outlive this process. A
+  // call cut off by the stream's end is aborted; its clean-up finishes first.
+  socket.on("close", () => {
+    server.close();
+    void server.settled().then(() => process.exit(0));
+  });
   server.emit("connection", socket);
 }
 
@@ -81,13 +85,14 @@ async function serve(f: Flags): Promise<void> {
   process.umask(mask);
   const stop = () => {
     server.close();
+    // Closing the connections aborts their calls; they clean up before the exit.
     server.closeAllConnections();
     try {
       unlinkSync(path);
     } catch {
       /* gone already */
     }
-    process.exit(0);
+    void server.settled().then(() => process.exit(0));
   };
   process.on("SIGTERM", stop);
   process.on("SIGINT", stop);

@@ -4,6 +4,7 @@ import { withDeadline } from "../deadline";
 import { isUmlfleetError, UmlfleetError } from "../errors";
 import type { HostDriver } from "../host/driver";
 import { API_VERSION, isDriverMethod, MAX_BODY_BYTES, ROUTES, type VersionInfo } from "../client/routes";
+import { sleep } from "../process";
 import { packageVersion } from "../validation";
 import { RequestValidator } from "./requests";
 
@@ -27,8 +28,10 @@ const DEADLINE_GRACE_MS = 2_000;
  * cleans up what it had begun). Errors answer with their code's status and
  * `{statusCode, code, error, message, details}`, never a stack.
  */
-export function createAgentServer(driver: HostDriver, opts: AgentServerOptions = {}): Server {
+export function createAgentServer(driver: HostDriver, opts: AgentServerOptions = {}): AgentServer {
   const validator = new RequestValidator();
+  // Driver calls still running, answered or not: an aborted one is cleaning up.
+  const running = new Set<Promise<unknown>>();
   const maxBody = opts.maxBodyBytes ?? MAX_BODY_BYTES;
   const log = opts.log ?? (() => {});
   const server = createServer((req, res) => {
@@ -78,23 +81,43 @@ export function createAgentServer(driver: HostDriver, opts: AgentServerOptions =
         signal: gone.signal,
         ...(timeoutMs !== undefined ? { timeoutMs: timeoutMs + DEADLINE_GRACE_MS } : {}),
       },
-      (signal) =>
+      (signal) => {
+        const call = (driver[method].bind(driver) as (...a: unknown[]) => Promise<unknown>)(...full, {
+          signal,
+          ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+        });
+        const settled = call.then(
+          () => undefined,
+          () => undefined,
+        );
+        running.add(settled);
+        void settled.then(() => running.delete(settled));
         // A driver call that takes no deadline (hostFacts, the *Info reads) still gets an answer in time.
-        Promise.race([
-          (driver[method].bind(driver) as (...a: unknown[]) => Promise<unknown>)(...full, {
-            signal,
-            ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-          }),
+        return Promise.race([
+          call,
           new Promise<never>((_resolve, reject) =>
             signal.addEventListener("abort", () => reject(signal.reason as Error), { once: true }),
           ),
-        ]),
+        ]);
+      },
     );
     reply(res, 200, result === undefined ? {} : { result });
   }
 
-  return server;
+  return Object.assign(server, {
+    settled: async (timeoutMs = 120_000) => {
+      const deadline = performance.now() + timeoutMs;
+      while (running.size > 0 && performance.now() < deadline)
+        await Promise.race([Promise.all([...running]), sleep(Math.min(1_000, deadline - performance.now()))]);
+    },
+  });
 }
+
+/** The agent's http.Server, and a wait for the driver calls still running (cleaning up after an abort). */
+export type AgentServer = Server & {
+  /** Resolves when no driver call runs, or after `timeoutMs` (default 2 min). */
+  settled(timeoutMs?: number): Promise<void>;
+};
 
 function allow(req: IncomingMessage, res: ServerResponse, method: string): void {
   if (req.method === method) return;

@@ -51,7 +51,16 @@ export function dialStdio(stateDir: string): {
   const socket = new StreamSocket(child.stdout, child.stdin);
   // The one connection the process serves, kept alive for every request.
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-  agent.createConnection = () => socket;
+  let used = false;
+  agent.createConnection = (_opts, done) => {
+    // Once it is gone there is no other: a call sent again fails at once.
+    if (used && socket.destroyed) {
+      done?.(new Error("dial-stdio: the connection is gone"), socket);
+      return undefined;
+    }
+    used = true;
+    return socket;
+  };
   return {
     child,
     exited,

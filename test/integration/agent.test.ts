@@ -5,6 +5,7 @@ import { LocalRuntime } from "../../src";
 import { AgentClient, unixSocketTransport } from "../../src/client";
 import { dialStdio, serveAgent, type ServedAgent } from "../helpers/agent";
 import { providerContract } from "../helpers/provider-contract";
+import { waitFor } from "../../src/process";
 import { newTestDir, processesMentioning, testKernel } from "../helpers/runtime";
 
 /**
@@ -108,6 +109,37 @@ describe("AgentClient over umlfleet-agent dial-stdio (a child's stdin and stdout
     expect(await d.inventory()).toEqual({ bases: [], disks: [], networks: [], instances: [], links: [] });
     await d.close();
     expect(await second.exited).toBe(0);
+    expect(processesMentioning(dir)).toEqual([]);
+  });
+
+  it("a stream cut in the middle of createInstance leaves no orphan; the next create converges to one guest", async () => {
+    const a = dialStdio(stateDir);
+    const c = await AgentClient.connect(a.transport);
+    await c.ensureNetwork({ name: "lan" });
+    await c.ensureBase({ name: "bb", source: { kind: "busybox", sizeMiB: 32 } });
+    await c.ensureDisk({ name: "h-root", kind: "overlay", base: "bb" });
+    const spec = { name: "h", rootDisk: "h-root", nics: [{ network: "lan", ipv4: "10.0.0.2/24" }] };
+    const creating = c.createInstance(spec).catch((e: unknown) => e);
+    // Cut once the boot has begun (its folder exists), as a dropped SSH connection would.
+    await waitFor(() => existsSync(`${stateDir}/instances/h`), 60_000, 2);
+    a.child.stdin!.end();
+    expect(await a.exited).toBe(0); // after the aborted call's clean-up
+    await creating;
+    const rt = new LocalRuntime({ stateDir });
+    // Either the boot won the race (a whole, running guest) or it was undone (nothing of it runs).
+    if (rt.instances.list().includes("h")) expect(rt.instanceStatus("h").state).toBe("running");
+    else expect(processesMentioning(`${stateDir}/instances/h/`)).toEqual([]);
+
+    const b = dialStdio(stateDir);
+    const d = await AgentClient.connect(b.transport);
+    expect(await d.createInstance(spec)).toMatchObject({ state: "running" });
+    expect((await d.inventory()).instances).toEqual(["h"]);
+    expect(await d.exec("h", "echo one")).toEqual({ exitCode: 0, output: "one\n" });
+    await d.removeInstance("h");
+    await d.removeDisk("h-root");
+    await d.removeBase("bb");
+    await d.removeNetwork("lan");
+    await d.close();
     expect(processesMentioning(dir)).toEqual([]);
   });
 
