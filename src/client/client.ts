@@ -206,7 +206,7 @@ export class AgentClient implements HostDriver {
     return withDeadline(what, deadline, async (signal) => {
       const retries = idempotent ? (this.opts.retries ?? 2) : 0;
       for (let attempt = 0; ; attempt++) {
-        const sent = await this.once(verb, path, body, signal);
+        const sent = await this.once(verb, path, body, signal, idempotent);
         if (sent.ok) return sent.value;
         if (signal.aborted) throw abortError(signal, what, sent.error);
         if (sent.final || attempt >= retries) {
@@ -229,6 +229,7 @@ export class AgentClient implements HostDriver {
     path: string,
     body: unknown,
     signal: AbortSignal,
+    reuse: boolean,
   ): Promise<{ ok: true; value: unknown } | { ok: false; error: Error; final: boolean }> {
     const text = body === undefined ? undefined : JSON.stringify(body);
     let socket: unknown;
@@ -238,6 +239,8 @@ export class AgentClient implements HostDriver {
         const req = request(
           {
             ...this.transport.requestOptions,
+            // A call sent once goes on a new connection, never on one the agent may be closing.
+            ...(reuse ? {} : { agent: this.transport.freshAgent ?? this.transport.requestOptions.agent }),
             method: verb,
             path,
             signal,

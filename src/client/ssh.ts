@@ -64,6 +64,7 @@ export function sshTransport(target: SshTarget): Transport & { readonly controlD
 class SshTransport implements Transport {
   readonly describe: string;
   readonly requestOptions: Transport["requestOptions"];
+  readonly freshAgent: Agent;
   /** The private folder of the master's socket and the pinned known_hosts; gone after close(). */
   readonly controlDir: string;
   private readonly control: string;
@@ -81,8 +82,9 @@ class SshTransport implements Transport {
     this.control = join(this.controlDir, "cm");
     this.common = this.options();
     const agent = new Agent({ keepAlive: true, maxSockets: 8 });
+    const fresh = new Agent({ keepAlive: false });
     // A new HTTP connection is a new session over the master (made first when needed).
-    agent.createConnection = (_opts, done) => {
+    agent.createConnection = fresh.createConnection = (_opts, done) => {
       this.session().then(
         (s) => done?.(null, s),
         (e: Error) => done?.(e, undefined as unknown as Duplex),
@@ -90,6 +92,7 @@ class SshTransport implements Transport {
       return undefined;
     };
     this.requestOptions = { agent, host: HOST_KEY_ALIAS };
+    this.freshAgent = fresh;
     process.once("exit", this.onExit);
   }
 
@@ -212,6 +215,7 @@ class SshTransport implements Transport {
     this.closed = true;
     process.removeListener("exit", this.onExit);
     this.requestOptions.agent.destroy();
+    this.freshAgent.destroy();
     const children = [...this.sessions, ...(this.master ? [this.master.child] : [])];
     await Promise.all(children.map((c) => stop(c)));
     rmSync(this.controlDir, { recursive: true, force: true });

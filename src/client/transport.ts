@@ -13,6 +13,12 @@ export interface Transport {
   /** Spread into http.request's options. */
   readonly requestOptions: { agent: Agent; socketPath?: string; host?: string; port?: number };
   /**
+   * An http.Agent that makes a new connection for each request, for calls
+   * that are never sent twice (exec): a kept-alive connection the agent closed
+   * while idle would fail such a call for nothing. Default: `requestOptions.agent`.
+   */
+  readonly freshAgent?: Agent;
+  /**
    * Why a request failed below HTTP (the connection refused, dropped, or the
    * far side's command missing), as a typed error when the transport can
    * tell; `socket` is the connection the request was on, if it got one.
@@ -27,10 +33,12 @@ const keepAlive: AgentOptions = { keepAlive: true, maxSockets: 8 };
 /** The agent of `umlfleet-agent serve --socket PATH` on this machine. */
 export function unixSocketTransport(path: string): Transport {
   const agent = new Agent(keepAlive);
+  const fresh = new Agent({ keepAlive: false });
   return {
     describe: `unix:${path}`,
     requestOptions: { agent, socketPath: path, host: "localhost" },
-    close: () => Promise.resolve(agent.destroy()),
+    freshAgent: fresh,
+    close: () => Promise.resolve((agent.destroy(), fresh.destroy())),
   };
 }
 
@@ -42,9 +50,11 @@ export function unixSocketTransport(path: string): Transport {
 export function httpTransport(baseUrl: string): Transport {
   const url = new URL(baseUrl);
   const agent = new Agent(keepAlive);
+  const fresh = new Agent({ keepAlive: false });
   return {
     describe: url.origin,
     requestOptions: { agent, host: url.hostname, port: Number(url.port || 80) },
-    close: () => Promise.resolve(agent.destroy()),
+    freshAgent: fresh,
+    close: () => Promise.resolve((agent.destroy(), fresh.destroy())),
   };
 }

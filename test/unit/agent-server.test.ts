@@ -13,6 +13,7 @@ class SlowDriver extends FakeDriver {
   execSignal?: AbortSignal;
   // The fake's exec takes no arguments; this one reads its CallOptions (the third).
   override exec(...args: unknown[]) {
+    if (args[1] !== "sleep 1000") return super.exec();
     const opts = args[2] as CallOptions | undefined;
     this.execSignal = opts?.signal;
     return new Promise<never>((_resolve, reject) =>
@@ -68,6 +69,21 @@ describe("agent server: a call ends with its deadline or its connection", () => 
     await patient.close();
     expect(performance.now() - started).toBeLessThan(60_000); // generous: it ends
     expect(log.some((l) => / POST \/v1\/hostFacts 504 \d+ms UMLFLEET_OPERATION_TIMEOUT$/.test(l))).toBe(true);
+  });
+
+  it("idempotent calls share a kept-alive connection; exec always gets a new one", async () => {
+    let connections = 0;
+    const count = () => connections++;
+    server.on("connection", count);
+    await client.inventory();
+    await client.inventory();
+    await client.inventory();
+    const shared = connections;
+    expect(shared).toBeLessThanOrEqual(1); // the one kept from earlier calls, or one new
+    await client.exec("a", "true");
+    await client.exec("a", "true");
+    expect(connections).toBe(shared + 2);
+    server.off("connection", count);
   });
 
   it("the version route answers the driver's state folder", () => {
