@@ -13,7 +13,7 @@ import type { Duplex } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InvalidSpecError, UmlfleetError, type FieldProblem } from "../errors";
-import { identify, isAlive, sleep, type ProcessIdentity } from "../process";
+import { identify, isAlive, processStartTicks, sleep, type ProcessIdentity } from "../process";
 import { StreamSocket } from "../stream-socket";
 import type { Transport } from "./transport";
 
@@ -137,8 +137,19 @@ class SshTransport implements Transport {
   /** The master connection: started once, again after it died. */
   private ensureMaster(): Promise<void> {
     if (this.closed) return Promise.reject(this.unreachable("the transport is closed"));
-    if (this.master && this.master.child.exitCode === null && this.master.child.signalCode === null)
-      return this.master.ready;
+    // /proc, not only the child's exit event: a master just killed may not be reaped yet, and a
+    // session sent to its dead socket would log in on its own instead.
+    const m = this.master;
+    if (
+      m &&
+      m.child.exitCode === null &&
+      m.child.signalCode === null &&
+      processStartTicks(m.child.pid!) !== null
+    )
+      return m.ready;
+    // A master that died (killed, connection lost) leaves its socket: a new
+    // master would refuse to replace it and run unshared.
+    rmSync(this.control, { force: true });
     const child = spawnSsh(
       this.t.sshPath ?? "ssh",
       ["-M", "-N", "-T", ...this.o("ControlPersist=no"), ...this.common, "--", this.t.host],
