@@ -26,6 +26,18 @@ export const ERROR_CODES = {
   UMLFLEET_CANCELLED: "An operation was cancelled by its caller; what it had begun was cleaned up.",
   UMLFLEET_RESTART_REQUIRED: "The change cannot be applied to a running guest.",
   UMLFLEET_STATE_CORRUPT: "A state file could not be read.",
+  UMLFLEET_BAD_REQUEST: "An agent request's body is not a JSON object; nothing was done.",
+  UMLFLEET_REQUEST_TOO_LARGE: "An agent request's body is larger than the agent accepts; nothing was done.",
+  UMLFLEET_UNKNOWN_ROUTE: "The agent has no such route (the path of an agent request).",
+  UMLFLEET_METHOD_NOT_ALLOWED: "The agent's route exists but not for this HTTP method.",
+  UMLFLEET_AGENT_PROTOCOL: "The agent's answer was not a well-formed umlfleet response.",
+  UMLFLEET_AGENT_MISSING: "The target host has no umlfleet-agent command on its PATH for the SSH user.",
+  UMLFLEET_VERSION_MISMATCH: "The target host's umlfleet differs from the provider's.",
+  UMLFLEET_HOST_UNREACHABLE:
+    "The target host could not be reached (refused, timed out, unknown name, connection lost).",
+  UMLFLEET_HOST_KEY_MISMATCH:
+    "The target host's SSH host key is unknown or differs from the pinned one; nothing was sent.",
+  UMLFLEET_HOST_AUTH_FAILED: "The target host refused the SSH user or key.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -52,12 +64,25 @@ export const STATUS_CODES: Record<ErrorCode, number> = {
   UMLFLEET_CANCELLED: 499,
   UMLFLEET_RESTART_REQUIRED: 409,
   UMLFLEET_STATE_CORRUPT: 500,
+  UMLFLEET_BAD_REQUEST: 400,
+  UMLFLEET_REQUEST_TOO_LARGE: 413,
+  UMLFLEET_UNKNOWN_ROUTE: 404,
+  UMLFLEET_METHOD_NOT_ALLOWED: 405,
+  // The rest arise on the client's side of the wire; the status says which side failed.
+  UMLFLEET_AGENT_PROTOCOL: 502,
+  UMLFLEET_AGENT_MISSING: 502,
+  UMLFLEET_VERSION_MISMATCH: 409,
+  UMLFLEET_HOST_UNREACHABLE: 502,
+  UMLFLEET_HOST_KEY_MISMATCH: 502,
+  UMLFLEET_HOST_AUTH_FAILED: 502,
 };
 
 const REASON: Record<number, string> = {
   400: "Bad Request",
   404: "Not Found",
+  405: "Method Not Allowed",
   409: "Conflict",
+  413: "Payload Too Large",
   422: "Unprocessable Entity",
   499: "Client Closed Request",
   500: "Internal Server Error",

@@ -159,7 +159,8 @@ export function memberInstanceSpec(group: InstanceGroupSpec, member: string): In
 }
 export const memberRootDisk = (member: string) => `${member}-root`;
 
-function simplify(errors: ErrorObject[]): FieldProblem[] {
+/** Ajv errors as one problem per bad field, named by JSON pointer, wrappers dropped. */
+export function simplify(errors: ErrorObject[]): FieldProblem[] {
   const out: FieldProblem[] = [];
   const seen = new Set<string>();
   for (const e of errors) {
