@@ -3,7 +3,7 @@ import { connect } from "node:net";
 import { LocalRuntime } from "../host/runtime";
 import { packageVersion } from "../validation";
 import { createAgentServer } from "./server";
-import { StreamSocket } from "./stdio";
+import { StreamSocket } from "../stream-socket";
 
 const USAGE = `usage: umlfleet-agent dial-stdio [--state-dir DIR] [--log FILE]
        umlfleet-agent serve --socket PATH [--state-dir DIR] [--log FILE]

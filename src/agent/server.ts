@@ -72,7 +72,6 @@ export function createAgentServer(driver: HostDriver, opts: AgentServerOptions =
     });
     const full = [...args];
     while (full.length < ROUTES[method].args) full.push(undefined);
-    const call = driver[method] as (...a: unknown[]) => Promise<unknown>;
     const result = await withDeadline(
       method,
       {
@@ -80,7 +79,10 @@ export function createAgentServer(driver: HostDriver, opts: AgentServerOptions =
         ...(timeoutMs !== undefined ? { timeoutMs: timeoutMs + DEADLINE_GRACE_MS } : {}),
       },
       (signal) =>
-        call.apply(driver, [...full, { signal, ...(timeoutMs !== undefined ? { timeoutMs } : {}) }]),
+        (driver[method].bind(driver) as (...a: unknown[]) => Promise<unknown>)(...full, {
+          signal,
+          ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+        }),
     );
     reply(res, 200, result === undefined ? {} : { result });
   }
@@ -155,7 +157,6 @@ function asUmlfleetError(e: unknown): UmlfleetError {
 
 /** A request word fit for a log line: no control characters, bounded. */
 function printable(s: string): string {
-  // eslint-disable-next-line no-control-regex
   const clean = s.replace(/[\u0000-\u001f\u007f]/g, "?");
   return clean.length > 100 ? `${clean.slice(0, 97)}...` : clean;
 }
