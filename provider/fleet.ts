@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import {
+  type Host,
   InstanceGroup,
   type InstanceGroupMember,
   type InstanceSettings,
@@ -18,6 +19,8 @@ export interface FleetArgs extends Omit<InstanceSettings, "nics"> {
   ipv4?: (index: number, networkIndex: number) => string | undefined;
   /** The host's state folder. */
   stateDir?: pulumi.Input<string>;
+  /** Where the fleet lives. Default: the machine running the provider. */
+  host?: Host;
 }
 
 /**
@@ -37,7 +40,7 @@ export class Fleet extends pulumi.ComponentResource {
         `Fleet ${name}: size must be an integer from 0 to 1024 (got ${JSON.stringify(args.size)})`,
       );
     }
-    const { size, base, networks = [], ipv4, kernel, stateDir, ...template } = args;
+    const { size, base, networks = [], ipv4, kernel, stateDir, host, ...template } = args;
     const names = Array.from({ length: size }, (_, i) => `${name}-${i}`);
     const members = Object.fromEntries(
       names.map((member, i) => [
@@ -50,7 +53,13 @@ export class Fleet extends pulumi.ComponentResource {
     );
     this.group = new InstanceGroup(
       name,
-      { base, members, ...(kernel ? { kernel } : {}), ...(stateDir ? { stateDir } : {}) },
+      {
+        base,
+        members,
+        ...(kernel ? { kernel } : {}),
+        ...(stateDir ? { stateDir } : {}),
+        ...(host ? { host } : {}),
+      },
       { parent: this },
     );
     this.instances = names.map((m) => this.group.member(m));

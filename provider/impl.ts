@@ -19,7 +19,8 @@ import type {
 import { ancestorNamed, isAlive, type ProcessIdentity } from "../src/process";
 import type { InstanceGroupSpec, SpecKind } from "../src/spec";
 import { SpecValidator, packageVersion } from "../src/validation";
-import { defaultStateDir, driverFor, UNKNOWN } from "./driver-factory";
+import { defaultStateDir, driverFor, sshOf, UNKNOWN } from "./driver-factory";
+import { checkHost, hostChange, hostOutputs, hostSpecProblems } from "./host";
 
 export { UNKNOWN };
 export const OUTPUT_SCHEMA_VERSION = 1;
@@ -30,26 +31,26 @@ export const OUTPUT_SCHEMA_VERSION = 1;
  */
 export const PROVIDER_VERSION = packageVersion();
 
-/** The resource kinds: each is a spec kind of the runtime's schemas. */
-export type Kind = SpecKind;
+/** The resource kinds: a spec kind of the runtime's schemas, or a Host (provider/host.ts). */
+export type Kind = SpecKind | "host";
 type Props = Record<string, unknown>;
 
 /** Inputs that are not part of the runtime spec: where, and identities of what it depends on. */
-const META: Record<Kind, string[]> = {
-  kernel: ["stateDir"],
-  base: ["stateDir"],
-  disk: ["stateDir", "baseImageSha"],
-  network: ["stateDir"],
-  instance: ["stateDir", "kernelSha256", "rootDiskId", "change"],
-  "serial-link": ["stateDir", "instanceIds"],
-  "instance-group": ["stateDir", "baseImageSha", "kernelSha256", "change"],
+const META: Record<SpecKind, string[]> = {
+  kernel: ["stateDir", "host"],
+  base: ["stateDir", "host"],
+  disk: ["stateDir", "host", "baseImageSha"],
+  network: ["stateDir", "host"],
+  instance: ["stateDir", "host", "kernelSha256", "rootDiskId", "change"],
+  "serial-link": ["stateDir", "host", "instanceIds"],
+  "instance-group": ["stateDir", "host", "baseImageSha", "kernelSha256", "change"],
 };
 
 /**
  * Properties create/update add to the inputs. `diff` gets the old outputs as
  * `olds`, so these must be left out when comparing with the new inputs.
  */
-const OUTPUTS: Record<Kind, string[]> = {
+const OUTPUTS: Record<SpecKind, string[]> = {
   kernel: ["sha256", "version", "bootPath"],
   base: ["imagePath", "imageSha", "sizeBytes", "drift"],
   disk: ["path", "sizeBytes", "backingPath", "diskId"],
@@ -74,6 +75,7 @@ const OUTPUTS: Record<Kind, string[]> = {
 
 /** Deadlines per operation: Pulumi never cancels a dynamic provider. */
 const DEADLINE_MS: Record<Kind, number> = {
+  host: 2 * 60_000,
   kernel: 50 * 60_000,
   base: 15 * 60_000,
   disk: 5 * 60_000,
@@ -100,7 +102,7 @@ function clean(props: Props): Props {
 const VERSIONS = ["schemaVersion", "providerVersion"];
 
 /** The runtime spec inside a resource's inputs (or old outputs). */
-function specOf(kind: Kind, props: Props): Props {
+function specOf(kind: SpecKind, props: Props): Props {
   const out: Props = {};
   for (const [k, v] of Object.entries(clean(props))) {
     if (!META[kind].includes(k) && !OUTPUTS[kind].includes(k) && !VERSIONS.includes(k)) out[k] = v;
@@ -131,10 +133,21 @@ export async function check(
   olds: Props,
   news: Props,
 ): Promise<{ inputs: Props; failures: CheckFailure[] }> {
+  if (kind === "host") return checkHost(news);
   const inputs = clean(news);
-  // A resource that names no state folder lives in its host's default one.
-  if (inputs.stateDir === undefined) inputs.stateDir = defaultStateDir();
+  // A resource that names no state folder lives in its host's default one
+  // (a target host's comes from its Host: the resource class passes it).
+  if (inputs.stateDir === undefined && !sshOf(inputs)) inputs.stateDir = defaultStateDir();
   const failures: CheckFailure[] = [];
+  // Where it lives is checked like the rest, before any step.
+  if (inputs.host !== undefined && !isUnknown(inputs.host)) {
+    const ssh = sshOf(inputs);
+    for (const p of ssh ? hostSpecProblems({ ssh }) : [])
+      failures.push({
+        property: "host",
+        reason: `${kind}/host${p.field}: ${p.message} (got ${JSON.stringify(p.value) ?? "nothing"})`,
+      });
+  }
   // The state folder reaches UML's command line too: refused here, before any step.
   if (!isUnknown(inputs.stateDir))
     for (const p of validator.stateDirProblems(inputs.stateDir))
@@ -216,7 +229,18 @@ export async function diff(kind: Kind, _id: string, olds: Props, news: Props): P
     detailedDiff[field] = { kind: replace ? "update-replace" : "update", inputDiff: true };
     if (replace) replaces.push(field);
   };
+  // Another host is another resource; the same host reached with a new key or host key is an update.
+  const where = hostChange(kind === "host" ? o : o.host, kind === "host" ? n : n.host);
+  if (where !== "same") mark(kind === "host" ? "ssh" : "host", where === "replace");
+  if (kind === "host")
+    return {
+      changes: Object.keys(detailedDiff).length > 0,
+      replaces,
+      deleteBeforeReplace: true,
+      detailedDiff,
+    };
   const keys = new Set([...Object.keys(specOf(kind, o)), ...Object.keys(specOf(kind, n)), ...META[kind]]);
+  keys.delete("host");
   if (kind === "instance") {
     const before = specOf(kind, o);
     const after = specOf(kind, n);
@@ -261,6 +285,11 @@ export async function diff(kind: Kind, _id: string, olds: Props, news: Props): P
 
 export async function create(kind: Kind, inputs: Props): Promise<{ id: string; outs: Props }> {
   const props = clean(inputs);
+  if (kind === "host")
+    return withDeadline(kind, "create", async () => {
+      const outs = await hostApply(props);
+      return { id: String(outs.hostId), outs };
+    });
   const id = typeof props.name === "string" ? props.name : "";
   return withDeadline(kind, "create", async (signal) => {
     try {
@@ -274,6 +303,8 @@ export async function create(kind: Kind, inputs: Props): Promise<{ id: string; o
 }
 
 export async function update(kind: Kind, _id: string, olds: Props, news: Props): Promise<{ outs: Props }> {
+  if (kind === "host")
+    return withDeadline(kind, "update", async () => ({ outs: await hostApply(clean(news)) }));
   return withDeadline(kind, "update", async (signal) => ({
     outs: await apply(kind, clean(news), clean(olds), signal),
   }));
@@ -285,12 +316,18 @@ export async function read(kind: Kind, id: string, props: Props): Promise<{ id?:
 
 async function readNow(kind: Kind, id: string, props: Props): Promise<{ id?: string; props?: Props }> {
   const p = clean(props);
+  if (kind === "host") return { id, props: await hostApply(p) };
   const found = await outputsOnHost(kind, id, p, driverFor(p));
   return found ? { id, props: { ...p, ...found } } : { id: undefined, props: undefined };
 }
 
 /** What the host has of a resource, as its outputs; undefined when it is gone. */
-async function outputsOnHost(kind: Kind, id: string, p: Props, d: HostDriver): Promise<Props | undefined> {
+async function outputsOnHost(
+  kind: SpecKind,
+  id: string,
+  p: Props,
+  d: HostDriver,
+): Promise<Props | undefined> {
   switch (kind) {
     case "kernel": {
       const k = await d.kernelInfo(String(p.bootPath ?? p.path));
@@ -326,6 +363,8 @@ async function outputsOnHost(kind: Kind, id: string, p: Props, d: HostDriver): P
 
 export async function remove(kind: Kind, id: string, props: Props): Promise<void> {
   const p = clean(props);
+  // A Host is a view of a machine: forgetting it changes nothing there.
+  if (kind === "host") return;
   const d = driverFor(p);
   return withDeadline(kind, "delete", async (signal) => {
     switch (kind) {
@@ -348,7 +387,12 @@ export async function remove(kind: Kind, id: string, props: Props): Promise<void
 }
 
 /** Create or update: make the host match `props`. Idempotent. */
-async function apply(kind: Kind, props: Props, olds: Props | undefined, signal: AbortSignal): Promise<Props> {
+async function apply(
+  kind: SpecKind,
+  props: Props,
+  olds: Props | undefined,
+  signal: AbortSignal,
+): Promise<Props> {
   const d = driverFor(props);
   const spec = specOf(kind, props);
   const base = { ...props, schemaVersion: OUTPUT_SCHEMA_VERSION, providerVersion: PROVIDER_VERSION };
@@ -392,7 +436,7 @@ async function apply(kind: Kind, props: Props, olds: Props | undefined, signal: 
  * left nothing behind fails plainly.
  */
 async function partialFailure(
-  kind: Kind,
+  kind: SpecKind,
   id: string,
   props: Props,
   provider: unknown,
@@ -412,6 +456,16 @@ async function partialFailure(
     },
     reasons: [e.message],
   });
+}
+
+/** A Host's inputs and its facts. */
+async function hostApply(props: Props): Promise<Props> {
+  return {
+    ...props,
+    ...(await hostOutputs(props)),
+    schemaVersion: OUTPUT_SCHEMA_VERSION,
+    providerVersion: PROVIDER_VERSION,
+  };
 }
 
 function kernelOuts(k: KernelInfo): Props {

@@ -4,8 +4,118 @@ import { makeProvider } from "./shim";
 
 /** Options every umlfleet resource takes. */
 export interface HostArgs {
-  /** The host's state folder. Default: $UMLFLEET_STATE_DIR, else ~/.local/state/umlfleet. */
+  /**
+   * The host's state folder. Default: the Host's (`host.stateDir`); without
+   * a host, $UMLFLEET_STATE_DIR, else ~/.local/state/umlfleet.
+   */
   stateDir?: pulumi.Input<string>;
+  /** Where the resource lives. Default: the machine running the provider. */
+  host?: Host;
+}
+
+/** How to reach a target host over SSH (docs/hosts.md). */
+export interface SshArgs {
+  /** Host name or address. */
+  host: pulumi.Input<string>;
+  /** Default 22. */
+  port?: pulumi.Input<number>;
+  /** Default: ssh's (~/.ssh/config, else the local user). */
+  user?: pulumi.Input<string>;
+  /** An unencrypted private key; kept as a Pulumi secret. Default: ssh's own (ssh-agent, ~/.ssh). */
+  privateKey?: pulumi.Input<string>;
+  /** The host's public key, "ssh-ed25519 AAAA...": the only one accepted. Default: known_hosts decides. */
+  hostKey?: pulumi.Input<string>;
+  /** Accept any host key (throwaway hosts only). */
+  insecureIgnoreHostKey?: pulumi.Input<boolean>;
+  /** The agent command on the host. Default ["umlfleet-agent"]. */
+  agentCommand?: pulumi.Input<pulumi.Input<string>[]>;
+  /** The state folder on the host. Default: the agent's ($UMLFLEET_STATE_DIR, else ~/.local/state/umlfleet there). */
+  stateDir?: pulumi.Input<string>;
+  connectTimeoutMs?: pulumi.Input<number>;
+}
+export interface HostResourceArgs {
+  /** A target host over SSH; without it, the machine running the provider. */
+  ssh?: SshArgs;
+}
+/** One fact as the host reported it. */
+export interface HostFactOutput {
+  id: string;
+  ok: boolean;
+  detail: string;
+}
+
+/**
+ * A machine resources live on: checked on create and refresh (the agent's
+ * version must be the provider's; everything umlfleet needs must be there)
+ * and described by its facts. Deleting it changes nothing on the machine.
+ */
+export class Host extends pulumi.dynamic.Resource {
+  /** "local" or ssh://user@host:port. */
+  declare readonly hostId: pulumi.Output<string>;
+  declare readonly ssh: pulumi.Output<Record<string, unknown> | undefined>;
+  /** The host's state folder (the default of the resources on it). */
+  declare readonly stateDir: pulumi.Output<string>;
+  /** umlfleet's version there. */
+  declare readonly version: pulumi.Output<string>;
+  /** The host's default UML kernel. */
+  declare readonly kernels: pulumi.Output<
+    { path: string; version: string; sha256: string; default: boolean }[]
+  >;
+  declare readonly vde2: pulumi.Output<string>;
+  declare readonly bubblewrap: pulumi.Output<string>;
+  declare readonly cores: pulumi.Output<number>;
+  declare readonly memoryMiB: pulumi.Output<number>;
+  /** Free space in the state folder's file system. */
+  declare readonly freeDiskMiB: pulumi.Output<number>;
+  declare readonly userNamespaces: pulumi.Output<boolean>;
+  /** Whether guest RAM can live in an executable tmpfs (/dev/shm or the sandbox's /tmp). */
+  declare readonly shmExec: pulumi.Output<boolean>;
+  declare readonly netTun: pulumi.Output<boolean>;
+  declare readonly facts: pulumi.Output<HostFactOutput[]>;
+  constructor(name: string, args: HostResourceArgs = {}, o?: pulumi.CustomResourceOptions) {
+    // A private key is a secret in the state, inputs and outputs alike, even when given in clear.
+    const ssh = args.ssh && (args.ssh.privateKey !== undefined ? pulumi.secret(args.ssh) : args.ssh);
+    const outputs = Object.fromEntries(
+      [
+        "hostId",
+        "stateDir",
+        "version",
+        "kernels",
+        "vde2",
+        "bubblewrap",
+        "cores",
+        "memoryMiB",
+        "freeDiskMiB",
+        "userNamespaces",
+        "shmExec",
+        "netTun",
+        "facts",
+      ].map((k) => [k, undefined]),
+    );
+    super(
+      makeProvider("host"),
+      name,
+      { ...(ssh ? { ssh } : {}), ...outputs },
+      { ...o, ...(args.ssh?.privateKey !== undefined ? { additionalSecretOutputs: ["ssh"] } : {}) },
+      "umlfleet",
+      "Host",
+    );
+  }
+}
+
+/**
+ * A resource's `host` and `stateDir` inputs: the Host's identity and how to
+ * reach it (a secret when it holds a key), and its state folder unless the
+ * resource names one.
+ */
+function placement<T extends HostArgs>(args: T): Omit<T, "host"> & { host?: pulumi.Output<unknown> } {
+  const { host, ...rest } = args;
+  if (!host) return rest;
+  return {
+    ...rest,
+    host: pulumi.all([host.hostId, host.ssh]).apply(([hostId, ssh]) => (ssh ? { hostId, ssh } : { hostId })),
+    stateDir: args.stateDir ?? host.stateDir,
+  };
 }
 
 // Names are identities on a host: a replacement must delete the old one first.
@@ -37,7 +147,7 @@ export class Kernel extends pulumi.dynamic.Resource {
    */
   declare readonly bootPath: pulumi.Output<string>;
   constructor(name: string, args: KernelArgs = {}, o?: pulumi.CustomResourceOptions) {
-    const props = args.build ? { ...args } : { path: "/usr/bin/linux.uml", ...args };
+    const props = args.build ? { ...placement(args) } : { path: "/usr/bin/linux.uml", ...placement(args) };
     super(
       makeProvider("kernel"),
       name,
@@ -78,7 +188,14 @@ export class RootFilesystem extends pulumi.dynamic.Resource {
     super(
       makeProvider("base"),
       name,
-      { name, ...args, imagePath: undefined, imageSha: undefined, sizeBytes: undefined, drift: undefined },
+      {
+        name,
+        ...placement(args),
+        imagePath: undefined,
+        imageSha: undefined,
+        sizeBytes: undefined,
+        drift: undefined,
+      },
       opts(o),
       "umlfleet",
       "RootFilesystem",
@@ -100,7 +217,7 @@ export class Disk extends pulumi.dynamic.Resource {
   constructor(name: string, args: DiskArgs, o?: pulumi.CustomResourceOptions) {
     const props: Record<string, unknown> = {
       name,
-      ...args,
+      ...placement(args),
       path: undefined,
       diskId: undefined,
       sizeBytes: undefined,
@@ -129,7 +246,7 @@ export class Network extends pulumi.dynamic.Resource {
     super(
       makeProvider("network"),
       name,
-      { name, ...args, switchDir: undefined, running: undefined, pid: undefined },
+      { name, ...placement(args), switchDir: undefined, running: undefined, pid: undefined },
       opts(o),
       "umlfleet",
       "Network",
@@ -192,9 +309,10 @@ export class Instance extends pulumi.dynamic.Resource {
   /** The kernel binary the instance boots (an input). */
   declare readonly kernel: pulumi.Output<string | undefined>;
   constructor(name: string, args: InstanceArgs, o?: pulumi.CustomResourceOptions) {
-    const { kernel, rootDisk, ...rest } = args;
+    const { kernel, rootDisk, host, stateDir, ...rest } = args;
     const props: Record<string, unknown> = {
       name,
+      ...placement({ host, stateDir }),
       ...memberProps(rest),
       rootDisk: rootDisk.name,
       rootDiskId: rootDisk.diskId,
@@ -214,8 +332,8 @@ export class Instance extends pulumi.dynamic.Resource {
 }
 
 /** An instance's own settings (no name, root disk or kernel): resources become their names. */
-export type InstanceSettings = Omit<InstanceArgs, "name" | "rootDisk" | "kernel" | "stateDir">;
-function memberProps(args: InstanceSettings & HostArgs): Record<string, unknown> {
+export type InstanceSettings = Omit<InstanceArgs, "name" | "rootDisk" | "kernel" | "stateDir" | "host">;
+function memberProps(args: InstanceSettings): Record<string, unknown> {
   const { disks, swapDisk, nics, ...rest } = args;
   return {
     ...rest,
@@ -288,7 +406,7 @@ export class InstanceGroup extends pulumi.dynamic.Resource {
       name,
       {
         name,
-        ...rest,
+        ...placement(rest),
         base: base.name,
         // The base's content hash: a new base (even under the same name) replaces the group.
         baseImageSha: base.imageSha,
@@ -355,7 +473,7 @@ export class SerialLink extends pulumi.dynamic.Resource {
       name,
       {
         name,
-        ...args,
+        ...placement(args),
         a: end(args.a),
         b: end(args.b),
         // Identity of both ends: a replaced instance gets new serial FIFOs, so

@@ -38,6 +38,7 @@ export const ERROR_CODES = {
   UMLFLEET_HOST_KEY_MISMATCH:
     "The target host's SSH host key is unknown or differs from the pinned one; nothing was sent.",
   UMLFLEET_HOST_AUTH_FAILED: "The target host refused the SSH user or key.",
+  UMLFLEET_HOST_UNSUITABLE: "A host lacks what umlfleet needs to run guests there; nothing was made on it.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -75,6 +76,7 @@ export const STATUS_CODES: Record<ErrorCode, number> = {
   UMLFLEET_HOST_UNREACHABLE: 502,
   UMLFLEET_HOST_KEY_MISMATCH: 502,
   UMLFLEET_HOST_AUTH_FAILED: 502,
+  UMLFLEET_HOST_UNSUITABLE: 422,
 };
 
 const REASON: Record<number, string> = {
