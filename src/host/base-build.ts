@@ -170,7 +170,8 @@ function injectGuestFiles(root: string): void {
  * mke2fs -d copies each file's ctime (whole seconds), which no tool can set:
  * two builds of one recipe a second apart gave different bytes (measured).
  * One debugfs pass sets every staged path's ctime to the fixed time the
- * other timestamps have, so equal recipes give equal bytes on any host.
+ * other timestamps have, and its owner to root, so equal recipes give equal
+ * bytes on any host, whoever builds them.
  */
 async function fixCtimes(img: string, root: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
   const paths = ["/"];
@@ -183,7 +184,13 @@ async function fixCtimes(img: string, root: string, timeoutMs: number, signal?: 
   };
   walk(root, "");
   // Paths come from our own staging tree; debugfs reads one command per line.
-  const commands = paths.map((p) => `set_inode_field "${p}" ctime 19700101000001\n`).join("");
+  // Owner 0:0 too: mke2fs -d copies the staging user's uid and gid, so the
+  // same recipe built by two users (two target hosts) gave different bytes (measured).
+  const commands = paths
+    .map((p) =>
+      ["ctime 19700101000001", "uid 0", "gid 0"].map((f) => `set_inode_field "${p}" ${f}\n`).join(""),
+    )
+    .join("");
   // E2FSPROGS_FAKE_TIME: debugfs would stamp the superblock with the time of writing.
   await run("debugfs", ["-w", "-f", "-", img], {
     timeoutMs,

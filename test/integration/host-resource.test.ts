@@ -166,6 +166,22 @@ describe.skipIf(hostsUnsupported() !== undefined)("Host resource over ssh", () =
     expect(left.split("\n").filter((l) => l && !l.endsWith(":"))).toEqual([]);
   });
 
+  it("builds the same base on two hosts to the same bytes (one recipe, one sha256)", async () => {
+    const made = [];
+    for (const h of lab.hosts.slice(0, 2)) {
+      const host = { hostId: `ssh://${h.user}@${h.address}:22`, ssh: ssh(h) };
+      const spec = {
+        name: "rb",
+        source: { kind: "busybox", sizeMiB: 32, files: [{ path: "/etc/motd", content: "hi\n" }] },
+      };
+      const { inputs } = await impl.check("base", {}, { ...spec, host, stateDir: h.stateDir });
+      made.push(await impl.create("base", inputs));
+    }
+    expect(made[0].outs.imageSha).toMatch(/^[0-9a-f]{64}$/);
+    expect(made[1].outs.imageSha).toBe(made[0].outs.imageSha);
+    for (const r of made) await impl.remove("base", r.id, { ...r.outs });
+  });
+
   it("removes the key files when the clients close", async () => {
     await closeRemotes();
     expect(keyFiles()).toEqual([]);
