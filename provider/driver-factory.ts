@@ -10,7 +10,8 @@ import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { AgentClient, sshTransport } from "../src/client";
+import { AgentClient, sshTransport, type Transport } from "../src/client";
+import { deleteBlob, uploadBlob } from "../src/client/blobs";
 import type { HostDriver } from "../src/host/driver";
 import { LocalRuntime } from "../src/host/runtime";
 import { StateDir } from "../src/host/state";
@@ -68,6 +69,35 @@ export async function remoteVersion(
   return { version: c.version.version, stateDir: c.version.stateDir };
 }
 
+/** The connected transport of a resource's target host. */
+async function transportFor(props: { stateDir?: unknown; host?: unknown }): Promise<Transport> {
+  const ssh = sshOf(props);
+  if (!ssh) throw new Error("not a target host");
+  const dir = typeof props.stateDir === "string" && props.stateDir !== UNKNOWN ? props.stateDir : undefined;
+  await remoteClient(ssh, dir);
+  return remotes.get(remoteKey(ssh, dir))!.transport;
+}
+
+/**
+ * Send a file of the machine running the provider to a resource's target
+ * host by content (sha256); its path there. Sent once per host: a file that
+ * is there already is not sent again.
+ */
+export async function uploadFile(
+  props: { stateDir?: unknown; host?: unknown },
+  localPath: string,
+): Promise<{ path: string; sha256: string }> {
+  return uploadBlob(await transportFor(props), localPath);
+}
+
+/** Forget an uploaded file on a resource's target host. */
+export async function removeUploaded(
+  props: { stateDir?: unknown; host?: unknown },
+  sha256: string,
+): Promise<void> {
+  await deleteBlob(await transportFor(props), sha256);
+}
+
 /**
  * Tests only: serve every state folder with `factory` (a fake driver), or
  * LocalRuntime again when undefined. Drivers made so far are forgotten.
@@ -86,6 +116,7 @@ export function defaultStateDir(): string {
 
 interface Remote {
   client: Promise<AgentClient>;
+  transport: Transport;
   /** The private folder of the key file given to ssh, if any. */
   keyDir?: string;
 }
@@ -124,7 +155,7 @@ function remoteClient(ssh: SshSpec, stateDir: string | undefined): Promise<Agent
       if (keyDir) rmSync(keyDir, { recursive: true, force: true });
       throw e;
     });
-    r = { client, ...(keyDir ? { keyDir } : {}) };
+    r = { client, transport, ...(keyDir ? { keyDir } : {}) };
     remotes.set(key, r);
   }
   return r.client;

@@ -19,7 +19,7 @@ import type {
 import { ancestorNamed, isAlive, type ProcessIdentity } from "../src/process";
 import type { InstanceGroupSpec, SpecKind } from "../src/spec";
 import { SpecValidator, packageVersion } from "../src/validation";
-import { defaultStateDir, driverFor, sshOf, UNKNOWN } from "./driver-factory";
+import { defaultStateDir, driverFor, removeUploaded, sshOf, uploadFile, UNKNOWN } from "./driver-factory";
 import { checkHost, hostChange, hostOutputs, hostSpecProblems } from "./host";
 
 export { UNKNOWN };
@@ -37,8 +37,8 @@ type Props = Record<string, unknown>;
 
 /** Inputs that are not part of the runtime spec: where, and identities of what it depends on. */
 const META: Record<SpecKind, string[]> = {
-  kernel: ["stateDir", "host"],
-  base: ["stateDir", "host"],
+  kernel: ["stateDir", "host", "upload"],
+  base: ["stateDir", "host", "upload"],
   disk: ["stateDir", "host", "baseImageSha"],
   network: ["stateDir", "host"],
   instance: ["stateDir", "host", "kernelSha256", "rootDiskId", "change"],
@@ -139,6 +139,15 @@ export async function check(
   // (a target host's comes from its Host: the resource class passes it).
   if (inputs.stateDir === undefined && !sshOf(inputs)) inputs.stateDir = defaultStateDir();
   const failures: CheckFailure[] = [];
+  if (inputs.upload !== undefined && !isUnknown(inputs.upload)) {
+    const source = inputs.source as { kind?: unknown } | undefined;
+    const file = kind === "kernel" ? inputs.build === undefined : kind === "base" && source?.kind === "image";
+    if (typeof inputs.upload !== "boolean" || !file)
+      failures.push({
+        property: "upload",
+        reason: `${kind}/upload: applies to a file (a Kernel's path, a RootFilesystem's image source) and is true or false (got ${JSON.stringify(inputs.upload)})`,
+      });
+  }
   // Where it lives is checked like the rest, before any step.
   if (inputs.host !== undefined && !isUnknown(inputs.host)) {
     const ssh = sshOf(inputs);
@@ -369,9 +378,10 @@ export async function remove(kind: Kind, id: string, props: Props): Promise<void
   return withDeadline(kind, "delete", async (signal) => {
     switch (kind) {
       case "kernel":
-        return;
+        return forgetUpload(kind, p);
       case "base":
-        return d.removeBase(id, { signal });
+        await d.removeBase(id, { signal });
+        return forgetUpload(kind, p);
       case "disk":
         return d.removeDisk(id, { signal });
       case "network":
@@ -394,7 +404,7 @@ async function apply(
   signal: AbortSignal,
 ): Promise<Props> {
   const d = driverFor(props);
-  const spec = specOf(kind, props);
+  const spec = await uploaded(kind, props, specOf(kind, props));
   const base = { ...props, schemaVersion: OUTPUT_SCHEMA_VERSION, providerVersion: PROVIDER_VERSION };
   const opts = { signal };
   switch (kind) {
@@ -426,6 +436,27 @@ async function apply(
       };
     }
   }
+}
+
+/**
+ * `upload: true` on a target host: the file named is on the machine running
+ * the provider; it is sent by content and the spec names the copy there.
+ */
+async function uploaded(kind: SpecKind, props: Props, spec: Props): Promise<Props> {
+  if (props.upload !== true || !sshOf(props)) return spec;
+  if (kind === "kernel" && typeof spec.path === "string")
+    return { ...spec, path: (await uploadFile(props, spec.path)).path };
+  const source = spec.source as { kind?: string; path?: string } | undefined;
+  if (kind === "base" && source?.kind === "image" && typeof source.path === "string")
+    return { ...spec, source: { ...source, path: (await uploadFile(props, source.path)).path } };
+  return spec;
+}
+
+/** The uploaded file of a kernel or base goes with it (a base's image was copied from it: same sha256). */
+async function forgetUpload(kind: SpecKind, props: Props): Promise<void> {
+  if (props.upload !== true || !sshOf(props)) return;
+  const sha = kind === "kernel" ? props.sha256 : kind === "base" ? props.imageSha : undefined;
+  if (typeof sha === "string") await removeUploaded(props, sha);
 }
 
 /**

@@ -13,6 +13,16 @@ export interface HostArgs {
   host?: Host;
 }
 
+/** For a file a resource names (a Kernel's path, a base image). */
+export interface UploadArgs {
+  /**
+   * On a target host: the file is on the machine running Pulumi; send it
+   * there by content (sha256), once per host. Default false: the path is on
+   * the host.
+   */
+  upload?: pulumi.Input<boolean>;
+}
+
 /** How to reach a target host over SSH (docs/hosts.md). */
 export interface SshArgs {
   /** Host name or address. */
@@ -131,6 +141,7 @@ const opts = (o?: pulumi.CustomResourceOptions): pulumi.CustomResourceOptions =>
  * that boot it.
  */
 export type KernelArgs = HostArgs &
+  UploadArgs &
   (
     | { path?: pulumi.Input<string>; build?: never }
     | { build: { profile?: "lean"; extraConfig?: pulumi.Input<string>[]; timeoutMs?: number }; path?: never }
@@ -165,7 +176,7 @@ export interface InjectedFile {
   mode?: pulumi.Input<number>;
 }
 /** A shared, read-only, content-addressed root filesystem. */
-export interface RootFilesystemArgs extends HostArgs {
+export interface RootFilesystemArgs extends HostArgs, UploadArgs {
   /** Default: the resource name. */
   name?: pulumi.Input<string>;
   source:

@@ -5,6 +5,7 @@ import { isUmlfleetError, UmlfleetError } from "../errors";
 import type { HostDriver } from "../host/driver";
 import { API_VERSION, isDriverMethod, MAX_BODY_BYTES, ROUTES, type VersionInfo } from "../client/routes";
 import { packageVersion } from "../validation";
+import { BLOB_PREFIX, handleBlob } from "./blobs";
 import { RequestValidator } from "./requests";
 
 export interface AgentServerOptions {
@@ -55,6 +56,10 @@ export function createAgentServer(driver: HostDriver, opts: AgentServerOptions =
       allow(req, res, "GET");
       const v: VersionInfo = { version: packageVersion(), api: API_VERSION, stateDir: driver.stateDir };
       return reply(res, 200, v);
+    }
+    if (path.startsWith(BLOB_PREFIX)) {
+      const info = await handleBlob(req, driver.stateDir, path.slice(BLOB_PREFIX.length));
+      return reply(res, 200, info === undefined ? {} : { result: info });
     }
     const method = path.startsWith("/v1/") ? path.slice(4) : "";
     if (!isDriverMethod(method))

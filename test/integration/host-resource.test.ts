@@ -1,5 +1,7 @@
+import { createHash } from "node:crypto";
 import { execFileSync } from "node:child_process";
 import {
+  copyFileSync,
   cpSync,
   existsSync,
   mkdirSync,
@@ -180,6 +182,34 @@ describe.skipIf(hostsUnsupported() !== undefined)("Host resource over ssh", () =
     expect(made[0].outs.imageSha).toMatch(/^[0-9a-f]{64}$/);
     expect(made[1].outs.imageSha).toBe(made[0].outs.imageSha);
     for (const r of made) await impl.remove("base", r.id, { ...r.outs });
+  });
+
+  it("sends a kernel that lives on the provider's machine to a host by content, once, and removes it with the Kernel", async () => {
+    const h = lab.hosts[1]; // the host without a kernel of its own
+    const host = { hostId: `ssh://${h.user}@${h.address}:22`, ssh: ssh(h) };
+    const local = join(lab.dir, "provider-only");
+    mkdirSync(local, { mode: 0o700 }); // the host's user cannot read it
+    copyFileSync(join(lab.dir, "linux"), join(local, "linux"));
+    const sha = createHash("sha256")
+      .update(readFileSync(join(local, "linux")))
+      .digest("hex");
+    const { inputs, failures } = await impl.check(
+      "kernel",
+      {},
+      { path: join(local, "linux"), upload: true, host, stateDir: h.stateDir },
+    );
+    expect(failures).toEqual([]);
+    const k = await impl.create("kernel", inputs);
+    expect(k.outs.sha256).toBe(sha);
+    expect(k.outs.bootPath).toBe(join(h.stateDir, "uploads", sha));
+    const mtime = h.ssh(`stat -c %Y ${String(k.outs.bootPath)}`);
+    await impl.update("kernel", k.id, k.outs, inputs); // there already: not sent again
+    expect(h.ssh(`stat -c %Y ${String(k.outs.bootPath)}`)).toBe(mtime);
+    await impl.remove("kernel", k.id, { ...k.outs });
+    expect(h.ssh(`test -e ${String(k.outs.bootPath)} && echo there || echo gone`).trim()).toBe("gone");
+    // upload on something that is no file is refused before any step.
+    const bad = await impl.check("network", {}, { name: "n", upload: true, host, stateDir: h.stateDir });
+    expect(bad.failures.map((f) => f.reason).join()).toContain("network/upload");
   });
 
   it("removes the key files when the clients close", async () => {
