@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgentClient, sshTransport, type Transport } from "../src/client";
 import { deleteBlob, uploadBlob } from "../src/client/blobs";
+import { cableCalls, type CableCalls } from "../src/client/cables";
 import type { HostDriver } from "../src/host/driver";
 import { LocalRuntime } from "../src/host/runtime";
 import { StateDir } from "../src/host/state";
@@ -96,6 +97,11 @@ export async function removeUploaded(
   sha256: string,
 ): Promise<void> {
   await deleteBlob(await transportFor(props), sha256);
+}
+
+/** The cable routes of a resource's target host (src/agent/cables-route.ts). */
+export async function cablesOn(props: { stateDir?: unknown; host?: unknown }): Promise<CableCalls> {
+  return cableCalls(await transportFor(props));
 }
 
 /**

@@ -21,6 +21,7 @@ import type { InstanceGroupSpec, SpecKind } from "../src/spec";
 import { SpecValidator, packageVersion } from "../src/validation";
 import { defaultStateDir, driverFor, removeUploaded, sshOf, uploadFile, UNKNOWN } from "./driver-factory";
 import { checkHost, hostChange, hostOutputs, hostSpecProblems } from "./host";
+import { applySpan, readSpan, removeSpan, spanHosts, spanProblems } from "./spanning";
 
 export { UNKNOWN };
 export const OUTPUT_SCHEMA_VERSION = 1;
@@ -40,7 +41,7 @@ const META: Record<SpecKind, string[]> = {
   kernel: ["stateDir", "host", "upload"],
   base: ["stateDir", "host", "upload"],
   disk: ["stateDir", "host", "baseImageSha"],
-  network: ["stateDir", "host"],
+  network: ["stateDir", "host", "hosts"],
   instance: ["stateDir", "host", "kernelSha256", "rootDiskId", "change"],
   "serial-link": ["stateDir", "host", "instanceIds"],
   "instance-group": ["stateDir", "host", "baseImageSha", "kernelSha256", "change"],
@@ -54,7 +55,7 @@ const OUTPUTS: Record<SpecKind, string[]> = {
   kernel: ["sha256", "version", "bootPath"],
   base: ["imagePath", "imageSha", "sizeBytes", "drift"],
   disk: ["path", "sizeBytes", "backingPath", "diskId"],
-  network: ["switchDir", "running", "pid"],
+  network: ["switchDir", "running", "pid", "switches", "cables"],
   instance: [
     "state",
     "pid",
@@ -137,7 +138,8 @@ export async function check(
   const inputs = clean(news);
   // A resource that names no state folder lives in its host's default one
   // (a target host's comes from its Host: the resource class passes it).
-  if (inputs.stateDir === undefined && !sshOf(inputs)) inputs.stateDir = defaultStateDir();
+  if (inputs.stateDir === undefined && !sshOf(inputs) && inputs.hosts === undefined)
+    inputs.stateDir = defaultStateDir();
   const failures: CheckFailure[] = [];
   if (inputs.upload !== undefined && !isUnknown(inputs.upload)) {
     const source = inputs.source as { kind?: unknown } | undefined;
@@ -148,6 +150,9 @@ export async function check(
         reason: `${kind}/upload: applies to a file (a Kernel's path, a RootFilesystem's image source) and is true or false (got ${JSON.stringify(inputs.upload)})`,
       });
   }
+  if (kind === "network" && inputs.hosts !== undefined && !isUnknown(inputs.hosts))
+    for (const p of spanProblems(inputs.hosts))
+      failures.push({ property: "hosts", reason: `network/hosts${p.startsWith("/") ? "" : ": "}${p}` });
   // Where it lives is checked like the rest, before any step.
   if (inputs.host !== undefined && !isUnknown(inputs.host)) {
     const ssh = sshOf(inputs);
@@ -158,7 +163,7 @@ export async function check(
       });
   }
   // The state folder reaches UML's command line too: refused here, before any step.
-  if (!isUnknown(inputs.stateDir))
+  if (inputs.stateDir !== undefined && !isUnknown(inputs.stateDir))
     for (const p of validator.stateDirProblems(inputs.stateDir))
       failures.push({
         property: "stateDir",
@@ -354,6 +359,8 @@ async function outputsOnHost(
       return di && diskOuts(di);
     }
     case "network": {
+      const hosts = spanHosts(p);
+      if (hosts) return readSpan(hosts, id);
       const n = await d.networkInfo(id);
       return n && networkOuts(n);
     }
@@ -384,8 +391,10 @@ export async function remove(kind: Kind, id: string, props: Props): Promise<void
         return forgetUpload(kind, p);
       case "disk":
         return d.removeDisk(id, { signal });
-      case "network":
-        return d.removeNetwork(id, { signal });
+      case "network": {
+        const hosts = spanHosts(p);
+        return hosts ? removeSpan(hosts, id, signal) : d.removeNetwork(id, { signal });
+      }
       case "instance":
         return d.removeInstance(id, { signal });
       case "serial-link":
@@ -414,8 +423,11 @@ async function apply(
       return { ...base, ...baseOuts(await d.ensureBase(spec as never, opts)) };
     case "disk":
       return { ...base, ...diskOuts(await d.ensureDisk(spec as never, opts)) };
-    case "network":
+    case "network": {
+      const hosts = spanHosts(props);
+      if (hosts) return { ...base, ...(await applySpan(hosts, spec as never, signal)) };
       return { ...base, ...networkOuts(await d.ensureNetwork(spec as never, opts)) };
+    }
     case "instance": {
       if (olds && (await d.instanceInfo(String(spec.name)))) {
         const { plan, info } = await d.updateInstance(spec, opts);

@@ -113,6 +113,15 @@ export class Host extends pulumi.dynamic.Resource {
   }
 }
 
+/** Each Host's identity, how to reach it and its state folder, for a network across them. */
+function spanning(hosts: Host[]): pulumi.Output<unknown> {
+  return pulumi
+    .all(hosts.map((h) => pulumi.all([h.hostId, h.ssh, h.stateDir])))
+    .apply((hs) =>
+      hs.map(([hostId, ssh, stateDir]) => (ssh ? { hostId, ssh, stateDir } : { hostId, stateDir })),
+    );
+}
+
 /**
  * A resource's `host` and `stateDir` inputs: the Host's identity and how to
  * reach it (a secret when it holds a key), and its state folder unless the
@@ -243,21 +252,44 @@ export class Disk extends pulumi.dynamic.Resource {
   }
 }
 
-/** A virtual switch. */
+/** A virtual switch; with `hosts`, one switch per host joined by cables (docs/hosts.md). */
 export interface NetworkArgs extends HostArgs {
   name?: pulumi.Input<string>;
   hub?: pulumi.Input<boolean>;
   ports?: pulumi.Input<number>;
+  /**
+   * One L2 segment across these target hosts: a switch on each, cables from
+   * the first to each other one (over SSH, run by the first host). Instances
+   * on any of them attach to it by name. Replaces `host`.
+   */
+  hosts?: Host[];
 }
 export class Network extends pulumi.dynamic.Resource {
   declare readonly name: pulumi.Output<string>;
   declare readonly switchDir: pulumi.Output<string>;
   declare readonly running: pulumi.Output<boolean>;
+  /** With `hosts`: each host's switch. */
+  declare readonly switches: pulumi.Output<
+    { hostId: string; switchDir: string; running: boolean }[] | undefined
+  >;
+  /** With `hosts`: each cable, from the first host to another, and whether it is up. */
+  declare readonly cables: pulumi.Output<
+    { name: string; from: string; to: string; up: boolean }[] | undefined
+  >;
   constructor(name: string, args: NetworkArgs = {}, o?: pulumi.CustomResourceOptions) {
     super(
       makeProvider("network"),
       name,
-      { name, ...placement(args), switchDir: undefined, running: undefined, pid: undefined },
+      {
+        name,
+        ...placement({ ...args, hosts: undefined }),
+        ...(args.hosts ? { hosts: spanning(args.hosts) } : {}),
+        switchDir: undefined,
+        running: undefined,
+        pid: undefined,
+        switches: undefined,
+        cables: undefined,
+      },
       opts(o),
       "umlfleet",
       "Network",

@@ -6,6 +6,7 @@ import type { HostDriver } from "../host/driver";
 import { API_VERSION, isDriverMethod, MAX_BODY_BYTES, ROUTES, type VersionInfo } from "../client/routes";
 import { packageVersion } from "../validation";
 import { BLOB_PREFIX, handleBlob } from "./blobs";
+import { CABLE_PREFIXES, handleCable } from "./cables-route";
 import { RequestValidator } from "./requests";
 
 export interface AgentServerOptions {
@@ -60,6 +61,11 @@ export function createAgentServer(driver: HostDriver, opts: AgentServerOptions =
     if (path.startsWith(BLOB_PREFIX)) {
       const info = await handleBlob(req, driver.stateDir, path.slice(BLOB_PREFIX.length));
       return reply(res, 200, info === undefined ? {} : { result: info });
+    }
+    if (CABLE_PREFIXES.some((p) => path.startsWith(p))) {
+      allow(req, res, "POST");
+      const result = await handleCable(driver, path, parse(await readBody(req, res, maxBody)));
+      return reply(res, 200, result === undefined ? {} : { result });
     }
     const method = path.startsWith("/v1/") ? path.slice(4) : "";
     if (!isDriverMethod(method))

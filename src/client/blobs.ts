@@ -45,17 +45,34 @@ function blobCall(
   transport: Transport,
   method: "GET" | "PUT" | "DELETE",
   sha: string,
-  body?: string,
+  file?: string,
 ): Promise<BlobInfo | undefined> {
+  return rawCall<BlobInfo>(transport, method, `/v1/blobs/${sha}`, file ? { file } : {});
+}
+
+/**
+ * One request to an agent route outside the HostDriver's (blobs, cables):
+ * a JSON body or a file's bytes; `result` of a 200, else the error the
+ * agent sent, rebuilt.
+ */
+export function rawCall<T>(
+  transport: Transport,
+  method: "GET" | "PUT" | "DELETE" | "POST",
+  path: string,
+  body: { json?: unknown; file?: string },
+): Promise<T | undefined> {
+  const json = body.json === undefined ? undefined : Buffer.from(JSON.stringify(body.json));
   return new Promise((resolve, reject) => {
     const req = request(
       {
         ...transport.requestOptions,
         method,
-        path: `/v1/blobs/${sha}`,
-        headers: body
-          ? { "Content-Type": "application/octet-stream", "Content-Length": statSync(body).size }
-          : {},
+        path,
+        headers: body.file
+          ? { "Content-Type": "application/octet-stream", "Content-Length": statSync(body.file).size }
+          : json
+            ? { "Content-Type": "application/json", "Content-Length": json.length }
+            : {},
       },
       (res) => {
         const chunks: Buffer[] = [];
@@ -70,7 +87,7 @@ function blobCall(
             return reject(
               new UmlfleetError(
                 "UMLFLEET_AGENT_PROTOCOL",
-                `${method} /v1/blobs: not JSON from ${transport.describe}`,
+                `${method} ${path}: not JSON from ${transport.describe}`,
                 {
                   body: text.slice(0, 200),
                 },
@@ -78,7 +95,7 @@ function blobCall(
             );
           }
           if (res.statusCode !== 200) return reject(errorFromJSON(parsed));
-          resolve((parsed as { result?: BlobInfo }).result);
+          resolve((parsed as { result?: T }).result);
         });
       },
     );
@@ -87,7 +104,7 @@ function blobCall(
         reject(typed ?? e),
       );
     });
-    if (body) createReadStream(body).on("error", reject).pipe(req);
-    else req.end();
+    if (body.file) createReadStream(body.file).on("error", reject).pipe(req);
+    else req.end(json);
   });
 }
