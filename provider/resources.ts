@@ -82,6 +82,8 @@ export class Host extends pulumi.dynamic.Resource {
   declare readonly shmExec: pulumi.Output<boolean>;
   declare readonly netTun: pulumi.Output<boolean>;
   declare readonly facts: pulumi.Output<HostFactOutput[]>;
+  /** Its name in the program, for messages. */
+  readonly resourceName: string;
   constructor(name: string, args: HostResourceArgs = {}, o?: pulumi.CustomResourceOptions) {
     // A private key is a secret in the state, inputs and outputs alike, even when given in clear.
     const ssh = args.ssh && (args.ssh.privateKey !== undefined ? pulumi.secret(args.ssh) : args.ssh);
@@ -110,6 +112,7 @@ export class Host extends pulumi.dynamic.Resource {
       "umlfleet",
       "Host",
     );
+    this.resourceName = name;
   }
 }
 
@@ -204,6 +207,8 @@ export class RootFilesystem extends pulumi.dynamic.Resource {
    * restores it from its recipe when that gives the recorded bytes).
    */
   declare readonly drift: pulumi.Output<string>;
+  /** The Host it is on (undefined: the machine running the provider). Not an output. */
+  readonly placedOn: Host | undefined;
   constructor(name: string, args: RootFilesystemArgs, o?: pulumi.CustomResourceOptions) {
     super(
       makeProvider("base"),
@@ -220,6 +225,7 @@ export class RootFilesystem extends pulumi.dynamic.Resource {
       "umlfleet",
       "RootFilesystem",
     );
+    this.placedOn = args.host;
   }
 }
 
@@ -234,7 +240,14 @@ export class Disk extends pulumi.dynamic.Resource {
   declare readonly path: pulumi.Output<string>;
   declare readonly diskId: pulumi.Output<string>;
   declare readonly sizeBytes: pulumi.Output<number>;
+  /** The Host it is on (undefined: the machine running the provider). Not an output. */
+  readonly placedOn: Host | undefined;
   constructor(name: string, args: DiskArgs, o?: pulumi.CustomResourceOptions) {
+    // An overlay is a file beside its base: both on one host (a base per host, one recipe, one sha256).
+    if (args.kind === "overlay" && args.base.placedOn !== args.host)
+      throw new Error(
+        `Disk ${name}: its base is on ${hostLabel(args.base.placedOn)}, the disk on ${hostLabel(args.host)}: declare a RootFilesystem with the same source on each host (same recipe, same bytes)`,
+      );
     const props: Record<string, unknown> = {
       name,
       ...placement(args),
@@ -249,6 +262,7 @@ export class Disk extends pulumi.dynamic.Resource {
       props.baseImageSha = args.base.imageSha;
     }
     super(makeProvider("disk"), name, props, opts(o), "umlfleet", "Disk");
+    this.placedOn = args.host;
   }
 }
 
@@ -351,8 +365,19 @@ export class Instance extends pulumi.dynamic.Resource {
   declare readonly rootDiskId: pulumi.Output<string>;
   /** The kernel binary the instance boots (an input). */
   declare readonly kernel: pulumi.Output<string | undefined>;
+  /** The Host it runs on (undefined: the machine running the provider). Not an output. */
+  readonly placedOn: Host | undefined;
   constructor(name: string, args: InstanceArgs, o?: pulumi.CustomResourceOptions) {
     const { kernel, rootDisk, host, stateDir, ...rest } = args;
+    for (const [field, d] of [
+      ["rootDisk", rootDisk],
+      ...(args.disks ?? []).map((x, i) => [`disks[${i}]`, x.disk] as const),
+      ...(args.swapDisk ? [["swapDisk", args.swapDisk] as const] : []),
+    ] as const)
+      if (d.placedOn !== host)
+        throw new Error(
+          `Instance ${name}: ${field} is on ${hostLabel(d.placedOn)}, the instance on ${hostLabel(host)}`,
+        );
     const props: Record<string, unknown> = {
       name,
       ...placement({ host, stateDir }),
@@ -371,6 +396,7 @@ export class Instance extends pulumi.dynamic.Resource {
       instanceId: undefined,
     };
     super(makeProvider("instance"), name, props, opts(o), "umlfleet", "Instance");
+    this.placedOn = host;
   }
 }
 
@@ -442,6 +468,8 @@ export class InstanceGroup extends pulumi.dynamic.Resource {
   declare readonly kernel: pulumi.Output<string | undefined>;
   declare readonly kernelSha256: pulumi.Output<string | undefined>;
   declare readonly lastChange: pulumi.Output<string | undefined>;
+  /** The Host it runs on (undefined: the machine running the provider). Not an output. */
+  readonly placedOn: Host | undefined;
   constructor(name: string, args: InstanceGroupArgs, o?: pulumi.CustomResourceOptions) {
     const { base, kernel, members, ...rest } = args;
     super(
@@ -462,6 +490,7 @@ export class InstanceGroup extends pulumi.dynamic.Resource {
       "umlfleet",
       "InstanceGroup",
     );
+    this.placedOn = args.host;
   }
 
   /** One member, usable wherever an instance is (e.g. a SerialLink end). */
@@ -510,13 +539,23 @@ export interface SerialLinkArgs extends HostArgs {
 export class SerialLink extends pulumi.dynamic.Resource {
   declare readonly up: pulumi.Output<boolean>;
   constructor(name: string, args: SerialLinkArgs, o?: pulumi.CustomResourceOptions) {
+    const where = (e: SerialLinkArgs["a"]) =>
+      e.instance instanceof InstanceGroupMember ? e.instance.group.placedOn : e.instance.placedOn;
+    const [hostA, hostB] = [where(args.a), where(args.b)];
+    // A serial line is a pair of FIFOs on one host: relaying it over SSH is not built yet.
+    if (hostA !== hostB)
+      throw new Error(
+        `SerialLink ${name}: a.instance and b.instance are on different hosts (${hostLabel(hostA)}, ${hostLabel(hostB)}): a serial link across hosts is not supported; put both instances on one host, or join them with a Network across hosts instead`,
+      );
+    if (args.host && args.host !== hostA)
+      throw new Error(`SerialLink ${name}: host must be the host its instances run on`);
     const end = (e: SerialLinkArgs["a"]) => ({ instance: e.instance.name, line: e.line });
     super(
       makeProvider("serial-link"),
       name,
       {
         name,
-        ...placement(args),
+        ...placement({ ...args, host: hostA }),
         a: end(args.a),
         b: end(args.b),
         // Identity of both ends: a replaced instance gets new serial FIFOs, so
@@ -531,6 +570,11 @@ export class SerialLink extends pulumi.dynamic.Resource {
       "SerialLink",
     );
   }
+}
+
+/** A Host for a message: its Pulumi name, or the local host. */
+function hostLabel(h: Host | undefined): string {
+  return h ? `Host ${h.resourceName}` : "the local host";
 }
 
 function linkIdentity(i: Instance | InstanceGroupMember): pulumi.Input<string | undefined>[] {
