@@ -33,11 +33,14 @@ describe("resources on several hosts", () => {
   it("refuses a SerialLink between instances on different hosts, naming both", () => {
     const a = new r.Host("lab-a", { ssh: { host: "10.231.1.1" } });
     const b = new r.Host("lab-b", { ssh: { host: "10.231.1.2" } });
-    const base = new r.RootFilesystem("bb", { source: { kind: "busybox" } });
     const vm = (name: string, host: InstanceType<typeof r.Host>) =>
       new r.Instance(name, {
         host,
-        rootDisk: new r.Disk(`${name}-root`, { host, kind: "overlay", base }),
+        rootDisk: new r.Disk(`${name}-root`, {
+          host,
+          kind: "overlay",
+          base: new r.RootFilesystem(`${name}-bb`, { host, source: { kind: "busybox" } }),
+        }),
       });
     const x = vm("x", a);
     const y = vm("y", b);
