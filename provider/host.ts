@@ -46,7 +46,32 @@ export function hostSpecProblems(spec: Props): FieldProblem[] {
   return validator.hostProblems(copy);
 }
 
-export function checkHost(news: Props): { inputs: Props; failures: { property: string; reason: string }[] } {
+/**
+ * A Host's check: its inputs against schema/host.json, then the host itself
+ * (connect, version, needs), so that a wrong host key or user, a host
+ * without umlfleet or UML, or another version fails `pulumi preview`, before
+ * anything is made anywhere. Errors carry their code; never a key.
+ */
+export async function checkHost(
+  news: Props,
+  _olds: Props = {},
+): Promise<{ inputs: Props; failures: { property: string; reason: string }[] }> {
+  const checked = checkHostSpec(news);
+  if (checked.failures.length > 0 || isUnknown(checked.inputs)) return checked;
+  try {
+    await hostOutputs(checked.inputs);
+  } catch (e) {
+    const ssh = checked.inputs.ssh as SshSpec | undefined;
+    const code = e instanceof UmlfleetError ? `[${e.code}] ` : "";
+    checked.failures.push({
+      property: "",
+      reason: `host ${hostIdOf(ssh)}: ${code}${e instanceof Error ? e.message : String(e)}`,
+    });
+  }
+  return checked;
+}
+
+function checkHostSpec(news: Props): { inputs: Props; failures: { property: string; reason: string }[] } {
   const inputs: Props = {};
   for (const [k, v] of Object.entries(news)) if (!k.startsWith("__") && v !== undefined) inputs[k] = v;
   const spec = inputs.ssh === undefined ? {} : { ssh: inputs.ssh };
@@ -54,8 +79,11 @@ export function checkHost(news: Props): { inputs: Props; failures: { property: s
   const problems = isUnknown(spec) ? [] : hostSpecProblems(spec);
   return {
     inputs,
+    // No `property`: the engine would print the property's value with the
+    // failure, secret or not (measured: a check failure on `ssh` printed the
+    // private key). The reason names the field.
     failures: problems.map((p) => ({
-      property: p.field.split("/")[1] ?? "",
+      property: "",
       reason: `host${p.field || "/"}: ${p.message} (got ${JSON.stringify(p.value) ?? "nothing"})`,
     })),
   };

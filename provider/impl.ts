@@ -134,7 +134,7 @@ export async function check(
   olds: Props,
   news: Props,
 ): Promise<{ inputs: Props; failures: CheckFailure[] }> {
-  if (kind === "host") return checkHost(news);
+  if (kind === "host") return checkHost(news, olds);
   const inputs = clean(news);
   // A resource that names no state folder lives in its host's default one
   // (a target host's comes from its Host: the resource class passes it).
@@ -152,13 +152,14 @@ export async function check(
   }
   if (kind === "network" && inputs.hosts !== undefined && !isUnknown(inputs.hosts))
     for (const p of spanProblems(inputs.hosts))
-      failures.push({ property: "hosts", reason: `network/hosts${p.startsWith("/") ? "" : ": "}${p}` });
+      failures.push({ property: "", reason: `network/hosts${p.startsWith("/") ? "" : ": "}${p}` });
   // Where it lives is checked like the rest, before any step.
   if (inputs.host !== undefined && !isUnknown(inputs.host)) {
     const ssh = sshOf(inputs);
     for (const p of ssh ? hostSpecProblems({ ssh }) : [])
       failures.push({
-        property: "host",
+        // Not "host": the engine prints a failing property's value, key and all.
+        property: "",
         reason: `${kind}/host${p.field}: ${p.message} (got ${JSON.stringify(p.value) ?? "nothing"})`,
       });
   }

@@ -141,10 +141,21 @@ function placement<T extends HostArgs>(args: T): Omit<T, "host"> & { host?: pulu
 }
 
 // Names are identities on a host: a replacement must delete the old one first.
-const opts = (o?: pulumi.CustomResourceOptions): pulumi.CustomResourceOptions => ({
-  deleteBeforeReplace: true,
-  ...o,
-});
+// A resource on a target host records how to reach it (for delete), a key
+// among it: `host` (and a spanning network's `hosts`) are secret outputs too.
+const opts = (
+  o?: pulumi.CustomResourceOptions,
+  args?: { host?: unknown; hosts?: unknown },
+): pulumi.CustomResourceOptions => {
+  const secret = [...(args?.host ? ["host"] : []), ...(args?.hosts ? ["hosts"] : [])];
+  return {
+    deleteBeforeReplace: true,
+    ...o,
+    ...(secret.length > 0
+      ? { additionalSecretOutputs: [...(o?.additionalSecretOutputs ?? []), ...secret] }
+      : {}),
+  };
+};
 
 /**
  * A UML kernel: an existing binary (default: Debian's /usr/bin/linux.uml), or
@@ -175,7 +186,7 @@ export class Kernel extends pulumi.dynamic.Resource {
       makeProvider("kernel"),
       name,
       { ...props, bootPath: undefined, sha256: undefined, version: undefined },
-      opts(o),
+      opts(o, args),
       "umlfleet",
       "Kernel",
     );
@@ -221,7 +232,7 @@ export class RootFilesystem extends pulumi.dynamic.Resource {
         sizeBytes: undefined,
         drift: undefined,
       },
-      opts(o),
+      opts(o, args),
       "umlfleet",
       "RootFilesystem",
     );
@@ -261,7 +272,7 @@ export class Disk extends pulumi.dynamic.Resource {
       // The base's content hash: a new base (even under the same name) replaces the overlay.
       props.baseImageSha = args.base.imageSha;
     }
-    super(makeProvider("disk"), name, props, opts(o), "umlfleet", "Disk");
+    super(makeProvider("disk"), name, props, opts(o, args), "umlfleet", "Disk");
     this.placedOn = args.host;
   }
 }
@@ -304,7 +315,7 @@ export class Network extends pulumi.dynamic.Resource {
         switches: undefined,
         cables: undefined,
       },
-      opts(o),
+      opts(o, args),
       "umlfleet",
       "Network",
     );
@@ -395,7 +406,7 @@ export class Instance extends pulumi.dynamic.Resource {
       lastChange: undefined,
       instanceId: undefined,
     };
-    super(makeProvider("instance"), name, props, opts(o), "umlfleet", "Instance");
+    super(makeProvider("instance"), name, props, opts(o, args), "umlfleet", "Instance");
     this.placedOn = host;
   }
 }
@@ -486,7 +497,7 @@ export class InstanceGroup extends pulumi.dynamic.Resource {
         memberInfo: undefined,
         lastChange: undefined,
       },
-      opts(o),
+      opts(o, args),
       "umlfleet",
       "InstanceGroup",
     );
@@ -565,7 +576,7 @@ export class SerialLink extends pulumi.dynamic.Resource {
         instanceIds: [...linkIdentity(args.a.instance), ...linkIdentity(args.b.instance)],
         up: undefined,
       },
-      opts(o),
+      opts(o, { host: hostA }),
       "umlfleet",
       "SerialLink",
     );

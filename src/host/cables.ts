@@ -13,7 +13,7 @@ import {
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { UmlfleetError } from "../errors";
-import { identify, isAlive, killGroup, run, sleep, type ProcessIdentity } from "../process";
+import { identify, isAlive, killAllNaming, killGroup, run, sleep, type ProcessIdentity } from "../process";
 import { findOnPath } from "./sandbox";
 import { readJson, STATE_SCHEMA_VERSION, writeJson, type StateDir } from "./state";
 
@@ -94,7 +94,7 @@ export class Cables {
     const old = readJson<CableRecord>(join(dir, "cable.json"));
     if (old && isUp(old.process) && JSON.stringify(old.spec) === JSON.stringify(spec))
       return this.info(spec.name)!;
-    if (old?.process) await killGroup(old.process).catch(() => undefined);
+    if (old) await this.unplug(spec.name, old);
     const switchDir = this.switchDir(spec.network);
     if (!switchDir)
       throw new UmlfleetError(
@@ -179,8 +179,18 @@ export class Cables {
 
   async remove(name: string): Promise<void> {
     const r = readJson<CableRecord>(join(this.dir(name), "cable.json"));
-    if (r?.process) await killGroup(r.process).catch(() => undefined);
+    if (r) await this.unplug(name, r);
     rmSync(this.dir(name), { recursive: true, force: true });
+  }
+
+  /**
+   * End a cable's processes: dpipe's group, and its ssh even when dpipe
+   * died alone (its children live on, still carrying frames: measured). The
+   * ssh names the cable's key; once it is gone, vde_plug reads EOF and ends.
+   */
+  private async unplug(name: string, r: CableRecord): Promise<void> {
+    if (r.process) await killGroup(r.process).catch(() => undefined);
+    await killAllNaming(this.dir(name));
   }
 
   list(): string[] {
