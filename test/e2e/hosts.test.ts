@@ -1,6 +1,7 @@
 import { execFile, execFileSync } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hostsUnsupported, makeHosts, type HostLab, type NsHost } from "../helpers/hosts";
@@ -148,6 +149,43 @@ describe.skipIf(!haveCli || hostsUnsupported() !== undefined)("a stack on three 
     const up = ok(await pulumi("up"));
     expect(up.summary?.update).toBe(1);
     expect(ping(a, "g0", "10.0.0.3")).toBe("0");
+  });
+
+  it("converges with no duplicate and no orphan after the SSH connection to a host is killed during an up", async () => {
+    ok(await pulumi("destroy"));
+    const b = lab.hosts[1];
+    const running = pulumi("up");
+    // Once host 2's guest is being made, every ssh of the provider to host 2 dies.
+    const marker = join(b.stateDir, "instances", "g1");
+    for (let i = 0; i < 2400 && !existsSync(marker); i++) await sleep(50);
+    expect(existsSync(marker), "host 2's guest was never begun").toBe(true);
+    const sshToB = execFileSync("pgrep", ["-U", "0", "-f", `^ssh .*${b.address.replace(/\./g, "\\.")}`], {
+      encoding: "utf8",
+    })
+      .trim()
+      .split("\n")
+      .filter(Boolean);
+    expect(sshToB.length).toBeGreaterThan(0);
+    execFileSync("kill", ["-9", ...sshToB]);
+    // It may fail, or succeed by the client's retry: either way the next up converges.
+    const first = await running;
+    console.info(
+      `up with its ssh to host 2 killed: ${first.error ? `failed: ${first.error.slice(0, 200)}` : "succeeded (retried)"}`,
+    );
+    const up = ok(await pulumi("up"));
+    expect(up.outputs?.states).toEqual(["running", "running", "running"]);
+    for (const [i, h] of lab.hosts.entries()) {
+      expect(h.ssh(`ls ${h.stateDir}/instances`).trim().split("\n"), `host ${h.index}`).toEqual([`g${i}`]);
+      const guests = new Set(
+        userProcesses(h)
+          .map((p) => /uml_dir=\S*\/instances\/([a-z0-9-]+)\//.exec(p)?.[1])
+          .filter(Boolean),
+      );
+      expect([...guests], `guests running on host ${h.index}`).toEqual([`g${i}`]);
+    }
+    const again = ok(await pulumi("preview"));
+    expect(Object.keys(again.summary ?? {}).filter((k) => k !== "same")).toEqual([]);
+    expect(ping(lab.hosts[0], "g0", "10.0.0.2")).toBe("0");
   });
 
   it("destroy leaves all three hosts clean", async () => {
