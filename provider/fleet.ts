@@ -2,6 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import {
   type Host,
   InstanceGroup,
+  type GuestFileArgs,
   type InstanceGroupMember,
   type InstanceSettings,
   type Kernel,
@@ -10,13 +11,19 @@ import {
 } from "./resources";
 
 /** N instances from one template: each gets its own COW overlay over `base` and a NIC on each network. */
-export interface FleetArgs extends Omit<InstanceSettings, "nics"> {
+export interface FleetArgs extends Omit<InstanceSettings, "nics" | "startup" | "files"> {
   size: number;
   base: RootFilesystem;
   kernel?: Kernel;
   networks?: Network[];
   /** Address of member `index` on network `networkIndex`, e.g. (i) => `10.0.0.${i + 1}/24`. */
   ipv4?: (index: number, networkIndex: number) => string | undefined;
+  /** IPv6 address of member `index` on network `networkIndex`, e.g. (i) => `fd00:10::${i + 1}/64`. */
+  ipv6?: (index: number, networkIndex: number) => string | undefined;
+  /** Every member's startup script, or member `index`'s. */
+  startup?: pulumi.Input<string> | ((index: number) => pulumi.Input<string> | undefined);
+  /** Every member's files, or member `index`'s. */
+  files?: GuestFileArgs[] | ((index: number) => GuestFileArgs[] | undefined);
   /** The host's state folder. */
   stateDir?: pulumi.Input<string>;
   /** Where the fleet lives. Default: the machine running the provider. */
@@ -40,16 +47,38 @@ export class Fleet extends pulumi.ComponentResource {
         `Fleet ${name}: size must be an integer from 0 to 1024 (got ${JSON.stringify(args.size)})`,
       );
     }
-    const { size, base, networks = [], ipv4, kernel, stateDir, host, ...template } = args;
+    const {
+      size,
+      base,
+      networks = [],
+      ipv4,
+      ipv6,
+      kernel,
+      stateDir,
+      startup,
+      files,
+      host,
+      ...template
+    } = args;
     const names = Array.from({ length: size }, (_, i) => `${name}-${i}`);
     const members = Object.fromEntries(
-      names.map((member, i) => [
-        member,
-        {
-          ...template,
-          nics: networks.map((network, n) => ({ network, ...(ipv4?.(i, n) ? { ipv4: ipv4(i, n) } : {}) })),
-        },
-      ]),
+      names.map((member, i) => {
+        const script = typeof startup === "function" ? startup(i) : startup;
+        const own = typeof files === "function" ? files(i) : files;
+        return [
+          member,
+          {
+            ...template,
+            nics: networks.map((network, n) => ({
+              network,
+              ...(ipv4?.(i, n) ? { ipv4: ipv4(i, n) } : {}),
+              ...(ipv6?.(i, n) ? { ipv6: ipv6(i, n) } : {}),
+            })),
+            ...(script !== undefined ? { startup: script } : {}),
+            ...(own !== undefined ? { files: own } : {}),
+          },
+        ];
+      }),
     );
     this.group = new InstanceGroup(
       name,

@@ -109,7 +109,7 @@ export async function hostOutputs(props: Props): Promise<Props> {
     : { version: packageVersion(), stateDir: defaultStateDir() };
   const d = driverFor(ssh ? { host: { hostId, ssh }, stateDir } : { stateDir });
   const facts = await d.hostFacts();
-  const missing = facts.filter((f) => f.scope === "host" && !f.ok);
+  const missing = facts.filter((f) => f.scope === "host" && !f.ok && !f.optional);
   if (missing.length > 0) throw lacksError(hostId, missing);
   const fact = (id: string) => facts.find((f) => f.id === id);
   const num = (id: string) => Number(fact(id)?.detail ?? NaN);

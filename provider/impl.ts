@@ -67,6 +67,7 @@ const OUTPUTS: Record<SpecKind, string[]> = {
     "diskInfo",
     "bootMemoryMiB",
     "bootCount",
+    "startupExitCode",
     "lastChange",
     "instanceId",
   ],
@@ -546,6 +547,7 @@ function instanceOuts(st: InstanceInfo): Props {
     diskInfo: st.disks,
     bootMemoryMiB: st.maxMemoryMiB,
     bootCount: st.bootCount,
+    ...(st.startupExitCode !== undefined ? { startupExitCode: st.startupExitCode } : {}),
   };
 }
 

@@ -283,6 +283,14 @@ export interface NetworkArgs extends HostArgs {
   hub?: pulumi.Input<boolean>;
   ports?: pulumi.Input<number>;
   /**
+   * The host itself on this network, through a TAP interface attached to the
+   * switch: made (and removed with the network) when umlfleet has
+   * CAP_NET_ADMIN, else a persistent tap root made for you once.
+   */
+  hostInterface?: { name: pulumi.Input<string>; ipv4?: pulumi.Input<string> };
+  /** Every frame on the network, in a pcap file on the host (the switch then forwards like a hub). */
+  capture?: { path: pulumi.Input<string>; maxSizeMiB?: pulumi.Input<number> };
+  /**
    * One L2 segment across these target hosts: a switch on each, cables from
    * the first to each other one (over SSH, run by the first host). Instances
    * on any of them attach to it by name. Replaces `host`.
@@ -322,11 +330,26 @@ export class Network extends pulumi.dynamic.Resource {
   }
 }
 
+export interface RouteArgs {
+  /** The destination network, e.g. "10.1.0.0/24" or "fd00:20::/64". */
+  to: pulumi.Input<string>;
+  /** The next hop, inside this NIC's subnet of the same family (or IPv6 link-local). */
+  via: pulumi.Input<string>;
+}
 export interface NicArgs {
   network: Network;
   mac?: pulumi.Input<string>;
   ipv4?: pulumi.Input<string>;
+  /** An IPv6 address with prefix length, e.g. "fd00:10::1/64". */
+  ipv6?: pulumi.Input<string>;
+  /** The default route of its address family through this NIC. */
+  gateway?: pulumi.Input<string>;
+  routes?: RouteArgs[];
 }
+/** A file written into the guest's root at every boot: `content`, or a host file `source`. */
+export type GuestFileArgs = { path: pulumi.Input<string>; mode?: pulumi.Input<number> } & (
+  { content: pulumi.Input<string>; source?: never } | { source: pulumi.Input<string>; content?: never }
+);
 export interface ShareArgs {
   name: pulumi.Input<string>;
   hostPath: pulumi.Input<string>;
@@ -351,6 +374,13 @@ export interface InstanceArgs extends HostArgs {
   kernelArgs?: pulumi.Input<string>[];
   readiness?: pulumi.Input<"marker" | "mconsole">;
   bootTimeoutMs?: pulumi.Input<number>;
+  consoleLogKiB?: pulumi.Input<number>;
+  /** Files written into the guest's root at every boot, before the startup script. */
+  files?: GuestFileArgs[];
+  /** A shell script umlfleet's init runs at every boot; its exit status is `startupExitCode`. */
+  startup?: pulumi.Input<string>;
+  /** A non-zero exit of `startup` fails the boot. Default false. */
+  startupMustSucceed?: pulumi.Input<boolean>;
 }
 export interface SerialPort {
   line: number;
@@ -369,6 +399,8 @@ export class Instance extends pulumi.dynamic.Resource {
     { index: number; device: string; network: string; mac: string; ipv4?: string }[]
   >;
   declare readonly bootCount: pulumi.Output<number>;
+  /** The startup script's exit status in the current boot (undefined without a startup script). */
+  declare readonly startupExitCode: pulumi.Output<number | undefined>;
   declare readonly lastChange: pulumi.Output<ChangePlan | undefined>;
   /** Changes only when the instance is replaced (not on restart). */
   declare readonly instanceId: pulumi.Output<string>;
@@ -403,6 +435,7 @@ export class Instance extends pulumi.dynamic.Resource {
       serialPorts: undefined,
       nicInfo: undefined,
       bootCount: undefined,
+      startupExitCode: undefined,
       lastChange: undefined,
       instanceId: undefined,
     };
@@ -432,6 +465,9 @@ function memberProps(args: InstanceSettings): Record<string, unknown> {
             network: n.network.name,
             ...(n.mac ? { mac: n.mac } : {}),
             ...(n.ipv4 ? { ipv4: n.ipv4 } : {}),
+            ...(n.ipv6 ? { ipv6: n.ipv6 } : {}),
+            ...(n.gateway ? { gateway: n.gateway } : {}),
+            ...(n.routes ? { routes: n.routes } : {}),
           })),
         }
       : {}),
@@ -449,6 +485,7 @@ export interface MemberInfo {
   serialPorts?: SerialPort[];
   nicInfo?: { index: number; device: string; network: string; mac: string; ipv4?: string }[];
   bootCount?: number;
+  startupExitCode?: number;
   instanceId?: string;
 }
 
@@ -520,6 +557,7 @@ export class InstanceGroupMember {
   readonly serialPorts: pulumi.Output<SerialPort[]>;
   readonly nicInfo: pulumi.Output<NonNullable<MemberInfo["nicInfo"]>>;
   readonly bootCount: pulumi.Output<number | undefined>;
+  readonly startupExitCode: pulumi.Output<number | undefined>;
   /** What identifies this member's machine for a serial link: the group's base and kernel. */
   readonly linkIdentity: pulumi.Output<string>[];
   constructor(
@@ -534,6 +572,7 @@ export class InstanceGroupMember {
     this.serialPorts = info.apply((i) => i.serialPorts ?? []);
     this.nicInfo = info.apply((i) => i.nicInfo ?? []);
     this.bootCount = info.apply((i) => i.bootCount);
+    this.startupExitCode = info.apply((i) => i.startupExitCode);
     this.linkIdentity = [
       pulumi.interpolate`${group.base}@${group.baseImageSha}`,
       pulumi.interpolate`${group.kernel}@${group.kernelSha256}`,

@@ -84,6 +84,12 @@ export function planInstanceChange(before: InstanceSpec, after: InstanceSpec): C
         } else add(c);
         break;
       }
+      case "files":
+      case "startup":
+      case "startupMustSucceed":
+        // umlfleet's init writes the files and runs the script at boot; the disks keep their data.
+        add({ field: path, kind: "restart", why: `${field} is applied by umlfleet's init at boot` });
+        break;
       case "bootTimeoutMs":
         break; // bookkeeping only: takes effect at the next boot, nothing to do now
       default:

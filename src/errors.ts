@@ -25,6 +25,8 @@ export const ERROR_CODES = {
     "An operation did not finish before its deadline; what it had begun was cleaned up.",
   UMLFLEET_CANCELLED: "An operation was cancelled by its caller; what it had begun was cleaned up.",
   UMLFLEET_RESTART_REQUIRED: "The change cannot be applied to a running guest.",
+  UMLFLEET_PERMISSION_DENIED:
+    "The host user lacks a privilege the spec needs (CAP_NET_ADMIN to make a host link's tap).",
   UMLFLEET_STATE_CORRUPT: "A state file could not be read.",
   UMLFLEET_BAD_REQUEST: "An agent request's body is not a JSON object; nothing was done.",
   UMLFLEET_REQUEST_TOO_LARGE: "An agent request's body is larger than the agent accepts; nothing was done.",
@@ -64,6 +66,7 @@ export const STATUS_CODES: Record<ErrorCode, number> = {
   UMLFLEET_OPERATION_TIMEOUT: 504,
   UMLFLEET_CANCELLED: 499,
   UMLFLEET_RESTART_REQUIRED: 409,
+  UMLFLEET_PERMISSION_DENIED: 403,
   UMLFLEET_STATE_CORRUPT: 500,
   UMLFLEET_BAD_REQUEST: 400,
   UMLFLEET_REQUEST_TOO_LARGE: 413,
@@ -81,6 +84,7 @@ export const STATUS_CODES: Record<ErrorCode, number> = {
 
 const REASON: Record<number, string> = {
   400: "Bad Request",
+  403: "Forbidden",
   404: "Not Found",
   405: "Method Not Allowed",
   409: "Conflict",
@@ -204,7 +208,11 @@ export function quote(value: unknown): string {
   try {
     text = typeof value === "string" ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
   } catch {
-    text = String(value);
+    try {
+      text = String(value);
+    } catch {
+      text = `(a ${typeof value} that cannot be shown)`;
+    }
   }
   return text.length > 120 ? `${text.slice(0, 117)}...` : text;
 }

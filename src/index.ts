@@ -3,6 +3,7 @@ export * from "./spec";
 export { SpecValidator } from "./validation";
 export { LocalRuntime, type LocalRuntimeOptions } from "./host/runtime";
 export { buildKernel, type KernelBuild } from "./host/kernels";
+export { hostFacts, kernelRunsGuests, type HostFact } from "./host/host-facts";
 export type { InstanceStatus } from "./host/instance";
 export type { GroupApplyResult, MemberAction } from "./host/groups";
 export type { ChangePlan, ChangeKind, FieldChange } from "./change-plan";

@@ -76,6 +76,32 @@ export interface NetworkSpec {
    */
   hub?: boolean;
   ports?: number;
+  /**
+   * Put the host itself on this network through a TAP interface attached to the switch. umlfleet makes the tap when it has CAP_NET_ADMIN (e.g. as root) and removes it with the network; otherwise name a persistent tap you own (ip tuntap add dev NAME mode tap user YOU, by root once).
+   */
+  hostInterface?: {
+    /**
+     * a host interface name: a lower-case letter, then lower-case letters, digits, '_' or '-', at most 15 characters
+     */
+    name: string;
+    /**
+     * The host's address on the network, set on the tap (needs CAP_NET_ADMIN unless the tap has it already).
+     */
+    ipv4?: string;
+  };
+  /**
+   * Write every frame on this network to a pcap file on the host. A captured network forwards like a hub, so the capture sees unicast frames too.
+   */
+  capture?: {
+    /**
+     * the pcap file: its name ends in .pcap, in an existing folder under an allowed capture folder ($UMLFLEET_CAPTURE_DIRS, default your home and the temp folder), never in umlfleet's state folder or a share
+     */
+    path: string;
+    /**
+     * Frames past this size are counted, not written. Default 64.
+     */
+    maxSizeMiB?: number;
+  };
 }
 
 /**
@@ -133,9 +159,32 @@ export interface InstanceSpec {
      */
     mac?: string;
     /**
-     * Set by umlfleet's init at boot.
+     * Set by umlfleet's init at boot (and at hot-plug).
      */
     ipv4?: string;
+    /**
+     * An IPv6 address with prefix length, set by umlfleet's init (duplicate address detection off, so it is usable at once).
+     */
+    ipv6?: string;
+    /**
+     * The default route of its address family through this NIC: an address inside this NIC's ipv4 (or ipv6) subnet, or an IPv6 link-local address. At most one NIC per family sets it.
+     */
+    gateway?: string;
+    /**
+     * Static routes through this NIC, set by umlfleet's init after its addresses: `via` must lie inside this NIC's ipv4 (or ipv6) subnet (or be IPv6 link-local).
+     *
+     * @maxItems 32
+     */
+    routes?: {
+      /**
+       * An IPv4 or IPv6 network with prefix length, e.g. 10.1.0.0/24 or fd00:20::/64.
+       */
+      to: string;
+      /**
+       * An IPv4 or IPv6 address without prefix length, e.g. 10.0.0.254 or fd00:10::fe.
+       */
+      via: string;
+    }[];
   }[];
   /**
    * How many serial lines (/dev/ttyS0..) the guest gets; each can be joined by a SerialLink.
@@ -182,6 +231,33 @@ export interface InstanceSpec {
    * The most console output kept on the host, in KiB: console.log holds the newest half, console.log.1 the half before it. A guest cannot grow the log beyond this. Changing it needs a restart.
    */
   consoleLogKiB?: number;
+  /**
+   * Files written into the guest's root at every boot, before the startup script (like a Netkit/Kathará machine folder): each from `content` or from a host file `source`, owned by root with `mode` (default 0644). At most 1 MiB each, 4 MiB in all. Needs umlfleet's init (readiness marker).
+   *
+   * @maxItems 64
+   */
+  files?: ({
+    [k: string]: unknown;
+  } & {
+    /**
+     * an absolute path in the guest, not under /proc, /sys, /dev or /umlfleet (umlfleet's init)
+     */
+    path: string;
+    content?: string;
+    /**
+     * Absolute host path without '..' or '.' segments and without characters UML or a shell would read as separators.
+     */
+    source?: string;
+    mode?: number;
+  })[];
+  /**
+   * A shell script umlfleet's init runs at every boot, after addresses, routes and files are set and before the guest counts as ready; its output goes to the console log, its exit status to the instance's startupExitCode. At most 64 KiB. Start long-running services in the background.
+   */
+  startup?: string;
+  /**
+   * A startup script that exits non-zero fails the boot (the guest is stopped, as for any boot error). Default false: the exit status is only reported.
+   */
+  startupMustSucceed?: boolean;
 }
 
 /**

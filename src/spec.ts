@@ -18,6 +18,10 @@ export type NetworkSpec = G.NetworkSpec;
 export type InstanceSpec = G.InstanceSpec;
 export type NicSpec = NonNullable<InstanceSpec["nics"]>[number];
 export type ShareSpec = NonNullable<InstanceSpec["shares"]>[number];
+export type HostInterfaceSpec = NonNullable<NetworkSpec["hostInterface"]>;
+export type CaptureSpec = NonNullable<NetworkSpec["capture"]>;
+export type RouteSpec = NonNullable<NicSpec["routes"]>[number];
+export type GuestFileSpec = NonNullable<InstanceSpec["files"]>[number];
 export type SerialLinkSpec = G.SerialLinkSpec;
 export type SerialLinkEnd = G.End;
 

@@ -2,6 +2,7 @@ import Ajv, { type ErrorObject, type ValidateFunction } from "ajv";
 import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { InvalidSpecError, type FieldProblem } from "./errors";
+import { captureRoots, instanceFeatureProblems, networkFeatureProblems } from "./feature-checks";
 import type { InstanceGroupSpec, InstanceSpec, SpecKind, SpecOf } from "./spec";
 
 /** The package root (holds package.json and schema/), from src/ or dist/src/. */
@@ -55,8 +56,14 @@ export class SpecValidator {
   private readonly stateDir: ValidateFunction;
   private readonly host: ValidateFunction;
 
-  /** `kernel`: what a spec without one boots (default: defaultKernel()). */
-  constructor(private readonly kernel: string = defaultKernel()) {
+  /**
+   * `kernel`: what a spec without one boots (default: defaultKernel()).
+   * `captureDirs`: where capture files may be written (default: captureRoots()).
+   */
+  constructor(
+    private readonly kernel: string = defaultKernel(),
+    readonly captureDirs: readonly string[] = captureRoots(),
+  ) {
     const ajv = new Ajv({
       allErrors: true,
       useDefaults: true,
@@ -132,6 +139,7 @@ export class SpecValidator {
         : problems;
     }
     if (kind === "instance-group") return this.memberProblems(spec as SpecOf["instance-group"]);
+    if (kind === "network") return networkFeatureProblems(spec as SpecOf["network"], this.captureDirs);
     return semanticProblems(kind, spec as SpecOf[typeof kind]);
   }
 
@@ -307,6 +315,7 @@ function semanticProblems(kind: SpecKind, spec: SpecOf[SpecKind]): FieldProblem[
         message: `must be at least memoryMiB (${s.memoryMiB})`,
       });
     }
+    problems.push(...instanceFeatureProblems(s));
   }
   if (kind === "serial-link") {
     const s = spec as SpecOf["serial-link"];

@@ -90,10 +90,16 @@ export function createAgentServer(driver: HostDriver, opts: AgentServerOptions =
         ...(timeoutMs !== undefined ? { timeoutMs: timeoutMs + DEADLINE_GRACE_MS } : {}),
       },
       (signal) =>
-        (driver[method].bind(driver) as (...a: unknown[]) => Promise<unknown>)(...full, {
-          signal,
-          ...(timeoutMs !== undefined ? { timeoutMs } : {}),
-        }),
+        // A driver call that takes no deadline (hostFacts, the *Info reads) still gets an answer in time.
+        Promise.race([
+          (driver[method].bind(driver) as (...a: unknown[]) => Promise<unknown>)(...full, {
+            signal,
+            ...(timeoutMs !== undefined ? { timeoutMs } : {}),
+          }),
+          new Promise<never>((_resolve, reject) =>
+            signal.addEventListener("abort", () => reject(signal.reason as Error), { once: true }),
+          ),
+        ]),
     );
     reply(res, 200, result === undefined ? {} : { result });
   }
@@ -137,7 +143,32 @@ function readBody(req: IncomingMessage, res: ServerResponse, max: number): Promi
   });
 }
 
+/** Specs nest a few levels; a body nested deeper is refused before anything recurses over it. */
+const MAX_DEPTH = 32;
+
+/** How deeply `text`'s arrays and objects nest (brackets inside strings do not count). */
+function nesting(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x5b || c === 0x7b) max = Math.max(max, ++depth);
+    else if (c === 0x5d || c === 0x7d) depth--;
+  }
+  return max;
+}
+
 function parse(text: string): Record<string, unknown> {
+  if (nesting(text) > MAX_DEPTH)
+    throw new UmlfleetError("UMLFLEET_BAD_REQUEST", `request body nests deeper than ${MAX_DEPTH} levels`, {
+      maxDepth: MAX_DEPTH,
+    });
   let body: unknown;
   try {
     body = JSON.parse(text);

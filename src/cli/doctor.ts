@@ -12,7 +12,9 @@ export const doctor: Verb = {
       return USAGE_ERROR;
     }
     const facts = await hostFacts(localRunner(io.env));
-    const missing = facts.filter((f) => !f.ok);
+    // Optional needs (a host link) are reported, never counted as missing.
+    const missing = facts.filter((f) => !f.ok && !f.optional);
+    const unavailable = facts.filter((f) => !f.ok && f.optional);
     if (args.includes("--json")) {
       io.out(`${JSON.stringify({ ok: missing.length === 0, facts }, null, 2)}\n`);
     } else {
@@ -22,12 +24,14 @@ export const doctor: Verb = {
         io.out(
           f.ok
             ? `ok       ${f.id}: ${f.detail}\n`
-            : `MISSING  ${f.id}${pkg}: ${f.what}: ${f.detail}; fix: ${f.fix}\n`,
+            : f.optional
+              ? `optional ${f.id}${pkg}: ${f.what}: ${f.detail}; to have it: ${f.fix}\n`
+              : `MISSING  ${f.id}${pkg}: ${f.what}: ${f.detail}; fix: ${f.fix}\n`,
         );
       }
       io.out(
         missing.length === 0
-          ? `umlfleet doctor: all ${facts.length} present\n`
+          ? `umlfleet doctor: all ${facts.length - unavailable.length} present${unavailable.length ? ` (optional, not available: ${unavailable.map((f) => f.id).join(", ")})` : ""}\n`
           : `umlfleet doctor: ${missing.length} missing: ${missing.map((f) => f.package ?? f.id).join(", ")}\n`,
       );
     }

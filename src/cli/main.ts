@@ -1,9 +1,12 @@
 import { doctor } from "./doctor";
 import { exec } from "./exec";
+import { gc } from "./gc";
+import { logs } from "./logs";
+import { ls } from "./ls";
 import { USAGE_ERROR, type Io, type Verb } from "./verb";
 
 /** A new verb (ls, logs, ...) is one entry here and a module beside this one. */
-const VERBS: Record<string, Verb> = { doctor, exec };
+const VERBS: Record<string, Verb> = { doctor, ls, logs, exec, gc };
 
 function help(io: Io): void {
   io.out("usage: umlfleet <command> [arguments]\n\n");

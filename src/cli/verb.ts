@@ -3,6 +3,8 @@ export interface Io {
   out(text: string): void;
   err(text: string): void;
   env: NodeJS.ProcessEnv;
+  /** Ends a verb that runs until interrupted (`logs -f`); the command line never sets it. */
+  stop?: AbortSignal;
 }
 
 /** One `umlfleet <verb>`: its own arguments in, an exit status out. */

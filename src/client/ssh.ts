@@ -1,11 +1,19 @@
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { Agent } from "node:http";
 import type { Duplex } from "node:stream";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { InvalidSpecError, UmlfleetError, type FieldProblem } from "../errors";
-import { sleep } from "../process";
+import { identify, isAlive, sleep, type ProcessIdentity } from "../process";
 import { StreamSocket } from "../stream-socket";
 import type { Transport } from "./transport";
 
@@ -48,7 +56,7 @@ const SHELL_SAFE = /^[A-Za-z0-9._/=:@+-]+$/;
  * key is pinned (StrictHostKeyChecking=yes against a private known_hosts), no
  * prompt is ever shown (BatchMode). close() ends the sessions and the master.
  */
-export function sshTransport(target: SshTarget): Transport {
+export function sshTransport(target: SshTarget): Transport & { readonly controlDir: string } {
   checkTarget(target);
   return new SshTransport(target);
 }
@@ -56,7 +64,8 @@ export function sshTransport(target: SshTarget): Transport {
 class SshTransport implements Transport {
   readonly describe: string;
   readonly requestOptions: Transport["requestOptions"];
-  private readonly dir: string;
+  /** The private folder of the master's socket and the pinned known_hosts; gone after close(). */
+  readonly controlDir: string;
   private readonly control: string;
   private readonly common: string[];
   private master?: { child: ChildProcess; ready: Promise<void> };
@@ -66,8 +75,10 @@ class SshTransport implements Transport {
 
   constructor(private readonly t: SshTarget) {
     this.describe = `ssh://${t.user ? `${t.user}@` : ""}${t.host}${t.port ? `:${t.port}` : ""}`;
-    this.dir = mkdtempSync(join(tmpdir(), "umlfleet-ssh-")); // mode 0700
-    this.control = join(this.dir, "cm");
+    sweepStale(tmpdir());
+    this.controlDir = mkdtempSync(join(tmpdir(), DIR_PREFIX)); // mode 0700
+    writeFileSync(join(this.controlDir, "owner"), JSON.stringify(identify(process.pid)), { mode: 0o600 });
+    this.control = join(this.controlDir, "cm");
     this.common = this.options();
     const agent = new Agent({ keepAlive: true, maxSockets: 8 });
     // A new HTTP connection is a new session over the master (made first when needed).
@@ -101,7 +112,7 @@ class SshTransport implements Transport {
         ...o("GlobalKnownHostsFile=/dev/null"),
       );
     } else if (t.hostKey) {
-      const file = join(this.dir, "known_hosts");
+      const file = join(this.controlDir, "known_hosts");
       const [type, key] = t.hostKey.trim().split(/\s+/);
       writeFileSync(file, `${HOST_KEY_ALIAS} ${type} ${key}\n`, { mode: 0o600 });
       args.push(
@@ -125,10 +136,10 @@ class SshTransport implements Transport {
     if (this.closed) return Promise.reject(this.unreachable("the transport is closed"));
     if (this.master && this.master.child.exitCode === null && this.master.child.signalCode === null)
       return this.master.ready;
-    const child = spawn(
+    const child = spawnSsh(
       this.t.sshPath ?? "ssh",
       ["-M", "-N", "-T", ...this.o("ControlPersist=no"), ...this.common, "--", this.t.host],
-      { stdio: ["ignore", "ignore", "pipe"] },
+      ["ignore", "ignore", "pipe"],
     );
     const stderr = tail(child);
     const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
@@ -162,14 +173,14 @@ class SshTransport implements Transport {
       "dial-stdio",
       ...(this.t.stateDir ? ["--state-dir", this.t.stateDir] : []),
     ];
-    const child = spawn(
+    const child = spawnSsh(
       this.t.sshPath ?? "ssh",
       ["-T", ...this.o("ControlMaster=no"), ...this.common, this.t.host, "--", ...command],
-      { stdio: ["pipe", "pipe", "pipe"] },
+      ["pipe", "pipe", "pipe"],
     );
     this.sessions.add(child);
     const stderr = tail(child);
-    const socket = new StreamSocket(child.stdout, child.stdin);
+    const socket = new StreamSocket(child.stdout!, child.stdin!);
     const exited = new Promise<number | null>((resolve) =>
       child.once("close", (code) => {
         this.sessions.delete(child);
@@ -203,14 +214,50 @@ class SshTransport implements Transport {
     this.requestOptions.agent.destroy();
     const children = [...this.sessions, ...(this.master ? [this.master.child] : [])];
     await Promise.all(children.map((c) => stop(c)));
-    rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.controlDir, { recursive: true, force: true });
   }
 
   /** At process exit: no time to wait, but nothing may be left behind. */
   private killAll(): void {
     for (const c of this.sessions) c.kill("SIGKILL");
     this.master?.child.kill("SIGKILL");
-    rmSync(this.dir, { recursive: true, force: true });
+    rmSync(this.controlDir, { recursive: true, force: true });
+  }
+}
+
+const DIR_PREFIX = "umlfleet-ssh-";
+const SETPRIV = "/usr/bin/setpriv";
+
+/**
+ * Run ssh so that it ends with this process even when this process is
+ * killed outright (Pulumi ends provider processes so, and an ssh master
+ * would otherwise hold its connection open): the kernel sends it SIGTERM
+ * when its parent dies (setpriv --pdeathsig, util-linux).
+ */
+function spawnSsh(ssh: string, args: string[], stdio: ("pipe" | "ignore")[]): ChildProcess {
+  return existsSync(SETPRIV)
+    ? spawn(SETPRIV, ["--pdeathsig", "SIGTERM", "--", ssh, ...args], { stdio })
+    : spawn(ssh, args, { stdio });
+}
+
+/** Remove the folders of transports whose process died without close() (killed): they hold a known_hosts and a dead socket. */
+function sweepStale(root: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(root).filter((n) => n.startsWith(DIR_PREFIX));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const dir = join(root, name);
+    try {
+      const st = lstatSync(dir);
+      if (!st.isDirectory() || st.uid !== process.getuid?.()) continue;
+      const owner = JSON.parse(readFileSync(join(dir, "owner"), "utf8")) as ProcessIdentity;
+      if (!isAlive(owner)) rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* not ours, or being made right now: leave it */
+    }
   }
 }
 
@@ -299,7 +346,11 @@ function checkTarget(t: SshTarget): void {
     bad("/port", t.port, "must be a TCP port 1-65535");
   if (t.user !== undefined && !/^[a-z_][a-z0-9_.-]{0,31}$/i.test(t.user))
     bad("/user", t.user, "must be a user name (letters, digits, '_', '.', '-')");
-  if (t.hostKey !== undefined && !/^\s*[a-z0-9@.-]+\s+[A-Za-z0-9+/]+={0,3}(\s.*)?$/.test(t.hostKey))
+  if (
+    t.hostKey !== undefined &&
+    (typeof t.hostKey !== "string" ||
+      !/^[a-z0-9@.-]+\s+[A-Za-z0-9+/]+={0,3}(\s[^\n]*)?$/.test(t.hostKey.trim()))
+  )
     bad("/hostKey", t.hostKey, "must be a public key line, '<type> <base64> [comment]'");
   if (
     t.privateKeyPath !== undefined &&

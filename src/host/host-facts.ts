@@ -27,6 +27,8 @@ export interface HostFact {
   package?: string;
   /** The command that installs or enables it: set when `ok` is false. */
   fix?: string;
+  /** Only some specs need it (a host link): missing, it is reported but does not fail doctor. */
+  optional?: boolean;
 }
 
 export interface ProbeResult {
@@ -60,6 +62,7 @@ interface Probe {
   argv: string[];
   /** Default: install `package`. `pulumiDir`: the folder of the pulumi on PATH, "" without one. */
   fix?: (r: ProbeResult, pulumiDir: string) => string;
+  optional?: boolean;
 }
 
 /** `sh -c SCRIPT sh ARGS...`: the script is fixed text, values are "$1"... */
@@ -217,6 +220,21 @@ function probes(): Probe[] {
         "allow bwrap to mount an executable tmpfs (user namespaces enabled, no noexec policy on tmpfs mounts)",
     },
     {
+      // A Network with hostInterface attaches its switch to a tap (src/host/host-link.ts):
+      // umlfleet makes the tap with CAP_NET_ADMIN, else root makes one for the user once.
+      id: "host-link",
+      what: "host links (a Network with hostInterface): /dev/net/tun, and CAP_NET_ADMIN to make taps",
+      scope: "host",
+      optional: true,
+      argv: sh(
+        'test -r /dev/net/tun && test -w /dev/net/tun || { echo "/dev/net/tun is missing or not readable and writable by this user" >&2; exit 1; }; cap=$(sed -n "s/^CapEff:[[:space:]]*//p" /proc/self/status); if [ $(( 0x$cap >> 12 & 1 )) -eq 1 ]; then echo "CAP_NET_ADMIN: umlfleet makes the tap of each host link and removes it with its network"; exit 0; fi; echo "no CAP_NET_ADMIN: a host link needs a persistent tap this user owns, made once by root" >&2; exit 1',
+      ),
+      fix: (r) =>
+        r.stderr.includes("/dev/net/tun")
+          ? "load the tun module (sudo modprobe tun) and let users open /dev/net/tun (Debian's default mode is 0666)"
+          : `for each host link, once as root: sudo ip tuntap add dev NAME mode tap user ${process.getuid?.() ?? "$(id -u)"} && sudo ip addr add CIDR dev NAME && sudo ip link set NAME up`,
+    },
+    {
       id: "mke2fs",
       what: "mke2fs (ext4 root filesystems)",
       scope: "host",
@@ -282,24 +300,40 @@ function probes(): Probe[] {
  */
 export async function hostFacts(
   runner: Runner = localRunner(),
+  only?: readonly string[],
   opts: { stateDir?: string; capacity?: boolean } = {},
 ): Promise<HostFact[]> {
   const pulumi = await runner(sh('p=$(command -v pulumi) && dirname "$(readlink -f "$p")"'));
   const pulumiDir = pulumi.exitCode === 0 ? firstLine(pulumi.stdout) : "";
   return Promise.all(
-    [...probes(), ...(opts.capacity ? capacityProbes(opts.stateDir) : [])].map(async (p) => {
-      const r = await runner(p.argv);
-      const ok = r.exitCode === 0;
-      const fact: HostFact = {
-        id: p.id,
-        what: p.what,
-        scope: p.scope,
-        ok,
-        detail: ok ? firstLine(r.stdout) : ended(r),
-      };
-      if (p.package) fact.package = p.package;
-      if (!ok) fact.fix = p.fix ? p.fix(r, pulumiDir) : aptInstall(p.package ?? "");
-      return fact;
-    }),
+    [...probes(), ...(opts.capacity ? capacityProbes(opts.stateDir) : [])]
+      .filter((p) => !only || only.includes(p.id))
+      .map(async (p) => {
+        const r = await runner(p.argv);
+        const ok = r.exitCode === 0;
+        const fact: HostFact = {
+          id: p.id,
+          what: p.what,
+          scope: p.scope,
+          ok,
+          detail: ok ? firstLine(r.stdout) : ended(r),
+        };
+        if (p.package) fact.package = p.package;
+        if (p.optional) fact.optional = true;
+        if (!ok) fact.fix = p.fix ? p.fix(r, pulumiDir) : aptInstall(p.package ?? "");
+        return fact;
+      }),
   );
+}
+
+/**
+ * Doctor's `uml-kernel-runs-guests` probe for one kernel: one boot of
+ * /bin/true under it (an example that offers a second kernel asks this
+ * before choosing Debian's, which dies on CPUs with AMX).
+ */
+export async function kernelRunsGuests(kernelPath: string): Promise<HostFact> {
+  const [fact] = await hostFacts(localRunner({ ...process.env, UMLFLEET_KERNEL: kernelPath }), [
+    "uml-kernel-runs-guests",
+  ]);
+  return fact!;
 }

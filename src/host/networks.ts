@@ -2,7 +2,10 @@ import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { refuseIfInUse, UmlfleetError } from "../errors";
-import type { NetworkSpec } from "../spec";
+import type { NetworkSpec, ShareSpec } from "../spec";
+import { captureRoots } from "../feature-checks";
+import { checkCapture, startCapture, stopCapture } from "./capture";
+import { checkHostLink, closeHostLink, openHostLink, type HostLinkRecord } from "./host-link";
 import { identify, isAlive, killGroup, run, signalGroup, waitFor, type ProcessIdentity } from "../process";
 import { shellQuote } from "./console-log";
 import {
@@ -24,6 +27,17 @@ export interface NetworkRecord {
   switch?: ProcessIdentity;
   /** Its sandbox's outer bwrap, outside the namespaces. */
   sandbox?: ProcessIdentity;
+  /** The host's tap on this network, and what umlfleet made of it (host-link.ts). */
+  hostLink?: HostLinkRecord;
+  /** The capture writer (capture.ts), while the network is captured. */
+  captureWriter?: ProcessIdentity;
+}
+
+export interface NetworksOptions {
+  /** Folders capture files may be written in. Default: captureRoots(). */
+  captureDirs?: readonly string[];
+  /** Every instance's shares: a capture may not overlap them. */
+  shares?: () => { instance: string; shares: readonly ShareSpec[] }[];
 }
 
 export interface NetworkStatus {
@@ -35,7 +49,10 @@ export interface NetworkStatus {
 
 /** One vde_switch per network, running detached; any later process re-adopts it by its record. */
 export class Networks {
-  constructor(private readonly state: StateDir) {}
+  constructor(
+    private readonly state: StateDir,
+    private readonly opts: NetworksOptions = {},
+  ) {}
 
   get(name: string): NetworkRecord | undefined {
     return readJson<NetworkRecord>(this.state.networkRecord(name));
@@ -57,7 +74,16 @@ export class Networks {
   }
 
   isRunning(r: NetworkRecord): boolean {
+    return this.switchRuns(r) && (!r.spec.capture || isAlive(r.captureWriter));
+  }
+
+  private switchRuns(r: NetworkRecord): boolean {
     return isAlive(r.switch) && existsSync(join(r.switchDir, "ctl"));
+  }
+
+  /** Every network's capture, for checks against shares. */
+  captures(): { network: string; capture?: NetworkSpec["capture"] }[] {
+    return this.state.list("networks").map((n) => ({ network: n, capture: this.get(n)?.spec.capture }));
   }
 
   status(name: string): NetworkStatus | undefined {
@@ -84,6 +110,28 @@ export class Networks {
     }
     const switchDir = this.state.switchDir(spec.name);
     const runDir = this.runDir(spec.name);
+    // Host link and capture are checked before anything is made or stopped.
+    const others = this.state
+      .list("networks")
+      .filter((n) => n !== spec.name)
+      .map((n) => ({ network: n, ...this.get(n)?.spec }));
+    if (spec.hostInterface) await checkHostLink(spec.name, spec.hostInterface, others);
+    const capture = spec.capture
+      ? checkCapture(spec.name, spec.capture, {
+          stateRoot: this.state.root,
+          roots: this.opts.captureDirs ?? captureRoots(),
+          shares: this.opts.shares?.() ?? [],
+          others,
+        })
+      : undefined;
+    const captureLog = join(runDir, "capture.log");
+    if (existing && capture && this.switchRuns(existing)) {
+      // Only the writer died: plug a new one in, appending; the guests stay connected.
+      const captureWriter = await startCapture(spec.name, capture, switchDir, captureLog, true);
+      const repaired = { ...existing, captureWriter };
+      writeJson(this.state.networkRecord(spec.name), repaired);
+      return repaired;
+    }
     if (existing) await this.stopSwitch(existing);
     // Guests can write the switch folder: removed only with rm -r (sandbox.ts).
     await removeTree(switchDir);
@@ -93,8 +141,9 @@ export class Networks {
     const stdin = join(runDir, "stdin");
     const info = join(runDir, "sandbox.json");
     await run("mkfifo", ["-m", "600", stdin], { timeoutMs: 60_000, signal });
+    // A captured network forwards like a hub: the capture's port sees every frame.
     const args = ["-s", switchDir, "-m", "600", "-n", String(spec.ports ?? 64)];
-    if (spec.hub) args.push("-x");
+    if (spec.hub || spec.capture) args.push("-x");
     let vdeSwitch: string;
     try {
       vdeSwitch = findOnPath("vde_switch");
@@ -103,9 +152,13 @@ export class Networks {
         name: spec.name,
       });
     }
+    const hostLink = spec.hostInterface
+      ? await openHostLink(spec.hostInterface, existing?.hostLink)
+      : undefined;
+    if (hostLink) args.push("-t", hostLink.name);
     const argv = [
       SANDBOX_BIN,
-      ...switchSandboxArgv(switchDir, binaryFiles(vdeSwitch), 3),
+      ...switchSandboxArgv(switchDir, binaryFiles(vdeSwitch), 3, { hostLink: !!hostLink }),
       vdeSwitch,
       ...args,
     ];
@@ -129,13 +182,28 @@ export class Networks {
       25,
       signal,
     );
-    if (!sw || !outer) {
+    const undo = async (e: unknown) => {
       if (outer) await killGroup(outer);
       await removeTree(switchDir);
+      // A first start undoes its host link; a restart's record still names it for remove().
+      if (hostLink && !existing) await closeHostLink(hostLink);
       rmSync(runDir, { recursive: true, force: true });
-      throw new UmlfleetError("UMLFLEET_SWITCH_FAILED", `vde_switch for ${spec.name} did not come up`, {
-        args,
-      });
+      return e;
+    };
+    if (!sw || !outer) {
+      throw await undo(
+        new UmlfleetError("UMLFLEET_SWITCH_FAILED", `vde_switch for ${spec.name} did not come up`, {
+          args,
+        }),
+      );
+    }
+    let captureWriter: ProcessIdentity | undefined;
+    if (capture) {
+      captureWriter = await startCapture(spec.name, capture, switchDir, captureLog, !!existing).catch(
+        async (e: unknown) => {
+          throw await undo(e);
+        },
+      );
     }
     const record: NetworkRecord = {
       schemaVersion: STATE_SCHEMA_VERSION,
@@ -143,6 +211,8 @@ export class Networks {
       switchDir,
       switch: sw,
       sandbox: outer,
+      ...(hostLink ? { hostLink } : {}),
+      ...(captureWriter ? { captureWriter } : {}),
     };
     writeJson(this.state.networkRecord(spec.name), record);
     return record;
@@ -153,6 +223,7 @@ export class Networks {
     if (!r) return;
     refuseIfInUse("network", name, usedBy, "instances");
     await this.stopSwitch(r);
+    if (r.hostLink) await closeHostLink(r.hostLink);
     await removeTree(r.switchDir);
     rmSync(this.runDir(name), { recursive: true, force: true });
     rmSync(this.state.networkRecord(name), { force: true });
@@ -165,6 +236,7 @@ export class Networks {
 
   /** SIGTERM lets vde_switch remove its sockets; then its namespace and sandbox go for good. */
   private async stopSwitch(r: NetworkRecord): Promise<void> {
+    await stopCapture(r.captureWriter);
     if (r.switch && isAlive(r.switch)) {
       signalGroup(r.switch, "SIGTERM");
       if (!(await waitFor(() => !isAlive(r.switch), 3_000))) await killGroup(r.switch);

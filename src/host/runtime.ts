@@ -78,7 +78,11 @@ export class LocalRuntime implements HostDriver {
     this.validator = validator;
     this.images = new Images(this.state);
     this.disks = new Disks(this.state, this.images);
-    this.networks = new Networks(this.state);
+    this.networks = new Networks(this.state, {
+      captureDirs: validator.captureDirs,
+      shares: () =>
+        this.instances.list().map((n) => ({ instance: n, shares: this.instances.get(n)?.spec.shares ?? [] })),
+    });
     this.instances = new Instances(this.state, this.disks, this.networks);
     this.links = new SerialLinks(this.state, this.instances);
     this.groups = new InstanceGroups(this);
@@ -89,7 +93,7 @@ export class LocalRuntime implements HostDriver {
   }
 
   hostFacts(): Promise<HostFact[]> {
-    return hostFacts(undefined, { stateDir: this.state.root, capacity: true });
+    return hostFacts(undefined, undefined, { stateDir: this.state.root, capacity: true });
   }
 
   /** Everything in the state folder, for `umlfleet ls` and leak checks. */

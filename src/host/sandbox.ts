@@ -111,7 +111,7 @@ export function sandboxArgv(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
  */
 const SANDBOX_HELPERS = ["/usr/bin/vde_plug", "/usr/bin/uml_mconsole"];
 
-function vdePlugins(): Bind[] {
+export function vdePlugins(): Bind[] {
   for (const root of ["/usr/lib", "/lib"]) {
     if (!existsSync(root)) continue;
     for (const arch of readdirSync(root)) {
@@ -183,25 +183,47 @@ export function binaryFiles(binary: string): Bind[] {
  * namespaces, no network (unix sockets bound to paths need none), no
  * capabilities, and vde_switch as pid 1: it goes with its namespace.
  */
-export function switchSandboxArgv(switchDir: string, files: Bind[], infoFd: number): string[] {
+export function switchSandboxArgv(
+  switchDir: string,
+  files: Bind[],
+  infoFd: number | undefined,
+  opts: { hostLink?: boolean } = {},
+): string[] {
   return [
     "--unshare-all",
+    // A host-linked switch attaches to a persistent tap in the host's network
+    // namespace (TUNSETIFF looks the tap up in the opener's namespace), through
+    // /dev/net/tun. Attaching to a tap its user owns needs no capability
+    // (drivers/net/tun.c tun_not_capable), so it keeps none; every other
+    // switch keeps no network at all (docs/security.md).
+    ...(opts.hostLink ? ["--share-net"] : []),
     "--as-pid-1",
     "--cap-drop",
     "ALL",
     "--clearenv",
     "--dev",
     "/dev",
+    ...(opts.hostLink ? ["--dev-bind", "/dev/net/tun", "/dev/net/tun"] : []),
     ...files.flatMap((b) => ["--ro-bind", b.host, b.sandbox]),
     "--bind",
     switchDir,
     switchDir,
-    "--info-fd",
-    String(infoFd),
+    ...(infoFd !== undefined ? ["--info-fd", String(infoFd)] : []),
     "--chdir",
     "/",
     "--",
   ];
+}
+
+/**
+ * What `vde_plug` needs in a sandbox of the switch's kind (capture.ts): itself,
+ * the vdeplug plugin folder at /lib/<arch>/vdeplug, and their libraries.
+ */
+export function plugFiles(plug = "/usr/bin/vde_plug"): Bind[] {
+  const plugins = vdePlugins();
+  const libs = new Set<string>([plug, ...lddOf(plug)]);
+  for (const p of plugins) for (const lib of lddOf(join(p.host, "libvdeplug_vde.so"))) libs.add(lib);
+  return [...[...libs].sort().map((path) => ({ host: path, sandbox: path })), ...plugins];
 }
 
 /**

@@ -64,6 +64,8 @@ export interface BootPlan {
   /** Use umlfleet's init (readiness "marker"); otherwise the image's own. */
   umlfleetInit: boolean;
   kernelArgs: string[];
+  /** The hostfs sub-folder holding the instance's staged set-up (files, startup, routes), if any. */
+  setup?: string;
 }
 
 /** Path of umlfleet's init inside every base it builds. */
@@ -124,6 +126,7 @@ export function umlArgv(p: BootPlan): string[] {
     for (const s of p.shares)
       argv.push(`umlfleet.share=${s.name}:${s.guestPath}:${s.readOnly ? "ro" : "rw"}`);
     if (p.swapDiskIndex !== undefined) argv.push(`umlfleet.swap=${ubdDevice(p.swapDiskIndex)}`);
+    if (p.setup !== undefined) argv.push(`umlfleet.setup=${p.setup}`);
   }
   return argv;
 }

@@ -1,6 +1,7 @@
 import { rmSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { isAlive } from "../../src/process";
+import { sendOverSerial } from "../helpers/runtime";
 import { haveCli, useStack, type Lab } from "./stack-harness";
 
 /**
@@ -25,17 +26,7 @@ describe.skipIf(!haveCli)("a damaged InstanceGroup heals, driven by the real pul
     const g = d.deployment.resources.find((r) => r.type.endsWith("umlfleet:InstanceGroup"));
     return g!.outputs as unknown as GroupOutputs;
   };
-  const send = async (from: string, to: string, text: string) => {
-    const r = rt();
-    await r.exec(to, "cat /dev/ttyS1 > /tmp/got 2>&1 &");
-    await r.exec(from, `echo ${text} > /dev/ttyS1`);
-    return (
-      await r.exec(
-        to,
-        `for i in 1 2 3 4 5 6 7 8 9 10; do grep -q ${text} /tmp/got && break; sleep 0.5; done; cat /tmp/got`,
-      )
-    ).output;
-  };
+  const send = (from: string, to: string, text: string) => sendOverSerial(rt(), from, to, text);
   const uptimeSec = async (m: string) =>
     Number((await rt().exec(m, "cat /proc/uptime")).output.trim().split(/\s+/)[0]);
 

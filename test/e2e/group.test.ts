@@ -1,21 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { guestKernelPid, processesMentioning } from "../helpers/runtime";
+import { guestKernelPid, processesMentioning, sendOverSerial } from "../helpers/runtime";
 import { haveCli, useStack, type Lab } from "./stack-harness";
 
 describe.skipIf(!haveCli)("a Fleet as one InstanceGroup resource, driven by the real pulumi CLI", () => {
   const { stateDir, pulumi, rt, ok, leftOnHost } = useStack("e2g", { size: 3, group: true });
 
-  const send = async (from: string, to: string, text: string) => {
-    const r = rt();
-    await r.exec(to, "cat /dev/ttyS1 > /tmp/got 2>&1 &");
-    await r.exec(from, `echo ${text} > /dev/ttyS1`);
-    return (
-      await r.exec(
-        to,
-        `for i in 1 2 3 4 5 6 7 8 9 10; do grep -q ${text} /tmp/got && break; sleep 0.5; done; cat /tmp/got`,
-      )
-    ).output;
-  };
+  const send = (from: string, to: string, text: string) => sendOverSerial(rt(), from, to, text);
 
   it("up from nothing: one resource boots every member; members ping, the serial link carries text", async () => {
     const r = ok(pulumi("up"));

@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { processesMentioning as mentioning } from "../../src/process";
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { LocalRuntime } from "../../src";
-import type { InstanceSpec } from "../../src/spec";
+import type { InstanceSpec, NetworkSpec } from "../../src/spec";
 import { newTestDir } from "./paths";
 
 export { newTestDir };
@@ -47,11 +47,16 @@ export class TestHost {
   /** A busybox base, one overlay per name, and a network; boots the instances. */
   async lab(
     names: string[],
-    opts: { network?: string; extra?: (name: string, i: number) => Partial<InstanceSpec> } = {},
+    opts: {
+      network?: string;
+      /** The network's spec beyond its name (a host link, a capture). */
+      networkSpec?: Omit<NetworkSpec, "name">;
+      extra?: (name: string, i: number) => Partial<InstanceSpec>;
+    } = {},
   ) {
     await this.rt.ensureBase({ name: "bb", source: { kind: "busybox", sizeMiB: 32 } });
     const network = opts.network ?? "lan";
-    await this.rt.ensureNetwork({ name: network });
+    await this.rt.ensureNetwork({ name: network, ...opts.networkSpec });
     for (const n of names) await this.rt.ensureDisk({ name: `${n}-root`, kind: "overlay", base: "bb" });
     return Promise.all(
       names.map((n, i) =>
@@ -86,4 +91,20 @@ export class TestHost {
     if (left.length > 0) throw new Error(`processes outlived the test:\n${left.join("\n")}`);
     if (leftFiles.length > 0) throw new Error(`files outlived destroyAll: ${leftFiles.join(", ")}`);
   }
+}
+
+/**
+ * Sends `text` from guest `from`'s ttyS1 and returns what guest `to` read on its
+ * ttyS1 within about 5 s: whether a serial link between them carries bytes.
+ */
+export async function sendOverSerial(
+  driver: { exec(name: string, script: string): Promise<{ output: string }> },
+  from: string,
+  to: string,
+  text: string,
+): Promise<string> {
+  await driver.exec(to, "cat /dev/ttyS1 > /tmp/got 2>&1 &");
+  await driver.exec(from, `echo ${text} > /dev/ttyS1`);
+  const read = `for i in 1 2 3 4 5 6 7 8 9 10; do grep -q ${text} /tmp/got && break; sleep 0.5; done; cat /tmp/got`;
+  return (await driver.exec(to, read)).output;
 }

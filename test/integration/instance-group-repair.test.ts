@@ -2,7 +2,7 @@ import { rmSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isAlive, type ProcessIdentity } from "../../src/process";
 import type { InstanceGroupSpec } from "../../src/spec";
-import { TestHost, processesMentioning } from "../helpers/runtime";
+import { TestHost, processesMentioning, sendOverSerial } from "../helpers/runtime";
 
 /**
  * A group damaged behind our back (a member's overlay file, its overlay record,
@@ -50,15 +50,8 @@ describe("an instance group heals a damaged member", () => {
     expect(await host.sh(m, "cat /root/mark")).toContain(`mark of ${m}`);
   };
   /** The serial link a-b carries text from `from` to `to`. */
-  const linked = async (from: string, to: string, text: string) => {
-    await host.sh(to, "cat /dev/ttyS1 > /tmp/got 2>&1 &");
-    await host.sh(from, `echo ${text} > /dev/ttyS1`);
-    const got = await host.sh(
-      to,
-      `for i in 1 2 3 4 5 6 7 8 9 10; do grep -q ${text} /tmp/got && break; sleep 0.5; done; cat /tmp/got`,
-    );
-    return got.includes(text);
-  };
+  const linked = async (from: string, to: string, text: string) =>
+    (await sendOverSerial(rt, from, to, text)).includes(text);
   const mark = async (m: string) => host.sh(m, `echo 'mark of ${m}' > /root/mark && sync`);
 
   for (const lost of ["its overlay file", "its overlay record and file"]) {

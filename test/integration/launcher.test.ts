@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { BatchLauncher } from "../../src/host/launcher";
@@ -36,7 +36,11 @@ describe("BatchLauncher: many processes from one bash", () => {
       expect(l.pid).toBeGreaterThan(0);
       const id = identify(l.pid!);
       await waitFor(() => !id || !isAlive(id), 5_000, 20);
-      const log = readFileSync(join(dir, `log-${i}`), "utf8");
+      // The log is written by the console relay, which may finish after the process.
+      const logFile = join(dir, `log-${i}`);
+      const read = () => (existsSync(logFile) ? readFileSync(logFile, "utf8") : "");
+      await waitFor(() => read().includes("env="), 5_000, 20);
+      const log = read();
       expect(log).toContain("arg=it's a b");
       // env -i: only what sh itself sets (PWD, SHLVL, _ ...), never our PATH or HOME.
       expect(Number(/env=(\d+)/.exec(log)![1])).toBeLessThan(5);

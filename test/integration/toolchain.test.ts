@@ -12,6 +12,7 @@ import {
 import { dirname, join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { pulumiBinDir } from "../../provider/local-stack";
+import { kernelRunsGuests } from "../../src";
 import { newTestDir } from "../helpers/paths";
 
 /**
@@ -128,6 +129,16 @@ describe.skipIf(!haveCli)("install-pulumi.sh and umlfleet doctor", () => {
     expect(r.stdout).toMatch(/^MISSING {2}uml-kernel-runs-guests: .*cannot run guest processes on this CPU/m);
   });
 
+  it("kernelRunsGuests is doctor's probe for one named kernel: umlfleet's runs guests, /bin/true does not", async () => {
+    const built = await kernelRunsGuests(process.env.UMLFLEET_KERNEL!);
+    expect(built).toMatchObject({ id: "uml-kernel-runs-guests", ok: true });
+    expect(built.detail).toContain("runs guest processes");
+    const notAKernel = await kernelRunsGuests("/bin/true");
+    expect(notAKernel).toMatchObject({ id: "uml-kernel-runs-guests", ok: false });
+    expect(notAKernel.detail).toContain("/bin/true: the probe boot ended otherwise");
+    if (amx && isDebians) expect((await kernelRunsGuests(debian)).ok).toBe(false);
+  });
+
   it("doctor with vde_switch off PATH names vde2 and its install command; exit 1", () => {
     // A PATH of symlinks to everything on the real one, except vde_switch.
     const stripped = join(dir, "path-without-vde");
@@ -145,10 +156,10 @@ describe.skipIf(!haveCli)("install-pulumi.sh and umlfleet doctor", () => {
     expect(r.stdout).toMatch(/^umlfleet doctor: 1 missing: vde2$/m);
     const json = JSON.parse(doctor(stripped, "--json").stdout) as {
       ok: boolean;
-      facts: { id: string; ok: boolean; package?: string }[];
+      facts: { id: string; ok: boolean; package?: string; optional?: boolean }[];
     };
     expect(json.ok).toBe(false);
-    expect(json.facts.filter((f) => !f.ok)).toEqual([
+    expect(json.facts.filter((f) => !f.ok && !f.optional)).toEqual([
       expect.objectContaining({ id: "vde_switch", package: "vde2" }),
     ]);
   });

@@ -5,7 +5,7 @@ import { defaultKernel } from "../../src/validation";
 import type { SpecKind } from "../../src/spec";
 import { umlArgv } from "../../src/uml/argv";
 
-const v = new SpecValidator("/usr/bin/linux.uml");
+const v = new SpecValidator("/usr/bin/linux.uml", ["/home/user", "/tmp"]);
 const inst = { name: "web", rootDisk: "web-root" };
 const grp = { name: "g", base: "bb" };
 
@@ -282,6 +282,181 @@ const cases: [string, SpecKind, unknown, string][] = [
   ],
   ["instance: kernelArgs with a quote", "instance", { ...inst, kernelArgs: ['a="b c"'] }, "/kernelArgs/0"],
   ["instance: bad readiness", "instance", { ...inst, readiness: "ssh" }, "/readiness"],
+  [
+    "instance: route via an address outside every NIC's subnet",
+    "instance",
+    {
+      ...inst,
+      nics: [{ network: "n", ipv4: "10.0.1.1/24", routes: [{ to: "10.9.0.0/16", via: "10.0.2.1" }] }],
+    },
+    "/nics/0/routes/0/via",
+  ],
+  [
+    "instance: route on a NIC without an address of its family",
+    "instance",
+    { ...inst, nics: [{ network: "n", routes: [{ to: "10.9.0.0/16", via: "10.0.1.254" }] }] },
+    "/nics/0/routes/0/via",
+  ],
+  [
+    "instance: route to an IPv6 network via an IPv4 hop",
+    "instance",
+    {
+      ...inst,
+      nics: [{ network: "n", ipv4: "10.0.1.1/24", routes: [{ to: "fd00:9::/64", via: "10.0.1.254" }] }],
+    },
+    "/nics/0/routes/0/via",
+  ],
+  [
+    "instance: route that smuggles a shell word",
+    "instance",
+    {
+      ...inst,
+      nics: [{ network: "n", ipv4: "10.0.1.1/24", routes: [{ to: "10.9.0.0/16;reboot", via: "10.0.1.2" }] }],
+    },
+    "/nics/0/routes/0/to",
+  ],
+  [
+    "instance: gateway outside the NIC's subnet",
+    "instance",
+    { ...inst, nics: [{ network: "n", ipv4: "10.0.1.1/24", gateway: "192.168.1.1" }] },
+    "/nics/0/gateway",
+  ],
+  [
+    "instance: two IPv4 gateways",
+    "instance",
+    {
+      ...inst,
+      nics: [
+        { network: "n", ipv4: "10.0.1.1/24", gateway: "10.0.1.254" },
+        { network: "m", ipv4: "10.0.2.1/24", gateway: "10.0.2.254" },
+      ],
+    },
+    "/nics/1/gateway",
+  ],
+  [
+    "instance: IPv6 without prefix",
+    "instance",
+    { ...inst, nics: [{ network: "n", ipv6: "fd00::1" }] },
+    "/nics/0/ipv6",
+  ],
+  [
+    "instance: IPv6 that is not one",
+    "instance",
+    { ...inst, nics: [{ network: "n", ipv6: "fd00:::1:::2/64" }] },
+    "/nics/0/ipv6",
+  ],
+  [
+    "instance: file path with '..'",
+    "instance",
+    { ...inst, files: [{ path: "/etc/../../root/x", content: "" }] },
+    "/files/0/path",
+  ],
+  [
+    "instance: relative file path",
+    "instance",
+    { ...inst, files: [{ path: "etc/x", content: "" }] },
+    "/files/0/path",
+  ],
+  [
+    "instance: file under /proc",
+    "instance",
+    { ...inst, files: [{ path: "/proc/sys/kernel/x", content: "" }] },
+    "/files/0/path",
+  ],
+  [
+    "instance: file over umlfleet's init",
+    "instance",
+    { ...inst, files: [{ path: "/umlfleet/init", content: "" }] },
+    "/files/0/path",
+  ],
+  [
+    "instance: file with both content and source",
+    "instance",
+    { ...inst, files: [{ path: "/x", content: "", source: "/etc/hostname" }] },
+    "/files/0",
+  ],
+  [
+    "instance: file with neither content nor source",
+    "instance",
+    { ...inst, files: [{ path: "/x" }] },
+    "/files/0/content",
+  ],
+  [
+    "instance: file source with '..'",
+    "instance",
+    { ...inst, files: [{ path: "/x", source: "/home/../etc/shadow" }] },
+    "/files/0/source",
+  ],
+  [
+    "instance: same file twice",
+    "instance",
+    {
+      ...inst,
+      files: [
+        { path: "/x", content: "" },
+        { path: "/x", content: "" },
+      ],
+    },
+    "/files/1/path",
+  ],
+  [
+    "instance: file inside another file",
+    "instance",
+    {
+      ...inst,
+      files: [
+        { path: "/x", content: "" },
+        { path: "/x/y", content: "" },
+      ],
+    },
+    "/files/1/path",
+  ],
+  [
+    "instance: file over the size limit",
+    "instance",
+    { ...inst, files: [{ path: "/x", content: "é".repeat(600 * 1024) }] },
+    "/files/0/content",
+  ],
+  [
+    "instance: files over the total size limit",
+    "instance",
+    {
+      ...inst,
+      files: Array.from({ length: 5 }, (_, i) => ({ path: `/f${i}`, content: "x".repeat(1000 * 1024) })),
+    },
+    "/files",
+  ],
+  [
+    "instance: file mode beyond 07777",
+    "instance",
+    { ...inst, files: [{ path: "/x", content: "", mode: 0o17777 }] },
+    "/files/0/mode",
+  ],
+  [
+    "instance: startup script over the size limit",
+    "instance",
+    { ...inst, startup: "#".repeat(65537) },
+    "/startup",
+  ],
+  [
+    "instance: startup script over the size limit in bytes",
+    "instance",
+    { ...inst, startup: "é".repeat(40000) },
+    "/startup",
+  ],
+  ["instance: startup not a string", "instance", { ...inst, startup: ["echo"] }, "/startup"],
+  [
+    "instance: startupMustSucceed without a startup script",
+    "instance",
+    { ...inst, startupMustSucceed: true },
+    "/startupMustSucceed",
+  ],
+  [
+    "instance: startup on an image with its own init",
+    "instance",
+    { ...inst, readiness: "mconsole", startup: "echo hi" },
+    "/startup",
+  ],
   ["instance: boot timeout too small", "instance", { ...inst, bootTimeoutMs: 5 }, "/bootTimeoutMs"],
   ["instance: spec is not an object", "instance", "web", ""],
   ["kernel: neither path nor build", "kernel", {}, "/path"],
@@ -341,6 +516,67 @@ const cases: [string, SpecKind, unknown, string][] = [
   ["network: hub not boolean", "network", { name: "n", hub: "yes" }, "/hub"],
   ["network: name with slash", "network", { name: "a/b" }, "/name"],
   [
+    "network: capture path outside the allowed folders",
+    "network",
+    { name: "n", capture: { path: "/etc/cron.d/x.pcap" } },
+    "/capture/path",
+  ],
+  [
+    "network: capture path that does not end in .pcap",
+    "network",
+    { name: "n", capture: { path: "/tmp/cap/.bashrc" } },
+    "/capture/path",
+  ],
+  [
+    "network: capture path with '..'",
+    "network",
+    { name: "n", capture: { path: "/tmp/../etc/x.pcap" } },
+    "/capture/path",
+  ],
+  [
+    "network: capture path that is relative",
+    "network",
+    { name: "n", capture: { path: "cap.pcap" } },
+    "/capture/path",
+  ],
+  [
+    "network: capture size limit of zero",
+    "network",
+    { name: "n", capture: { path: "/tmp/x.pcap", maxSizeMiB: 0 } },
+    "/capture/maxSizeMiB",
+  ],
+  [
+    "network: hostInterface name that smuggles an option",
+    "network",
+    { name: "n", hostInterface: { name: "-t" } },
+    "/hostInterface/name",
+  ],
+  [
+    "network: hostInterface name that smuggles a second word",
+    "network",
+    { name: "n", hostInterface: { name: "tap0 up" } },
+    "/hostInterface/name",
+  ],
+  [
+    "network: hostInterface name with a slash",
+    "network",
+    { name: "n", hostInterface: { name: "../../x" } },
+    "/hostInterface/name",
+  ],
+  [
+    "network: hostInterface name too long for Linux",
+    "network",
+    { name: "n", hostInterface: { name: "a".repeat(16) } },
+    "/hostInterface/name",
+  ],
+  [
+    "network: hostInterface address without prefix",
+    "network",
+    { name: "n", hostInterface: { name: "tap0", ipv4: "10.0.0.1" } },
+    "/hostInterface/ipv4",
+  ],
+
+  [
     "serial-link: line out of range",
     "serial-link",
     { name: "l", a: { instance: "a", line: 8 }, b: { instance: "b", line: 0 } },
@@ -385,6 +621,21 @@ const cases: [string, SpecKind, unknown, string][] = [
     "instance-group",
     { ...grp, members: { a: { kernelArgs: ["ubd1=/etc/shadow"] } } },
     "/members/a/kernelArgs/0",
+  ],
+  [
+    "instance-group: member file path with '..'",
+    "instance-group",
+    { ...grp, members: { a: { files: [{ path: "/a/../../b", content: "" }] } } },
+    "/members/a/files/0/path",
+  ],
+  [
+    "instance-group: member route via an address outside its NIC's subnet",
+    "instance-group",
+    {
+      ...grp,
+      members: { a: { nics: [{ network: "n", ipv4: "10.0.1.1/24", gateway: "10.0.2.1" }] } },
+    },
+    "/members/a/nics/0/gateway",
   ],
   [
     "instance-group: kernel path with '..'",

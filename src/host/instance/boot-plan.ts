@@ -1,4 +1,5 @@
 import { umlArgv, type BootDisk, type BootNic } from "../../uml/argv";
+import { SETUP_SHARE } from "../guest-setup";
 import { guestFds } from "../launcher";
 import { SANDBOX_BIN, sandboxArgv, type Bind } from "../sandbox";
 import { FD_CONTROL_IN, HOSTFS_ROOT, SWAP_UBD_INDEX, UMID, type Spec } from "./types";
@@ -16,6 +17,8 @@ export interface BootInput {
   fifo: (channel: string, end: "in" | "out") => string;
   /** Read-only binds the kernel binary needs (sandbox.ts kernelFiles). */
   kernelFiles: Bind[];
+  /** A staged set-up folder (guest-setup.ts) is handed over as an fd after the shares. */
+  setup?: boolean;
 }
 
 export interface BootPlan {
@@ -23,7 +26,7 @@ export interface BootPlan {
   argv: string[];
   /** FIFOs the launcher opens read-write as fds 3, 4, ... (control, then each serial line's in/out). */
   fifos: string[];
-  /** Where bwrap writes its report, and where each share's fd must land. */
+  /** Where bwrap writes its report, and where each share's fd (then the set-up folder's) must land. */
   fds: { info: number; shares: number[] };
 }
 
@@ -41,7 +44,8 @@ export function planBoot(b: BootInput): BootPlan {
     fifos.push(b.fifo(`ttyS${line}`, "in"), b.fifo(`ttyS${line}`, "out"));
     return { line, in: inFd, out: inFd + 1 };
   });
-  const fds = guestFds(fifos.length, b.shares.length);
+  const bound = [...b.shares, ...(b.setup ? [{ name: SETUP_SHARE, readOnly: true }] : [])];
+  const fds = guestFds(fifos.length, bound.length);
   const uml = umlArgv({
     kernel: s.kernel,
     memoryMiB: s.maxMemoryMiB ?? s.memoryMiB,
@@ -56,6 +60,7 @@ export function planBoot(b: BootInput): BootPlan {
     fds: { console: 1, control: { in: FD_CONTROL_IN, out: FD_CONTROL_IN + 1 }, serial },
     umlfleetInit: s.readiness === "marker",
     kernelArgs: s.kernelArgs ?? [],
+    ...(b.setup ? { setup: SETUP_SHARE } : {}),
   });
   const sandbox = sandboxArgv(
     {
@@ -63,7 +68,7 @@ export function planBoot(b: BootInput): BootPlan {
       vmDir: b.vmDir,
       readOnlyPaths: [...new Set(b.disks.flatMap((d) => (d.backing ? [d.backing] : [])))],
       readWritePaths: [...new Set(b.nics.map((n) => n.switchDir))],
-      shares: b.shares.map((sh, i) => ({ name: sh.name, fd: fds.pass[i]!, readOnly: sh.readOnly })),
+      shares: bound.map((sh, i) => ({ name: sh.name, fd: fds.pass[i]!, readOnly: sh.readOnly })),
       hostfsRoot: HOSTFS_ROOT,
       infoFd: fds.info,
     },

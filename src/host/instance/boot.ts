@@ -1,10 +1,13 @@
-import { accessSync, closeSync, constants, existsSync, mkdirSync, rmSync } from "node:fs";
+import { accessSync, closeSync, constants, existsSync, mkdirSync, realpathSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { BootError } from "../../errors";
 import { abortError, throwIfAborted } from "../../deadline";
 import { identify, isAlive, waitFor, type ProcessIdentity } from "../../process";
 import { READY_MARKER } from "../../uml/argv";
 import { DEFAULT_CONSOLE_LOG_KIB, LogFollower, rotateForBoot } from "../console-log";
 import { execOverChannel } from "../guest-channel";
+import { SETUP_SHARE, stageSetup, startupExitIn, startupExitInLog } from "../guest-setup";
+import { nicDevice } from "../../uml/argv";
 import { directLauncher } from "../launcher";
 import { kernelFiles, readSandboxPid, removeTree } from "../sandbox";
 import { openShare } from "../shares";
@@ -53,7 +56,7 @@ export async function bootGuest(
   } catch {
     throw fail("UMLFLEET_BOOT_FAILED", `kernel ${s.kernel} (/kernel) is not an executable file`, {});
   }
-  const { disks, nics, shares } = await inst.resolve(s);
+  const { disks, nics, shares, sources } = await inst.resolve(s);
   for (const n of nics) if (!inst.networks.isRunning(n.rec)) await inst.networks.ensure(n.rec.spec);
 
   const vm = inst.state.vmDir(name);
@@ -66,11 +69,20 @@ export async function bootGuest(
   }
   mkdirSync(vm, { recursive: true, mode: 0o700 });
   const driver = await inst.nicDriver(s.kernel);
+  const bootNics = nics.map((n, i) => inst.bootNic(name, i, n.nic, n.rec.switchDir, driver));
+  // Files, startup script and routes: staged host-only, bound read-only by fd (guest-setup.ts).
+  const setupDir = stageSetup(
+    join(inst.state.instanceDir(name), "setup"),
+    s,
+    bootNics.map(nicDevice),
+    sources,
+  );
   const plan = planBoot({
     spec: s,
     vmDir: vm,
     disks: disks.map((d) => inst.bootDisk(vm, d)),
-    nics: nics.map((n, i) => inst.bootNic(name, i, n.nic, n.rec.switchDir, driver)),
+    nics: bootNics,
+    setup: setupDir !== undefined,
     shares: shares.map((sh) => ({
       name: sh.name,
       guestPath: (s.shares ?? []).find((x) => x.name === sh.name)!.guestPath,
@@ -85,6 +97,16 @@ export async function bootGuest(
   const shareFds: number[] = [];
   try {
     for (const sh of shares) shareFds.push(openShare(sh));
+    if (setupDir)
+      shareFds.push(
+        openShare({
+          name: SETUP_SHARE,
+          hostPath: setupDir,
+          realPath: realpathSync(setupDir),
+          readOnly: true,
+          field: "setup",
+        }),
+      );
     const infoFile = inst.sandboxInfoFile(name);
     rmSync(infoFile, { force: true });
     const launched = await (opts.launcher ?? directLauncher).launch({
@@ -112,9 +134,11 @@ export async function bootGuest(
     const timeoutMs = opts.timeoutMs ?? s.bootTimeoutMs;
     const log = new LogFollower(consoleLog);
     let tick = 0;
+    let startupExitCode: number | undefined;
     const outcome = await waitFor<Outcome>(
       async () => {
         const text = log.poll();
+        startupExitCode = startupExitIn(text) ?? startupExitCode;
         if (/Kernel panic/.test(text)) return "panic";
         if (launched.exit() || (proc && !isAlive(proc)) || !proc) return "exited";
         if (!record.sandbox) {
@@ -141,7 +165,9 @@ export async function bootGuest(
       opts.signal,
     ).finally(() => log.close());
 
-    if (outcome === "ready") return await completeBoot(inst, record);
+    const startupFailed = s.startupMustSucceed === true && !!startupExitCode;
+    if (outcome === "ready" && !startupFailed)
+      return await completeBoot(inst, { ...record, startupExitCode });
     // Give a dying process a moment so its exit status and last words are in.
     if (proc && !opts.signal?.aborted) await waitFor(() => launched.exit() || !isAlive(proc), 300, 20);
     const facts = {
@@ -170,10 +196,13 @@ export async function bootGuest(
     }
     throw fail(
       "UMLFLEET_BOOT_FAILED",
-      (outcome === "panic"
-        ? "kernel panic during boot"
-        : `exited during boot (${launched.exit()?.code ?? launched.exit()?.signal ?? "status unknown"})`) +
-        kernelHint(consoleTail),
+      (outcome === "ready"
+        ? `the startup script exited ${startupExitCode} (startupMustSucceed)`
+        : outcome === "panic"
+          ? "kernel panic during boot"
+          : `exited during boot (${launched.exit()?.code ?? launched.exit()?.signal ?? "status unknown"})`) +
+        // The panic's backtrace (some 40 lines) follows the line that names the cause.
+        kernelHint(inst.consoleTail(name, 200)),
       { ...facts, consoleTail },
     );
   } finally {
@@ -230,7 +259,8 @@ export async function finishBoot(inst: Instances, r: InstanceRecord, opts: Start
     200,
     opts.signal,
   );
-  if (ready === "ready") return completeBoot(inst, r);
+  if (ready === "ready")
+    return completeBoot(inst, { ...r, startupExitCode: startupExitInLog(inst.state.consoleLog(name)) });
   await stopGuest(inst, r, { timeoutMs: 5_000 });
   throwIfAborted(opts.signal, `booting ${name}`);
   await bootGuest(inst, inst.require(name), opts, false);

@@ -1,4 +1,5 @@
 import { rmSync } from "node:fs";
+import { nicCommands } from "../guest-setup";
 import { join } from "node:path";
 import { UmlfleetError } from "../../errors";
 import { nicArg, nicDevice, ubdArg, ubdDevice } from "../../uml/argv";
@@ -80,18 +81,17 @@ export async function applyLive(
     const bn = inst.bootNic(name, i, nic, net.switchDir, await inst.nicDriver(next.kernel));
     await send(`config ${nicArg(bn)}`);
     save({ ...current, nics: [...(current.nics ?? []), nic] });
-    if (nic.ipv4 && next.readiness === "marker") {
-      const dev = nicDevice(bn);
-      const res = await inst.execUnlocked(
-        name,
-        `ip link set ${dev} up && ip addr add ${nic.ipv4} dev ${dev}`,
-      );
-      if (res.exitCode !== 0) {
+    // Its ipv4, IPv6, gateway and routes, as umlfleet's init sets them at boot (guest-setup.ts).
+    const configure = nicCommands(nicDevice(bn), nic, true);
+    if (configure.length > 1 && next.readiness === "marker") {
+      const res = await inst.execUnlocked(name, configure.join("\n"));
+      // Each command reports its own failure: any report fails the change.
+      if (res.exitCode !== 0 || res.output.includes("umlfleet: failed:")) {
         throw new UmlfleetError(
           "UMLFLEET_COMMAND_FAILED",
-          `setting ${nic.ipv4} on ${dev} in ${name}: ${res.output}`,
+          `configuring ${nicDevice(bn)} in ${name}: ${res.output}`,
           {
-            field: `/nics/${i}/ipv4`,
+            field: `/nics/${i}`,
           },
         );
       }

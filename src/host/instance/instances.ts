@@ -12,6 +12,8 @@ import { execOverChannel, type ExecResult } from "../guest-channel";
 import type { Networks } from "../networks";
 import type { Bind } from "../sandbox";
 import { checkShares } from "../shares";
+import { checkSharesAgainstCaptures } from "../capture";
+import { checkSources } from "../guest-setup";
 import { readJson, STATE_SCHEMA_VERSION, withLock, writeJson, writeJsonAsync, type StateDir } from "../state";
 import { bootGuest, finishBoot } from "./boot";
 import { makeFifos } from "./fifos";
@@ -296,13 +298,15 @@ export class Instances {
       nic: n,
       rec: this.networks.require(n.network, `/nics/${i}/network`),
     }));
-    const shares = checkShares(
-      s.name,
-      s.shares ?? [],
-      this.list().map((n) => ({ instance: n, shares: this.get(n)?.spec.shares ?? [] })),
-      this.state.root,
-    );
-    return { disks, nics, shares };
+    const allShares = this.list().map((n) => ({ instance: n, shares: this.get(n)?.spec.shares ?? [] }));
+    const shares = checkShares(s.name, s.shares ?? [], allShares, this.state.root);
+    checkSharesAgainstCaptures(s.name, s.shares ?? [], this.networks.captures());
+    // Files copied in from the host: never from where a guest writes (guest-setup.ts).
+    const sources = checkSources(s, this.state.root, [
+      ...allShares,
+      { instance: s.name, shares: s.shares ?? [] },
+    ]);
+    return { disks, nics, shares, sources };
   }
 
   makeFifos(s: Spec): Promise<void> {

@@ -43,6 +43,7 @@ export function statusOf(inst: Instances, r: InstanceRecord): InstanceStatus {
     memoryMiB: s.memoryMiB,
     maxMemoryMiB: s.maxMemoryMiB ?? s.memoryMiB,
     bootCount: r.bootCount,
+    ...(running && r.startupExitCode !== undefined ? { startupExitCode: r.startupExitCode } : {}),
   };
 }
 

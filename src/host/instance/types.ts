@@ -25,6 +25,8 @@ export interface InstanceRecord {
   argv?: string[];
   /** The NIC driver of the kernel last booted. */
   nicDriver?: NicDriver;
+  /** The exit status of the startup script in the last boot (guest-setup.ts). */
+  startupExitCode?: number;
 }
 
 export interface InstanceStatus {
@@ -42,6 +44,8 @@ export interface InstanceStatus {
   /** What the guest booted with: memoryMiB can grow live up to this. */
   maxMemoryMiB: number;
   bootCount: number;
+  /** The startup script's exit status in this boot (none without a startup script). */
+  startupExitCode?: number;
 }
 
 export interface StartOptions {

@@ -3,12 +3,12 @@
  * on this machine, through the real pulumi CLI, state in .pulumi-state/.
  */
 import { join } from "node:path";
-import { localStack } from "../provider/local-stack";
+import { localStack } from "../../provider/local-stack";
 import { lab } from "./lab";
 
 async function main(): Promise<void> {
   const action = process.argv[2] ?? "up";
-  const root = join(__dirname, "..", "..");
+  const root = join(__dirname, "..", "..", "..");
   const stack = await localStack({
     projectName: "umlfleet-lab",
     stackName: "dev",

@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { Fleet, Kernel, Network, RootFilesystem, SerialLink } from "../provider";
+import { Fleet, Kernel, Network, RootFilesystem, SerialLink } from "umlfleet";
 
 /**
  * The demo lab: three busybox machines sharing one read-only base through
