@@ -7,7 +7,7 @@
  * per host and state folder per provider process, closed when it exits.
  */
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { lstatSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AgentClient, sshTransport, type Transport } from "../src/client";
@@ -16,6 +16,7 @@ import { cableCalls, type CableCalls } from "../src/client/cables";
 import type { HostDriver } from "../src/host/driver";
 import { LocalRuntime } from "../src/host/runtime";
 import { StateDir } from "../src/host/state";
+import { identify, isAlive, type ProcessIdentity } from "../src/process";
 import type { HostSpec } from "../src/spec.generated";
 import { SpecValidator } from "../src/validation";
 
@@ -174,11 +175,37 @@ function remoteClient(ssh: SshSpec, stateDir: string | undefined): Promise<Agent
  * the client. Its path and content never reach a message.
  */
 function writeKey(privateKey: string): string {
-  const dir = mkdtempSync(join(tmpdir(), "umlfleet-key-"));
+  sweepStaleKeys();
+  const dir = mkdtempSync(join(tmpdir(), KEY_PREFIX));
+  // Whose it is: a provider killed outright (Pulumi ends plugins so) runs no
+  // exit handler; the next one removes the folders of dead owners.
+  writeFileSync(join(dir, "owner"), JSON.stringify(identify(process.pid)));
   writeFileSync(join(dir, "key"), privateKey.endsWith("\n") ? privateKey : `${privateKey}\n`, {
     mode: 0o600,
   });
   return dir;
+}
+
+const KEY_PREFIX = "umlfleet-key-";
+
+/** Remove key folders whose provider process is gone (measured: killed providers left one per host per run). */
+function sweepStaleKeys(): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(tmpdir()).filter((n) => n.startsWith(KEY_PREFIX));
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const dir = join(tmpdir(), name);
+    try {
+      if (lstatSync(dir).uid !== process.getuid?.()) continue;
+      const owner = JSON.parse(readFileSync(join(dir, "owner"), "utf8")) as ProcessIdentity;
+      if (!isAlive(owner)) rmSync(dir, { recursive: true, force: true });
+    } catch {
+      /* being made right now, or not ours: leave it */
+    }
+  }
 }
 
 /**

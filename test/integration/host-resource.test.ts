@@ -52,7 +52,12 @@ describe.skipIf(hostsUnsupported() !== undefined)("Host resource over ssh", () =
     return (e as Error).message;
   };
 
-  it("reports a complete host's facts, its version the provider's", async () => {
+  it("reports a complete host's facts, its version the provider's (and sweeps key folders of dead providers)", async () => {
+    // What a provider killed outright leaves: its key folder, its owner dead.
+    const stale = join(tmpdir(), "umlfleet-key-stale");
+    mkdirSync(stale, { recursive: true, mode: 0o700 });
+    writeFileSync(join(stale, "owner"), JSON.stringify({ pid: 2 ** 22 + 1, startTicks: 1 }));
+    writeFileSync(join(stale, "key"), "not a key", { mode: 0o600 });
     const { id, outs } = await impl.create("host", { ssh: ssh(lab.hosts[0]) });
     const h = lab.hosts[0];
     expect(id).toBe(`ssh://${h.user}@${h.address}:22`);
@@ -72,6 +77,7 @@ describe.skipIf(hostsUnsupported() !== undefined)("Host resource over ssh", () =
     const kernels = outs.kernels as { path: string; version: string; sha256: string }[];
     expect(kernels[0].path).toBe(join(lab.dir, "linux"));
     expect(kernels[0].sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(existsSync(stale)).toBe(false);
     // Refresh reads the same.
     const again = await impl.read("host", id, outs);
     expect(again.props?.version).toBe(impl.PROVIDER_VERSION);
