@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(user-mode-linux uml-utilities vde2 e2fsprogs busybox-static bubblewrap coreutils iproute2 procps)
+debs=(user-mode-linux uml-utilities vde2 e2fsprogs busybox-static bubblewrap coreutils iproute2 procps util-linux openssh-client openssh-server)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -47,8 +47,8 @@ export function dialStdio(stateDir: string): {
     stdio: ["pipe", "pipe", "pipe"],
   });
   const exited = new Promise<number | null>((resolve) => child.once("close", (code) => resolve(code)));
-  child.stderr!.resume();
-  const socket = new StreamSocket(child.stdout!, child.stdin!);
+  child.stderr.resume();
+  const socket = new StreamSocket(child.stdout, child.stdin);
   // The one connection the process serves, kept alive for every request.
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   agent.createConnection = () => socket;

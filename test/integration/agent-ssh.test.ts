@@ -231,7 +231,7 @@ describe.skipIf(!canRun)("sshTransport to a real sshd on loopback", () => {
       setInterval(() => {}, 1000);`;
     const child = spawn(process.execPath, ["-e", script], { stdio: ["ignore", "pipe", "inherit"] });
     let out = "";
-    child.stdout!.on("data", (c: Buffer) => (out += c.toString()));
+    child.stdout.on("data", (c: Buffer) => (out += c.toString()));
     await waitFor(() => out.includes("\n"), 30_000, 20);
     const controlDir = out.trim();
     expect(left(controlDir).length).toBeGreaterThan(0); // the master, a session

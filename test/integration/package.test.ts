@@ -37,6 +37,11 @@ describe("the npm package", () => {
       "src/host/guest/init",
       "src/host/guest/setup",
       "bin/umlfleet",
+      // The agent a target host runs (ssh host umlfleet-agent dial-stdio), its client, and its request schema.
+      "bin/umlfleet-agent",
+      "dist/src/agent/main.js",
+      "dist/src/client/index.js",
+      "schema/agent.json",
       "bin/pulumi-language-nodejs",
       "bin/pulumi-resource-pulumi-nodejs",
       "scripts/install-pulumi.sh",

@@ -153,7 +153,7 @@ describe("AgentClient: errors come back as the classes the agent threw", () => {
     const e = sample(code);
     nock(BASE)
       .post("/v1/startInstance")
-      .reply(e.statusCode, JSON.parse(JSON.stringify(e)));
+      .reply(e.statusCode, JSON.stringify(e), { "Content-Type": "application/json" });
     const back = await client.startInstance("a").catch((x: unknown) => x);
     expect(back).toBeInstanceOf(e.constructor);
     expect(back).toMatchObject({ code, message: e.message, details: JSON.parse(JSON.stringify(e.details)) });
