@@ -1,5 +1,14 @@
 import { createHash, randomBytes } from "node:crypto";
-import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync, chmodSync } from "node:fs";
+import {
+  chmodSync,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  statSync,
+} from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
 import { pipeline } from "node:stream/promises";
@@ -68,6 +77,7 @@ async function putBlob(req: IncomingMessage, dir: string, path: string, sha: str
     throw new UmlfleetError("UMLFLEET_REQUEST_TOO_LARGE", `a blob is at most ${MAX_BLOB_BYTES} bytes`, {
       maxBytes: MAX_BLOB_BYTES,
     });
+  const made = !existsSync(dir);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const part = join(dir, `.${sha}.${randomBytes(4).toString("hex")}.part`);
   const hash = createHash("sha256");
@@ -103,7 +113,19 @@ async function putBlob(req: IncomingMessage, dir: string, path: string, sha: str
     chmodSync(part, 0o555);
     renameSync(part, path);
     return { path, sizeBytes: size };
-  } finally {
+  } catch (e) {
+    // A refused blob leaves nothing, not even the folder it would have gone to.
     rmSync(part, { force: true });
+    if (made) rmdirIfEmpty(dir); // another upload may be using it meanwhile
+
+    throw e;
+  }
+}
+
+function rmdirIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {
+    /* not empty, or gone */
   }
 }
