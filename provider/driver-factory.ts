@@ -189,7 +189,7 @@ function writeKey(privateKey: string): string {
 const KEY_PREFIX = "umlfleet-key-";
 
 /** Remove key folders whose provider process is gone (measured: killed providers left one per host per run). */
-function sweepStaleKeys(): void {
+export function sweepStaleKeys(): void {
   let names: string[] = [];
   try {
     names = readdirSync(tmpdir()).filter((n) => n.startsWith(KEY_PREFIX));

@@ -1,9 +1,19 @@
 import { execFile, execFileSync } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sweepStaleKeys } from "../../provider/driver-factory";
 import { hostsUnsupported, makeHosts, type HostLab, type NsHost } from "../helpers/hosts";
 import { processesMentioning } from "../helpers/runtime";
 import { haveCli, type Result } from "./stack-harness";
@@ -38,6 +48,11 @@ describe.skipIf(!haveCli || hostsUnsupported() !== undefined)("a stack on three 
       await pulumi("destroy");
     } finally {
       lab?.teardown();
+      // Pulumi kills its provider processes: their key folders are left for
+      // the next provider to sweep. This test is that next one.
+      sweepStaleKeys();
+      const left = readdirSync(tmpdir()).filter((n) => n.startsWith("umlfleet-key-"));
+      expect(left, "key folders of dead providers").toEqual([]);
     }
   });
 
@@ -166,7 +181,22 @@ describe.skipIf(!haveCli || hostsUnsupported() !== undefined)("a stack on three 
       .split("\n")
       .filter(Boolean);
     expect(sshToB.length).toBeGreaterThan(0);
+    // Killed again and again for a while, past the client's retries: the up should fail.
     execFileSync("kill", ["-9", ...sshToB]);
+    for (let i = 0; i < 40; i++) {
+      await sleep(200);
+      const again = execFileSync(
+        "sh",
+        ["-c", `pgrep -U 0 -f '^ssh .*${b.address.replace(/\./g, "\\.")}' || true`],
+        {
+          encoding: "utf8",
+        },
+      )
+        .trim()
+        .split("\n")
+        .filter(Boolean);
+      if (again.length > 0) execFileSync("sh", ["-c", `kill -9 ${again.join(" ")} 2>/dev/null || true`]);
+    }
     // It may fail, or succeed by the client's retry: either way the next up converges.
     const first = await running;
     console.info(
