@@ -257,6 +257,18 @@ export async function diff(kind: Kind, _id: string, olds: Props, news: Props): P
     };
   const keys = new Set([...Object.keys(specOf(kind, o)), ...Object.keys(specOf(kind, n)), ...META[kind]]);
   keys.delete("host");
+  // A network across hosts: other hosts (or another order: another star) replace it, a new key updates it.
+  if (kind === "network" && (o.hosts !== undefined || n.hosts !== undefined)) {
+    const hs = (v: unknown) => (Array.isArray(v) ? (v as Props[]) : []);
+    const [before, after] = [hs(o.hosts), hs(n.hosts)];
+    const changes =
+      before.length !== after.length
+        ? ["replace"]
+        : before.map((b, i) => (same(b.stateDir, after[i]!.stateDir) ? hostChange(b, after[i]) : "replace"));
+    if (changes.includes("replace")) mark("hosts", true);
+    else if (changes.includes("update")) mark("hosts", false);
+    keys.delete("hosts");
+  }
   if (kind === "instance") {
     const before = specOf(kind, o);
     const after = specOf(kind, n);

@@ -83,6 +83,30 @@ describe.skipIf(hostsUnsupported() !== undefined)("Host resource over ssh", () =
     expect(again.props?.version).toBe(impl.PROVIDER_VERSION);
   });
 
+  it("describes the local host when a Host names no ssh", async () => {
+    const { id, outs } = await impl.create("host", {});
+    expect(id).toBe("local");
+    expect(outs).toMatchObject({ hostId: "local", version: impl.PROVIDER_VERSION, userNamespaces: true });
+    expect(outs.cores).toBeGreaterThan(0);
+  });
+
+  it("updates, never replaces, a network across hosts whose hosts got a new key", async () => {
+    const hosts = lab.hosts
+      .slice(0, 2)
+      .map((h) => ({ hostId: h.address, stateDir: h.stateDir, ...{ ssh: ssh(h) } }));
+    const rotated = hosts.map((h) => ({
+      ...h,
+      ssh: { ...h.ssh, privateKey: "-----BEGIN OPENSSH PRIVATE KEY-----\nnew" },
+    }));
+    const d = await impl.diff("network", "lan", { name: "lan", hosts }, { name: "lan", hosts: rotated });
+    expect(d.replaces).toEqual([]);
+    expect(d.changes).toBe(true);
+    const moved = [hosts[1], hosts[0]];
+    expect(
+      (await impl.diff("network", "lan", { name: "lan", hosts }, { name: "lan", hosts: moved })).replaces,
+    ).toEqual(["hosts"]);
+  });
+
   it("refuses bad inputs in check, naming the field, never quoting a key", async () => {
     const { failures } = await impl.check(
       "host",
