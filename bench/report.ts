@@ -1,5 +1,6 @@
 /** Renders bench results (bench/results/latest.json) as docs/benchmarks.md. */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { fmtMiB, fmtS, MiB, stats, type Stats } from "./lib";
 import type { FleetRound, MemGuest, Results } from "./results";
 
@@ -337,6 +338,9 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
   }
   L.push("");
 
+  const profilePath = join(dirname(notesPath), "results", "boot-profile.json");
+  if (existsSync(profilePath))
+    L.push(...bootProfileSection(JSON.parse(readFileSync(profilePath, "utf8")) as BootProfile));
   L.push("## Method and knobs");
   L.push("");
   L.push(
@@ -371,4 +375,29 @@ if (require.main === module) {
   const [json = "bench/results/latest.json", doc = "docs/benchmarks.md", notes = "bench/NOTES.md"] =
     process.argv.slice(2);
   writeReport(JSON.parse(readFileSync(json, "utf8")) as Results, doc, notes);
+}
+
+interface BootProfile {
+  measuredAt: string;
+  loadavg1m?: number;
+  rounds: number;
+  kernelToInitMs: number;
+  stepsMs: Record<string, number>;
+  initTotalMs: number;
+}
+
+/** bench/results/boot-profile.json (node dist/bench/boot-profile.js) as a section. */
+function bootProfileSection(p: BootProfile): string[] {
+  return [
+    `## Boot profile inside the guest (${p.measuredAt.slice(0, 16).replace("T", " ")} UTC, \`node dist/bench/boot-profile.js\`)`,
+    "",
+    `By the guest kernel's clock (\`/proc/uptime\`, 10 ms steps; medians of ${p.rounds} boots of a lean-kernel guest with a NIC and two serial lines, one at a time; load average ${p.loadavg1m?.toFixed(1) ?? "?"} on this machine's shared cores): each step of umlfleet's init from the end of the one before; the first from the kernel's \`Run /umlfleet/init\`.`,
+    "",
+    "| step | ms |",
+    "|---|---|",
+    `| kernel start to \`Run /umlfleet/init\` | ${p.kernelToInitMs} |`,
+    ...Object.entries(p.stepsMs).map(([step, ms]) => `| ${step} | ${ms} |`),
+    `| **init total (to \`UMLFLEET-READY\`)** | **${p.initTotalMs}** |`,
+    "",
+  ];
 }

@@ -1,16 +1,18 @@
 import * as pulumi from "@pulumi/pulumi";
 import {
+  type Host,
   InstanceGroup,
   type GuestFileArgs,
   type InstanceGroupMember,
   type InstanceSettings,
   type Kernel,
+  type LoginArgs,
   type Network,
   type RootFilesystem,
 } from "./resources";
 
 /** N instances from one template: each gets its own COW overlay over `base` and a NIC on each network. */
-export interface FleetArgs extends Omit<InstanceSettings, "nics" | "startup" | "files"> {
+export interface FleetArgs extends Omit<InstanceSettings, "nics" | "startup" | "files" | "login"> {
   size: number;
   base: RootFilesystem;
   kernel?: Kernel;
@@ -23,8 +25,12 @@ export interface FleetArgs extends Omit<InstanceSettings, "nics" | "startup" | "
   startup?: pulumi.Input<string> | ((index: number) => pulumi.Input<string> | undefined);
   /** Every member's files, or member `index`'s. */
   files?: GuestFileArgs[] | ((index: number) => GuestFileArgs[] | undefined);
+  /** Every member's login, or member `index`'s (e.g. one user's key per machine). */
+  login?: LoginArgs | ((index: number) => LoginArgs | undefined);
   /** The host's state folder. */
   stateDir?: pulumi.Input<string>;
+  /** Where the fleet lives. Default: the machine running the provider. */
+  host?: Host;
 }
 
 /**
@@ -44,12 +50,26 @@ export class Fleet extends pulumi.ComponentResource {
         `Fleet ${name}: size must be an integer from 0 to 1024 (got ${JSON.stringify(args.size)})`,
       );
     }
-    const { size, base, networks = [], ipv4, ipv6, kernel, stateDir, startup, files, ...template } = args;
+    const {
+      size,
+      base,
+      networks = [],
+      ipv4,
+      ipv6,
+      kernel,
+      stateDir,
+      startup,
+      files,
+      login,
+      host,
+      ...template
+    } = args;
     const names = Array.from({ length: size }, (_, i) => `${name}-${i}`);
     const members = Object.fromEntries(
       names.map((member, i) => {
         const script = typeof startup === "function" ? startup(i) : startup;
         const own = typeof files === "function" ? files(i) : files;
+        const who = typeof login === "function" ? login(i) : login;
         return [
           member,
           {
@@ -61,13 +81,20 @@ export class Fleet extends pulumi.ComponentResource {
             })),
             ...(script !== undefined ? { startup: script } : {}),
             ...(own !== undefined ? { files: own } : {}),
+            ...(who !== undefined ? { login: who } : {}),
           },
         ];
       }),
     );
     this.group = new InstanceGroup(
       name,
-      { base, members, ...(kernel ? { kernel } : {}), ...(stateDir ? { stateDir } : {}) },
+      {
+        base,
+        members,
+        ...(kernel ? { kernel } : {}),
+        ...(stateDir ? { stateDir } : {}),
+        ...(host ? { host } : {}),
+      },
       { parent: this },
     );
     this.instances = names.map((m) => this.group.member(m));

@@ -87,7 +87,8 @@ export function planInstanceChange(before: InstanceSpec, after: InstanceSpec): C
       case "files":
       case "startup":
       case "startupMustSucceed":
-        // umlfleet's init writes the files and runs the script at boot; the disks keep their data.
+      case "login":
+        // umlfleet's init writes the files, the login and runs the script at boot; the disks keep their data.
         add({ field: path, kind: "restart", why: `${field} is applied by umlfleet's init at boot` });
         break;
       case "bootTimeoutMs":

@@ -28,6 +28,8 @@ export const ERROR_CODES = {
   UMLFLEET_PERMISSION_DENIED:
     "The host user lacks a privilege the spec needs (CAP_NET_ADMIN to make a host link's tap).",
   UMLFLEET_STATE_CORRUPT: "A state file could not be read.",
+  UMLFLEET_HOST_UNSUPPORTED:
+    "This host cannot do what the spec asks (a missing tool, privilege or apt mirror); nothing was done.",
   UMLFLEET_BAD_REQUEST: "An agent request's body is not a JSON object; nothing was done.",
   UMLFLEET_REQUEST_TOO_LARGE: "An agent request's body is larger than the agent accepts; nothing was done.",
   UMLFLEET_UNKNOWN_ROUTE: "The agent has no such route (the path of an agent request).",
@@ -40,6 +42,7 @@ export const ERROR_CODES = {
   UMLFLEET_HOST_KEY_MISMATCH:
     "The target host's SSH host key is unknown or differs from the pinned one; nothing was sent.",
   UMLFLEET_HOST_AUTH_FAILED: "The target host refused the SSH user or key.",
+  UMLFLEET_HOST_UNSUITABLE: "A host lacks what umlfleet needs to run guests there; nothing was made on it.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -67,6 +70,7 @@ export const STATUS_CODES: Record<ErrorCode, number> = {
   UMLFLEET_RESTART_REQUIRED: 409,
   UMLFLEET_PERMISSION_DENIED: 403,
   UMLFLEET_STATE_CORRUPT: 500,
+  UMLFLEET_HOST_UNSUPPORTED: 501,
   UMLFLEET_BAD_REQUEST: 400,
   UMLFLEET_REQUEST_TOO_LARGE: 413,
   UMLFLEET_UNKNOWN_ROUTE: 404,
@@ -78,6 +82,7 @@ export const STATUS_CODES: Record<ErrorCode, number> = {
   UMLFLEET_HOST_UNREACHABLE: 502,
   UMLFLEET_HOST_KEY_MISMATCH: 502,
   UMLFLEET_HOST_AUTH_FAILED: 502,
+  UMLFLEET_HOST_UNSUITABLE: 422,
 };
 
 const REASON: Record<number, string> = {
@@ -90,6 +95,7 @@ const REASON: Record<number, string> = {
   422: "Unprocessable Entity",
   499: "Client Closed Request",
   500: "Internal Server Error",
+  501: "Not Implemented",
   502: "Bad Gateway",
   503: "Service Unavailable",
   504: "Gateway Timeout",
@@ -154,9 +160,27 @@ export interface FieldProblem {
 }
 
 /** Thrown before any side effect when a spec is invalid. */
+/** What an error shows of a secret: a password hash is never repeated in clear. */
+export const SECRET_SHOWN = "[secret]";
+const SECRET_KEY = /password/i;
+
+/** `value` with every property whose name speaks of a password replaced by SECRET_SHOWN. */
+export function redactSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redactSecrets);
+  if (value === null || typeof value !== "object") return value;
+  return Object.fromEntries(
+    Object.entries(value).map(([k, v]) => [k, SECRET_KEY.test(k) ? SECRET_SHOWN : redactSecrets(v)]),
+  );
+}
+
 export class InvalidSpecError extends UmlfleetError {
   readonly problems: readonly FieldProblem[];
-  constructor(kind: string, problems: FieldProblem[]) {
+  constructor(kind: string, shown: FieldProblem[]) {
+    // A bad password hash (or one under a mistyped key) is named, never shown.
+    const problems = shown.map((p) => ({
+      ...p,
+      value: SECRET_KEY.test(p.field) ? SECRET_SHOWN : redactSecrets(p.value),
+    }));
     const lines = problems.map((p) => `${kind}${p.field || "/"}: ${p.message} (got ${quote(p.value)})`);
     super("UMLFLEET_INVALID_SPEC", `invalid ${kind} spec: ${lines.join("; ")}`, {
       kind,

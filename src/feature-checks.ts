@@ -39,6 +39,19 @@ export function captureRoots(env: NodeJS.ProcessEnv = process.env): string[] {
 
 export const under = (path: string, root: string) => path.startsWith(`${root}/`);
 
+/**
+ * The host uids guests may run as by number (runAs uid or pool):
+ * `$UMLFLEET_UID_POOL` ("FROM-TO"), else 2100000000-2100009999, far above
+ * the ranges useradd and /etc/subuid hand out, so no person's account or
+ * user namespace holds one of them. A malformed setting gives an empty pool.
+ */
+export function uidPool(env: NodeJS.ProcessEnv = process.env): { from: number; to: number } {
+  const m = /^(\d{1,10})-(\d{1,10})$/.exec(env.UMLFLEET_UID_POOL ?? "2100000000-2100009999");
+  const from = Number(m?.[1] ?? 1);
+  const to = Number(m?.[2] ?? 0);
+  return from >= 1000 && to <= 4294967294 && from <= to ? { from, to } : { from: 1, to: 0 };
+}
+
 export function instanceFeatureProblems(s: InstanceSpec): FieldProblem[] {
   const problems: FieldProblem[] = [];
   const add = (field: string, value: unknown, message: string) => {
@@ -137,6 +150,19 @@ export function instanceFeatureProblems(s: InstanceSpec): FieldProblem[] {
   }
   if (s.startupMustSucceed && s.startup === undefined)
     add("/startupMustSucceed", true, "needs a startup script");
+  if (s.login !== undefined && !usesInit) needsInit("/login", `user ${s.login.user ?? "root"}`);
+  const uid = s.runAs?.uid;
+  if (uid !== undefined) {
+    const pool = uidPool();
+    if (uid < pool.from || uid > pool.to)
+      add(
+        "/runAs/uid",
+        uid,
+        pool.from > pool.to
+          ? "needs a uid pool, and UMLFLEET_UID_POOL is not FROM-TO (at least 1000)"
+          : `is outside the host's uid pool ${pool.from}-${pool.to} (UMLFLEET_UID_POOL); name a host account with runAs.user instead`,
+      );
+  }
   return problems;
 }
 

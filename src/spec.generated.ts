@@ -14,14 +14,7 @@ export interface BaseSpec {
         /**
          * @maxItems 256
          */
-        files?: {
-          /**
-           * Absolute path inside the guest, same rules as hostPath, not '/' itself.
-           */
-          path: string;
-          content: string;
-          mode?: number;
-        }[];
+        files?: InjectedFile[];
       }
     | {
         kind: "image";
@@ -37,7 +30,42 @@ export interface BaseSpec {
          */
         path: string;
         sizeMiB?: number;
+      }
+    | {
+        kind: "debian";
+        /**
+         * The Debian release.
+         */
+        suite: "bookworm" | "trixie";
+        /**
+         * mmdebstrap's package set: minbase is Essential:yes, apt and priority required.
+         */
+        variant?: "essential" | "apt" | "minbase" | "required" | "important" | "standard";
+        /**
+         * More packages from the mirror, with their dependencies. Their maintainer scripts run without a network.
+         *
+         * @maxItems 256
+         *
+         * Items: A Debian package name as Debian policy spells it: lower-case letters, digits, '+', '-' and '.', starting with a letter or digit, at least two characters (so no option, version, path or list can ride along).
+         */
+        packages?: string[];
+        sizeMiB?: number;
+        /**
+         * @maxItems 256
+         */
+        files?: InjectedFile[];
       };
+}
+/**
+ * A file written into a base image at build time.
+ */
+export interface InjectedFile {
+  /**
+   * Absolute path inside the guest, same rules as hostPath, not '/' itself.
+   */
+  path: string;
+  content: string;
+  mode?: number;
 }
 
 /**
@@ -215,11 +243,11 @@ export interface InstanceSpec {
    */
   hostname?: string;
   /**
-   * Extra kernel command-line words for the guest, from an allow-list of guest-side words; anything else is refused naming the word (host-side UML options such as ubd, eth, con, hostfs, mem, root, init, rootfstype would let a program reach the host or break the boot). Allowed: quiet, ignore_loglevel, norandmaps, loglevel=0-7, panic=N, lpj=N, printk.time=0|1, net.ifnames=0|1, ipv6.disable=0|1, sysctl.<key>=<value>, systemd.<key>=<value>, and the init arguments single, emergency, S, 1-5. Why each: docs/resources.md.
+   * Extra kernel command-line words for the guest, from an allow-list of guest-side words; anything else is refused naming the word (host-side UML options such as ubd, eth, con, hostfs, mem, root, init, rootfstype would let a program reach the host or break the boot). Allowed: quiet, ignore_loglevel, norandmaps, loglevel=0-7, panic=N, lpj=N, printk.time=0|1, net.ifnames=0|1, ipv6.disable=0|1, sysctl.<key>=<value>, systemd.<key>=<value>, umlfleet.profile=1, and the init arguments single, emergency, S, 1-5. Why each: docs/resources.md.
    *
    * @maxItems 32
    *
-   * Items: a guest-side kernel word from the allow-list: quiet, ignore_loglevel, norandmaps, loglevel=0-7, panic=N, lpj=N, printk.time=0|1, net.ifnames=0|1, ipv6.disable=0|1, sysctl.<key>=<value>, systemd.<key>=<value>, single, emergency, S, 1-5
+   * Items: a guest-side kernel word from the allow-list: quiet, ignore_loglevel, norandmaps, loglevel=0-7, panic=N, lpj=N, printk.time=0|1, net.ifnames=0|1, ipv6.disable=0|1, sysctl.<key>=<value>, systemd.<key>=<value>, umlfleet.profile=1, single, emergency, S, 1-5
    */
   kernelArgs?: string[];
   /**
@@ -258,6 +286,38 @@ export interface InstanceSpec {
    * A startup script that exits non-zero fails the boot (the guest is stopped, as for any boot error). Default false: the exit status is only reported.
    */
   startupMustSucceed?: boolean;
+  /**
+   * Who may log in to this guest, set by umlfleet's init at every boot: `user` (default root; any other is created with a home folder) gets `sshPublicKeys` as its authorized_keys and `passwordHash` in /etc/shadow, and the image's sshd is started when it has one (host keys made in the guest at its first boot, kept on its disk). Needs umlfleet's init (readiness marker). Changing it needs a restart.
+   */
+  login?: {
+    /**
+     * A guest account name as useradd accepts it: a lower-case letter or '_', then lower-case letters, digits, '_' or '-', at most 32 characters.
+     */
+    user?: string;
+    /**
+     * @maxItems 32
+     *
+     * Items: One OpenSSH public key line: its type, its base64 body and an optional comment of printable characters (no line break, so one key cannot smuggle another line into authorized_keys).
+     */
+    sshPublicKeys?: string[];
+    /**
+     * A crypt(3) password hash as /etc/shadow holds it ($6$salt$hash from `mkpasswd -m sha-512`, $y$... yescrypt, $5$, $2b$): never a clear-text password; no ':' or line break.
+     */
+    passwordHash?: string;
+  };
+  /**
+   * The host user the guest's UML process runs as, so one guest's processes cannot be signalled or read by another's on the host: a host account `user`, a `uid` from the host's pool (UMLFLEET_UID_POOL, default 2100000000-2100009999; its group is the same number), or `pool: true` for the lowest uid of the pool no other guest of this host uses. Needs umlfleet to run as root (CAP_SETUID). Its disks, vm/ folder and set-up are then owned by that uid. Default: the user running umlfleet. Changing it needs a restart.
+   */
+  runAs?: {
+    [k: string]: unknown;
+  } & {
+    /**
+     * a host account name
+     */
+    user?: string;
+    uid?: number;
+    pool?: true;
+  };
 }
 
 /**
@@ -347,5 +407,46 @@ export interface InstanceGroupSpec {
         [k: string]: unknown;
       };
     };
+  };
+}
+
+/**
+ * Where resources live: the machine running the provider (no ssh), or a target host reached with the system ssh, running `umlfleet-agent dial-stdio` there (docs/hosts.md).
+ */
+export interface HostSpec {
+  ssh?: {
+    /**
+     * Host name, IPv4 or IPv6 address (no user, no port, not starting with '-': it reaches ssh's command line).
+     */
+    host: string;
+    port?: number;
+    /**
+     * The SSH user (a POSIX user name). Default: ssh's (~/.ssh/config, else the local user).
+     */
+    user?: string;
+    /**
+     * An OpenSSH or PEM private key, unencrypted (give it as a Pulumi secret). Default: ssh's own (ssh-agent, ~/.ssh).
+     */
+    privateKey?: string;
+    /**
+     * The host's public key, '<type> <base64>' as in its /etc/ssh/ssh_host_ed25519_key.pub: the only key accepted. Default: the provider user's known_hosts decides.
+     */
+    hostKey?: string;
+    /**
+     * Accept any host key: anyone on the path can then read and change the traffic. For throwaway hosts only.
+     */
+    insecureIgnoreHostKey?: boolean;
+    /**
+     * The agent command on the host. Default ["umlfleet-agent"].
+     *
+     * @minItems 1
+     * @maxItems 16
+     */
+    agentCommand?: [string, ...string[]];
+    /**
+     * umlfleet's state folder on a host: an absolute path as hostPath allows, at most 50 characters, because the longest unix socket path under it (an instance's mconsole, <stateDir>/instances/<32-character name>/vm/u/mconsole) must fit the kernel's 107 bytes.
+     */
+    stateDir?: string;
+    connectTimeoutMs?: number;
   };
 }

@@ -13,6 +13,8 @@ export type BusyboxSource = Extract<BaseSpec["source"], { kind: "busybox" }>;
 export type ImageSource = Extract<BaseSpec["source"], { kind: "image" }>;
 export type DirectorySource = Extract<BaseSpec["source"], { kind: "directory" }>;
 
+export type DebianSource = Extract<BaseSpec["source"], { kind: "debian" }>;
+
 export type DiskSpec = G.DiskSpec;
 export type NetworkSpec = G.NetworkSpec;
 export type InstanceSpec = G.InstanceSpec;

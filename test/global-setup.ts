@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { killPids, processesMentioning } from "../src/process";
+import { hostsTag, sweepHosts } from "./helpers/hosts";
 import { TEST_ROOT } from "./helpers/paths";
 
 /**
@@ -24,7 +25,10 @@ export function setup(): void {
 export function teardown(): void {
   const leaked = processesMentioning(TEST_ROOT).filter((p) => !p.args.includes("vitest"));
   killPids(leaked.map((p) => p.pid));
+  // Target hosts (network namespaces, users, sshd) a host test left.
+  const hostsLeft = process.getuid?.() === 0 ? sweepHosts(hostsTag(TEST_ROOT)) : [];
   rmSync(TEST_ROOT, { recursive: true, force: true });
+  if (hostsLeft.length > 0) throw new Error(`target hosts outlived the test suite:\n${hostsLeft.join("\n")}`);
   if (leaked.length > 0) {
     throw new Error(
       `processes outlived the test suite:\n${leaked.map((p) => `${p.pid} ${p.args}`).join("\n")}`,

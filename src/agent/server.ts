@@ -6,6 +6,8 @@ import type { HostDriver } from "../host/driver";
 import { API_VERSION, isDriverMethod, MAX_BODY_BYTES, ROUTES, type VersionInfo } from "../client/routes";
 import { sleep } from "../process";
 import { packageVersion } from "../validation";
+import { BLOB_PREFIX, handleBlob } from "./blobs";
+import { CABLE_PREFIXES, handleCable } from "./cables-route";
 import { RequestValidator } from "./requests";
 
 export interface AgentServerOptions {
@@ -58,6 +60,15 @@ export function createAgentServer(driver: HostDriver, opts: AgentServerOptions =
       allow(req, res, "GET");
       const v: VersionInfo = { version: packageVersion(), api: API_VERSION, stateDir: driver.stateDir };
       return reply(res, 200, v);
+    }
+    if (path.startsWith(BLOB_PREFIX)) {
+      const info = await handleBlob(req, driver.stateDir, path.slice(BLOB_PREFIX.length));
+      return reply(res, 200, info === undefined ? {} : { result: info });
+    }
+    if (CABLE_PREFIXES.some((p) => path.startsWith(p))) {
+      allow(req, res, "POST");
+      const result = await handleCable(driver, path, parse(await readBody(req, res, maxBody)));
+      return reply(res, 200, result === undefined ? {} : { result });
     }
     const method = path.startsWith("/v1/") ? path.slice(4) : "";
     if (!isDriverMethod(method))

@@ -5,22 +5,27 @@ import {
   constants,
   copyFileSync,
   existsSync,
+  lstatSync,
   lutimesSync,
   mkdirSync,
   readdirSync,
   readFileSync,
+  rmSync,
   statSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
+import { InvalidSpecError, UmlfleetError } from "../errors";
 import { run } from "../process";
 import type { BaseSpec } from "../spec";
 import { GUEST_INIT } from "../uml/argv";
+import { DEBIAN_EPOCH, ensureDebianTree } from "./distro";
+import { readTarEntries, type TarEntry } from "./tar";
 
 /**
  * How a base's image is made from its recipe: a busybox tree, a directory
- * tree or an imported image file, with umlfleet's init, as ext4 built by
+ * tree, a Debian tree (src/host/distro.ts) or an imported image file, with umlfleet's init, as ext4 built by
  * mke2fs -d without root. Reproducible: the same recipe gives the same bytes
  * (fixed times, UUID and hash seed from the recipe, ctimes reset), which is
  * what lets a damaged image be restored and a base be built alike on any host.
@@ -30,7 +35,9 @@ const BUSYBOX = "/bin/busybox";
 
 /** sha256 of the spec and of umlfleet's guest files: equal recipes are built once, and alike. */
 export function recipeHash(spec: BaseSpec): string {
-  const h = createHash("sha256").update(JSON.stringify(spec));
+  // A Debian image does not carry its base's name (label and UUID come from
+  // the source alone): two bases with one source share one image file.
+  const h = createHash("sha256").update(JSON.stringify(spec.source.kind === "debian" ? spec.source : spec));
   if (spec.source.kind !== "image") {
     h.update(readFileSync(join(guestDir(), "init")));
     h.update(String(statSync(BUSYBOX).size));
@@ -61,18 +68,24 @@ export async function buildImage(
     copyFileSync(spec.source.path, img, constants.COPYFILE_FICLONE);
   } else {
     const root = join(work, "root");
+    const timeoutMs = opts.timeoutMs ?? 600_000;
+    let owners = new Map<string, TarEntry>();
     if (spec.source.kind === "directory") {
-      await run("cp", ["-a", "--", `${spec.source.path}/.`, root], {
-        timeoutMs: opts.timeoutMs ?? 600_000,
-        signal: opts.signal,
-      });
+      await run("cp", ["-a", "--", `${spec.source.path}/.`, root], { timeoutMs, signal: opts.signal });
+    } else if (spec.source.kind === "debian") {
+      // The tree comes from the cache (built once per source, for any state folder).
+      const tree = await ensureDebianTree(spec.source, opts);
+      owners = await stageTarRoot(root, tree.tarPath, timeoutMs, opts.signal);
+      writeFiles(root, spec.source.files ?? []);
     } else {
       stageBusyboxRoot(root, spec.source.files ?? []);
     }
     injectGuestFiles(root);
-    normalizeTimes(root);
-    const sizeMiB = spec.source.sizeMiB ?? (spec.source.kind === "busybox" ? 64 : 512);
+    const epoch = spec.source.kind === "debian" ? DEBIAN_EPOCH : 1;
+    normalizeTimes(root, epoch);
+    const sizeMiB = spec.source.sizeMiB ?? DEFAULT_SIZE_MIB[spec.source.kind];
     const uuid = uuidFrom(recipe);
+    const label = spec.source.kind === "debian" ? `debian-${spec.source.suite}` : spec.name;
     await run(
       "mke2fs",
       [
@@ -83,7 +96,7 @@ export async function buildImage(
         "-d",
         root,
         "-L",
-        spec.name.slice(0, 16),
+        label.slice(0, 16),
         "-U",
         uuid,
         "-E",
@@ -91,15 +104,18 @@ export async function buildImage(
         img,
         `${sizeMiB}M`,
       ],
-      {
-        timeoutMs: opts.timeoutMs ?? 600_000,
-        env: { ...process.env, E2FSPROGS_FAKE_TIME: "1" },
-        signal: opts.signal,
-      },
+      { timeoutMs, env: { ...process.env, E2FSPROGS_FAKE_TIME: "1" }, signal: opts.signal },
     );
-    await fixCtimes(img, root, opts.timeoutMs ?? 600_000, opts.signal);
+    await fixInodes(img, root, { epoch, owners, timeoutMs, signal: opts.signal });
   }
 }
+
+const DEFAULT_SIZE_MIB: Record<BaseSpec["source"]["kind"], number> = {
+  busybox: 64,
+  directory: 512,
+  debian: 1024,
+  image: 0,
+};
 
 function stageBusyboxRoot(root: string, files: { path: string; content: string; mode?: number }[]): void {
   for (const d of [
@@ -132,12 +148,77 @@ function stageBusyboxRoot(root: string, files: { path: string; content: string; 
   writeFileSync(join(root, "etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n");
   writeFileSync(join(root, "etc/group"), "root:x:0:\n");
   writeFileSync(join(root, "etc/hosts"), "127.0.0.1 localhost\n");
-  for (const f of files) {
+  writeFiles(root, files);
+}
+
+/**
+ * Files a base spec injects, written over whatever the tree holds at their
+ * paths (a link there is replaced, not followed). A folder on the way that is
+ * a symbolic link is refused: a Debian tree has absolute ones (/var/run ->
+ * /run), which followed here would lead out of the staged tree into the host.
+ */
+function writeFiles(root: string, files: { path: string; content: string; mode?: number }[]): void {
+  files.forEach((f, i) => {
+    const parts = f.path.split("/").filter(Boolean);
+    for (let n = 1; n < parts.length; n++) {
+      const dir = `/${parts.slice(0, n).join("/")}`;
+      if (lstatSync(join(root, dir), { throwIfNoEntry: false })?.isSymbolicLink()) {
+        throw new InvalidSpecError("base", [
+          {
+            field: `/source/files/${i}/path`,
+            value: f.path,
+            message: `${dir} is a symbolic link in the tree; name the path it leads to instead`,
+          },
+        ]);
+      }
+    }
     const target = join(root, f.path);
     mkdirSync(dirname(target), { recursive: true });
+    rmSync(target, { force: true });
     writeFileSync(target, f.content, { mode: f.mode ?? 0o644 });
     chmodSync(target, f.mode ?? 0o644);
+  });
+}
+
+/**
+ * Extract a tarball to stage a root, as whoever runs umlfleet: no owners
+ * (fixInodes sets them in the image from the tar's headers), no device nodes
+ * (the guest's /dev is a devtmpfs the kernel mounts), no extended attributes.
+ * Returns the members by path.
+ */
+async function stageTarRoot(
+  root: string,
+  tarPath: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<Map<string, TarEntry>> {
+  const entries = readTarEntries(tarPath);
+  for (const e of entries) {
+    // debugfs reads one command per line (a quoted path, `""` for a quote inside).
+    if (/[\n\r]/.test(e.path))
+      throw new UmlfleetError(
+        "UMLFLEET_COMMAND_FAILED",
+        `${tarPath}: member path ${JSON.stringify(e.path)} cannot be staged`,
+        { file: tarPath },
+      );
   }
+  mkdirSync(root, { recursive: true });
+  await run(
+    "tar",
+    [
+      "-x",
+      "-f",
+      tarPath,
+      "-C",
+      root,
+      "--no-same-owner",
+      "--preserve-permissions",
+      "--no-xattrs",
+      "--exclude=./dev/*",
+    ],
+    { timeoutMs, signal },
+  );
+  return new Map(entries.map((e) => [e.path, e]));
 }
 
 let appletCache: string[] | undefined;
@@ -169,36 +250,49 @@ function injectGuestFiles(root: string): void {
 /**
  * mke2fs -d copies each file's ctime (whole seconds), which no tool can set:
  * two builds of one recipe a second apart gave different bytes (measured).
- * One debugfs pass sets every staged path's ctime to the fixed time the
- * other timestamps have, so equal recipes give equal bytes on any host.
+ * It also copies owners as staged, and a tree staged without privilege is
+ * owned by whoever staged it. One debugfs pass sets every path's ctime to the
+ * fixed time the other timestamps have, and its owner to what the tarball
+ * recorded (root for everything else), so equal recipes give equal bytes on
+ * any host, built by root or not.
  */
-async function fixCtimes(img: string, root: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
-  const paths = ["/"];
+async function fixInodes(
+  img: string,
+  root: string,
+  o: { epoch: number; owners: Map<string, TarEntry>; timeoutMs: number; signal?: AbortSignal },
+): Promise<void> {
+  const ctime = new Date(o.epoch * 1000).toISOString().replace(/[-:T]/g, "").slice(0, 14);
+  const commands: string[] = [`set_inode_field "/" ctime ${ctime}`];
   const walk = (dir: string, rel: string) => {
     for (const e of readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const p = `${rel}/${e.name}`;
-      paths.push(p);
+      // One command per line, the path quoted (debugfs reads `""` as a quote
+      // and a backslash as itself; no staged name holds a line break).
+      const q = `"${p.replace(/"/g, '""')}"`;
+      commands.push(`set_inode_field ${q} ctime ${ctime}`);
+      const st = lstatSync(join(dir, e.name));
+      const want = o.owners.get(p.slice(1)) ?? { uid: 0, gid: 0 };
+      if (st.uid !== want.uid) commands.push(`set_inode_field ${q} uid ${want.uid}`);
+      if (st.gid !== want.gid) commands.push(`set_inode_field ${q} gid ${want.gid}`);
       if (e.isDirectory()) walk(join(dir, e.name), p);
     }
   };
   walk(root, "");
-  // Paths come from our own staging tree; debugfs reads one command per line.
-  const commands = paths.map((p) => `set_inode_field "${p}" ctime 19700101000001\n`).join("");
   // E2FSPROGS_FAKE_TIME: debugfs would stamp the superblock with the time of writing.
   await run("debugfs", ["-w", "-f", "-", img], {
-    timeoutMs,
-    input: commands,
+    timeoutMs: o.timeoutMs,
+    input: `${commands.join("\n")}\n`,
     env: { ...process.env, E2FSPROGS_FAKE_TIME: "1" },
-    signal,
+    signal: o.signal,
   });
 }
 
-/** Fixed timestamps, so equal recipes give equal bytes. */
-function normalizeTimes(dir: string): void {
+/** Fixed timestamps (`secs` since the epoch), so equal recipes give equal bytes. */
+function normalizeTimes(dir: string, secs: number): void {
   for (const e of readdirSync(dir, { withFileTypes: true })) {
     const p = join(dir, e.name);
-    if (e.isDirectory()) normalizeTimes(p);
-    lutimesSync(p, 1, 1);
+    if (e.isDirectory()) normalizeTimes(p, secs);
+    lutimesSync(p, secs, secs);
   }
-  lutimesSync(dir, 1, 1);
+  lutimesSync(dir, secs, secs);
 }

@@ -45,6 +45,7 @@ export function needsSetup(s: InstanceSpec): boolean {
   return (
     (s.files ?? []).length > 0 ||
     s.startup !== undefined ||
+    s.login !== undefined ||
     (s.nics ?? []).some((n) => n.ipv6 !== undefined || n.gateway !== undefined || (n.routes ?? []).length > 0)
   );
 }
@@ -173,7 +174,24 @@ export function stageSetup(
     writeFileSync(join(dir, "files.modes"), `${modes.join("\n")}\n`);
   }
   if (s.startup !== undefined) writeFileSync(join(dir, "startup"), s.startup);
+  if (s.login) stageLogin(dir, s.login);
   return dir;
+}
+
+/**
+ * The login for setup.sh, as files it reads (never as words of a script):
+ * the account name, its authorized_keys, its password hash. Each value
+ * passed its schema pattern (no ':' or line break in any). The hash is in a
+ * host-only folder, read by the guest from a read-only mount, and printed
+ * nowhere.
+ */
+function stageLogin(dir: string, login: NonNullable<InstanceSpec["login"]>): void {
+  copyFileSync(join(packageRoot(), "src", "host", "guest", "login"), join(dir, "login.sh"));
+  writeFileSync(join(dir, "login.user"), `${login.user ?? "root"}\n`, { mode: 0o600 });
+  if (login.sshPublicKeys?.length)
+    writeFileSync(join(dir, "login.keys"), `${login.sshPublicKeys.join("\n")}\n`, { mode: 0o600 });
+  if (login.passwordHash !== undefined)
+    writeFileSync(join(dir, "login.hash"), `${login.passwordHash}\n`, { mode: 0o600 });
 }
 
 function readSource(c: CheckedSource): Buffer {

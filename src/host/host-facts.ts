@@ -14,8 +14,12 @@ export interface HostFact {
   id: string;
   /** What was looked for, for a person. */
   what: string;
-  /** "host": needed wherever guests run. "toolchain": needed where `pulumi` runs the program. */
-  scope: "host" | "toolchain";
+  /**
+   * "host": needed wherever guests run. "toolchain": needed where `pulumi`
+   * runs the program. "capacity": what the host offers (cores, memory, free
+   * space), never missing.
+   */
+  scope: "host" | "toolchain" | "capacity";
   ok: boolean;
   /** What was found (a path, a version), or why the probe failed. */
   detail: string;
@@ -88,6 +92,39 @@ function aptInstall(pkg: string): string {
 /** scripts/install-pulumi.sh of this umlfleet (shipped in the package as in a checkout). */
 function installPulumi(binDir: string): string {
   return `${join(packageRoot(), "scripts", "install-pulumi.sh")} ${binDir}`;
+}
+
+/**
+ * What a Host resource reports besides the needs (never missing: `ok` with
+ * what was found): cores, memory, /dev/net/tun, free space where the state
+ * folder is (or would be).
+ */
+function capacityProbes(stateDir: string | undefined): Probe[] {
+  const fact = (id: string, what: string, argv: string[]): Probe => ({ id, what, scope: "capacity", argv });
+  return [
+    fact("cpu-cores", "processors this host offers", ["nproc"]),
+    fact("memory", "memory (MemTotal, MiB)", sh("awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo")),
+    fact(
+      "net-tun",
+      "a usable /dev/net/tun (yes/no)",
+      sh(
+        "if test -c /dev/net/tun && test -r /dev/net/tun && test -w /dev/net/tun; then echo yes; else echo no; fi",
+      ),
+    ),
+    ...(stateDir
+      ? [
+          fact(
+            "state-disk-free",
+            "free space in the state folder's file system (MiB)",
+            // The folder may not exist yet: its nearest existing parent holds it.
+            sh(
+              'd=$1; while ! test -e "$d"; do d=$(dirname "$d"); done; df -Pk "$d" | awk \'NR == 2 { print int($4 / 1024) }\'',
+              stateDir,
+            ),
+          ),
+        ]
+      : []),
+  ];
 }
 
 function probes(): Probe[] {
@@ -198,6 +235,33 @@ function probes(): Probe[] {
           : `for each host link, once as root: sudo ip tuntap add dev NAME mode tap user ${process.getuid?.() ?? "$(id -u)"} && sudo ip addr add CIDR dev NAME && sudo ip link set NAME up`,
     },
     {
+      // RootFilesystem kind "debian" (src/host/distro.ts): mmdebstrap in unshare mode, from apt's mirror.
+      id: "debian-bases",
+      what: "Debian bases (RootFilesystem kind debian): mmdebstrap, uidmap and a subordinate id range unless root, an apt source",
+      scope: "host",
+      optional: true,
+      argv: sh(
+        'command -v mmdebstrap >/dev/null || { echo "mmdebstrap is not installed" >&2; exit 1; }; if [ "$(id -u)" != 0 ]; then command -v newuidmap >/dev/null || { echo "newuidmap (package uidmap) is not installed" >&2; exit 1; }; u=$(id -un); grep -q "^$u:" /etc/subuid && grep -q "^$u:" /etc/subgid || { echo "no subordinate uid and gid range for $u in /etc/subuid and /etc/subgid" >&2; exit 1; }; fi; cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null | grep -qE "^(deb[[:space:]]|URIs:)" || { echo "apt has no source to build from" >&2; exit 1; }; mmdebstrap --version',
+      ),
+      fix: (r) =>
+        r.stderr.includes("subordinate")
+          ? `sudo usermod --add-subuids 100000-165535 --add-subgids 100000-165535 ${process.env.USER ?? "$(id -un)"}`
+          : r.stderr.includes("apt")
+            ? "name a Debian mirror in /etc/apt/sources.list (deb http://deb.debian.org/debian bookworm main)"
+            : "sudo apt-get install mmdebstrap uidmap",
+    },
+    {
+      // Instance runAs (src/host/host-users.ts): setpriv in the sandbox switches to another uid.
+      id: "run-as",
+      what: "guests as other host uids (Instance runAs): umlfleet running as root",
+      scope: "host",
+      optional: true,
+      argv: sh(
+        'if [ "$(id -u)" = 0 ]; then echo "root: each guest may run as a host uid of its own"; exit 0; fi; echo "runAs needs umlfleet to run as root (CAP_SETUID)" >&2; exit 1',
+      ),
+      fix: () => "run pulumi (umlfleet) as root, or leave runAs unset (guests then run as you)",
+    },
+    {
       id: "mke2fs",
       what: "mke2fs (ext4 root filesystems)",
       scope: "host",
@@ -264,11 +328,12 @@ function probes(): Probe[] {
 export async function hostFacts(
   runner: Runner = localRunner(),
   only?: readonly string[],
+  opts: { stateDir?: string; capacity?: boolean } = {},
 ): Promise<HostFact[]> {
   const pulumi = await runner(sh('p=$(command -v pulumi) && dirname "$(readlink -f "$p")"'));
   const pulumiDir = pulumi.exitCode === 0 ? firstLine(pulumi.stdout) : "";
   return Promise.all(
-    probes()
+    [...probes(), ...(opts.capacity ? capacityProbes(opts.stateDir) : [])]
       .filter((p) => !only || only.includes(p.id))
       .map(async (p) => {
         const r = await runner(p.argv);

@@ -168,6 +168,16 @@ export class Images {
     const recipe = recipeHash(spec);
     const existing = this.get(spec.name);
     let damaged: Exclude<ImageIntegrity, { ok: true }> | undefined;
+    // Built from this same spec by another umlfleet (whose guest files, such as
+    // its init, differed): the image is kept, since overlays are bound to its
+    // bytes; guests keep that init until the base is replaced.
+    if (
+      existing &&
+      existing.recipeHash !== recipe &&
+      canonical(existing.spec) === canonical(spec) &&
+      (await this.integrity(existing)).ok
+    )
+      return existing;
     if (existing && existing.recipeHash !== recipe && existsSync(existing.imagePath)) {
       throw new UmlfleetError(
         "UMLFLEET_CONFLICT",
@@ -182,7 +192,7 @@ export class Images {
       // as the recorded bytes while overlays are bound to them.
       damaged = i;
     }
-    if (spec.source.kind !== "busybox") {
+    if (spec.source.kind === "image" || spec.source.kind === "directory") {
       const p = spec.source.path;
       const st = statSync(p, { throwIfNoEntry: false });
       const wantDir = spec.source.kind === "directory";
@@ -192,6 +202,17 @@ export class Images {
           `/source/path: ${JSON.stringify(p)} is not an existing ${wantDir ? "directory" : "file"}`,
           { field: "/source/path", value: p },
         );
+      }
+    }
+    // Another base of this state folder built from the same Debian source:
+    // its image is this one's (images carry no base name), so no second build.
+    if (spec.source.kind === "debian" && !damaged) {
+      for (const other of this.state.list("bases")) {
+        const r = other === spec.name ? undefined : this.get(other);
+        if (r?.recipeHash !== recipe || !(await this.integrity(r)).ok) continue;
+        const record: BaseRecord = { ...r, spec };
+        writeJson(this.state.baseRecord(spec.name), record);
+        return record;
       }
     }
     mkdirSync(this.state.images(), { recursive: true, mode: 0o700 });
@@ -275,4 +296,13 @@ function sameFile(stamp: ImageStamp, st: import("node:fs").BigIntStats): boolean
 function setMtimeNs(file: string, ns: bigint): void {
   const secs = Number(ns / 1000n) / 1e6;
   utimesSync(file, secs, secs);
+}
+
+/** JSON with object keys sorted: equal specs compare equal whatever order their fields were written in. */
+function canonical(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) =>
+    x && typeof x === "object" && !Array.isArray(x)
+      ? Object.fromEntries(Object.entries(x as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : x,
+  );
 }

@@ -142,7 +142,11 @@ export class Networks {
     const info = join(runDir, "sandbox.json");
     await run("mkfifo", ["-m", "600", stdin], { timeoutMs: 60_000, signal });
     // A captured network forwards like a hub: the capture's port sees every frame.
+    // As root, guests may run as other uids (runAs): they must reach the ctl
+    // socket and make their own in the folder (sticky: none removes
+    // another's). Only guests reach it: the state folder is its owner's alone.
     const args = ["-s", switchDir, "-m", "600", "-n", String(spec.ports ?? 64)];
+    if (process.getuid?.() === 0) args.splice(2, 2, "-m", "666", "--dirmode", "1777");
     if (spec.hub || spec.capture) args.push("-x");
     let vdeSwitch: string;
     try {

@@ -1,3 +1,4 @@
+import { resolveHostIds } from "./host-users";
 import { createHash } from "node:crypto";
 import { statSync } from "node:fs";
 import type { ChangePlan } from "../change-plan";
@@ -93,7 +94,7 @@ export class LocalRuntime implements HostDriver {
   }
 
   hostFacts(): Promise<HostFact[]> {
-    return hostFacts();
+    return hostFacts(undefined, undefined, { stateDir: this.state.root, capacity: true });
   }
 
   /** Everything in the state folder, for `umlfleet ls` and leak checks. */
@@ -229,6 +230,8 @@ export class LocalRuntime implements HostDriver {
     opts: CallOptions & { launcher?: Launcher } = {},
   ): Promise<InstanceInfo> {
     const s = this.validator.validate("instance", spec);
+    // A runAs account this host lacks, or a uid this process may not switch to: refused before anything is made.
+    if (s.runAs && !s.runAs.pool) await resolveHostIds(s, { key: `check\0${s.name}`, others: [] });
     return withDeadline(`instance ${s.name}`, opts, async (signal) => {
       await this.instances.create(s, { signal, ...(opts.launcher ? { launcher: opts.launcher } : {}) });
       return this.instanceInfoNow(s.name);

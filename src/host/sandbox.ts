@@ -40,7 +40,12 @@ export interface SandboxPlan {
   hostfsRoot: string;
   /** bwrap writes `{"child-pid": <the sandbox's pid 1>}` here (an fd the launcher opens). */
   infoFd: number;
+  /** The host uid and gid the kernel runs as (an instance's runAs): setpriv drops to them in the sandbox. */
+  runAs?: { uid: number; gid: number };
 }
+
+/** Switches uid and gid inside the sandbox, then execs the kernel (the sandbox's pid 1 stays the kernel). */
+export const SETPRIV_BIN = "/usr/bin/setpriv";
 
 export const SANDBOX_BIN = "/usr/bin/bwrap";
 
@@ -53,7 +58,11 @@ export interface Bind {
 export function sandboxArgv(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
   const ro = (p: string) => ["--ro-bind", p, p];
   const args = [
-    "--unshare-all",
+    // runAs: no user namespace, whose map would hold only our own uid and
+    // refuse setpriv the switch; the runAs uid is then the host's own.
+    ...(plan.runAs
+      ? ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
+      : ["--unshare-all"]),
     // UML is pid 1 of its namespace: when it dies, however it dies, the
     // kernel kills every other process in it (UML's helpers, the guest's own
     // processes), so nothing of a killed guest lingers holding its disks and
@@ -66,6 +75,8 @@ export function sandboxArgv(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
     "--share-net",
     "--cap-drop",
     "ALL",
+    // Only to become runAs: setpriv's setuid to a non-root uid clears every capability before the kernel runs.
+    ...(plan.runAs ? ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"] : []),
     "--clearenv",
     "--setenv",
     "TMPDIR",
@@ -77,9 +88,14 @@ export function sandboxArgv(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
     "/dev",
     "--proc",
     "/proc",
-    // Guest RAM is a file in $TMPDIR that must allow exec: a private tmpfs.
+    // Guest RAM is a file in $TMPDIR that must allow exec: a private tmpfs
+    // (writable by the runAs uid too: nothing else of the host is in it).
+    ...(plan.runAs ? ["--perms", "1777"] : []),
     "--tmpfs",
     "/tmp",
+    // bwrap makes a bound path's missing folders with the host folders'
+    // modes (/root 0700): the runAs uid could not reach the kernel under it.
+    ...(plan.runAs ? openAncestors(plan, kernelFiles) : []),
     ...ro(plan.kernel),
     ...kernelFiles.flatMap((b) => ["--ro-bind", b.host, b.sandbox]),
     "--bind",
@@ -96,7 +112,31 @@ export function sandboxArgv(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
     args.push(s.readOnly ? "--ro-bind-fd" : "--bind-fd", String(s.fd), `${plan.hostfsRoot}/${s.name}`);
   }
   args.push("--chdir", "/", "--");
+  if (plan.runAs) {
+    const { uid, gid } = plan.runAs;
+    args.push(SETPRIV_BIN, `--reuid=${uid}`, `--regid=${gid}`, "--clear-groups", "--inh-caps=-all", "--");
+  }
   return args;
+}
+
+/** `--perms 0755 --dir` for every folder above a bound path, outermost first (sandbox folders: mount points only). */
+function openAncestors(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
+  const bound = [
+    plan.kernel,
+    ...kernelFiles.map((b) => b.sandbox),
+    plan.vmDir,
+    ...plan.readOnlyPaths,
+    ...plan.readWritePaths,
+    plan.hostfsRoot,
+  ];
+  const dirs = new Set<string>();
+  for (const p of bound) {
+    const parts = p.split("/").filter(Boolean);
+    for (let i = 1; i < parts.length; i++) dirs.add(`/${parts.slice(0, i).join("/")}`);
+  }
+  return [...dirs]
+    .sort((a, b) => a.split("/").length - b.split("/").length || (a < b ? -1 : 1))
+    .flatMap((d) => ["--perms", "0755", "--dir", d]);
 }
 
 /**
@@ -109,7 +149,7 @@ export function sandboxArgv(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
  * uml_mconsole is there for the host: it runs inside the guest's mount
  * namespace (mconsole.ts), so a link the guest plants cannot send it elsewhere.
  */
-const SANDBOX_HELPERS = ["/usr/bin/vde_plug", "/usr/bin/uml_mconsole"];
+const SANDBOX_HELPERS = ["/usr/bin/vde_plug", "/usr/bin/uml_mconsole", SETPRIV_BIN];
 
 export function vdePlugins(): Bind[] {
   for (const root of ["/usr/lib", "/lib"]) {
@@ -187,10 +227,25 @@ export function switchSandboxArgv(
   switchDir: string,
   files: Bind[],
   infoFd: number | undefined,
-  opts: { hostLink?: boolean } = {},
+  opts: { hostLink?: boolean; guestUids?: boolean } = {},
 ): string[] {
+  // Guests run as other uids (runAs, root only): for each port vde_switch
+  // checks the client's socket with access(2) and chowns the port's socket to
+  // the client's uid (measured with strace). Root's switch therefore keeps
+  // CAP_DAC_OVERRIDE, CAP_CHOWN and CAP_FOWNER, in no user namespace (whose
+  // map would hold no guest uid): they reach only what its mount namespace
+  // holds, its own folder (the libraries are read-only).
+  const forUids = opts.guestUids ?? process.getuid?.() === 0;
   return [
-    "--unshare-all",
+    ...(forUids
+      ? [
+          "--unshare-ipc",
+          "--unshare-pid",
+          "--unshare-uts",
+          "--unshare-cgroup-try",
+          ...(opts.hostLink ? [] : ["--unshare-net"]),
+        ]
+      : ["--unshare-all"]),
     // A host-linked switch attaches to a persistent tap in the host's network
     // namespace (TUNSETIFF looks the tap up in the opener's namespace), through
     // /dev/net/tun. Attaching to a tap its user owns needs no capability
@@ -200,6 +255,9 @@ export function switchSandboxArgv(
     "--as-pid-1",
     "--cap-drop",
     "ALL",
+    ...(forUids
+      ? ["--cap-add", "CAP_DAC_OVERRIDE", "--cap-add", "CAP_CHOWN", "--cap-add", "CAP_FOWNER"]
+      : []),
     "--clearenv",
     "--dev",
     "/dev",

@@ -20,7 +20,10 @@ export function useExample(name: string, opts: { env?: Record<string, string>; t
   const dir = newTestDir(`ex-${name}`);
   const stateDir = join(dir, "s");
   const backendDir = join(dir, "b");
-  const pulumi = (action: "up" | "preview" | "destroy", options: Record<string, unknown> = {}): Result => {
+  const pulumi = (
+    action: "up" | "preview" | "destroy" | "export",
+    options: Record<string, unknown> = {},
+  ): Result => {
     const out = execFileSync(
       "node",
       [driver, JSON.stringify({ example: name, options, action, stateDir, backendDir, env: opts.env })],

@@ -27,6 +27,19 @@ describe("bases from a directory tree or an image file, swap and blank disks", (
     expect(statSync(bb.imagePath).mode & 0o222).toBe(0); // read-only
   });
 
+  it("a base another umlfleet built from the same spec (another init) is kept as it is; another spec is a conflict", async () => {
+    const bb = host.rt.images.get("bb")!;
+    const record = host.rt.state.baseRecord("bb");
+    // What an upgrade looks like to the record: the recipe included another init.
+    writeFileSync(record, JSON.stringify({ ...bb, recipeHash: "0".repeat(64) }));
+    const again = await host.rt.ensureBase({ name: "bb", source: { kind: "busybox", sizeMiB: 32 } });
+    expect(again.imageSha).toBe(bb.imageSha);
+    await expect(
+      host.rt.ensureBase({ name: "bb", source: { kind: "busybox", sizeMiB: 48 } }),
+    ).rejects.toMatchObject({ code: "UMLFLEET_CONFLICT" });
+    writeFileSync(record, JSON.stringify(bb));
+  });
+
   it("a fresh overlay is sparse: under 64 KiB on disk", async () => {
     await host.rt.ensureDisk({ name: "fresh", kind: "overlay", base: "bb" });
     expect(host.rt.disks.allocatedBytes("fresh")).toBeLessThan(64 * 1024);

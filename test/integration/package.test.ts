@@ -36,6 +36,7 @@ describe("the npm package", () => {
       "schema/instance.json",
       "src/host/guest/init",
       "src/host/guest/setup",
+      "src/host/guest/login",
       "bin/umlfleet",
       // The agent a target host runs (ssh host umlfleet-agent dial-stdio), its client, and its request schema.
       "bin/umlfleet-agent",
@@ -61,7 +62,7 @@ describe("the npm package", () => {
       /^LICENSE$/,
       /^dist\/(src|provider)\/.+\.(js|d\.ts)$/,
       /^schema\/[\w-]+\.json$/,
-      /^src\/host\/guest\/(init|setup)$/,
+      /^src\/host\/guest\/(init|setup|login)$/,
       /^bin\/[\w-]+$/,
       /^scripts\/(install-pulumi|build-kernel)\.sh$/,
       /^kernel\/lean\.config$/,

@@ -105,5 +105,40 @@ describe("sandbox argv", () => {
     expect(joined).toContain("--ro-bind /usr/lib/x86_64-linux-gnu/vdeplug /lib/x86_64-linux-gnu/vdeplug");
     expect(joined).not.toMatch(/--(ro-)?bind \/etc|--bind \/ |--ro-bind \/usr \/usr/);
     expect(a[a.length - 1]).toBe("--");
+    expect(joined).not.toContain("setpriv");
+  });
+
+  it("with runAs: no user namespace, setpriv drops to the uid before the kernel, folders above binds open", () => {
+    const a = sandboxArgv(
+      {
+        kernel: "/root/.cache/umlfleet/kernels/k/linux",
+        vmDir: "/s/i/a/vm",
+        readOnlyPaths: [],
+        readWritePaths: [],
+        shares: [],
+        hostfsRoot: "/umlfleet-shares",
+        infoFd: 11,
+        runAs: { uid: 2100000005, gid: 2100000005 },
+      },
+      [],
+    );
+    const joined = a.join(" ");
+    expect(joined).not.toContain("--unshare-all");
+    expect(joined).toContain("--unshare-pid");
+    expect(joined).toContain("--cap-drop ALL --cap-add CAP_SETUID --cap-add CAP_SETGID");
+    // /root is 0700 on the host: bwrap would make the sandbox's /root alike, and the uid could not reach the kernel.
+    const opened = (d: string) => joined.indexOf(`--perms 0755 --dir ${d} `);
+    expect(opened("/root")).toBeGreaterThan(-1);
+    expect(opened("/root/.cache/umlfleet/kernels/k")).toBeGreaterThan(opened("/root"));
+    expect(opened("/root/.cache/umlfleet/kernels/k")).toBeLessThan(joined.indexOf("--ro-bind /root/.cache"));
+    expect(a.slice(-7)).toEqual([
+      "--",
+      "/usr/bin/setpriv",
+      "--reuid=2100000005",
+      "--regid=2100000005",
+      "--clear-groups",
+      "--inh-caps=-all",
+      "--",
+    ]);
   });
 });

@@ -15,6 +15,19 @@ const base: InstanceSpec = {
 describe("planInstanceChange", () => {
   it("no change -> none", () =>
     expect(planInstanceChange(base, { ...base })).toEqual({ kind: "none", changes: [] }));
+  it("login and runAs -> restart (applied at boot), never live or replace; the plan shows no hash", () => {
+    const login = { sshPublicKeys: ["ssh-ed25519 AAAA a@b"], passwordHash: "$6$s$secrethashvalue" };
+    const plan = planInstanceChange(base, { ...base, login });
+    expect(plan).toEqual({
+      kind: "restart",
+      changes: [{ field: "/login", kind: "restart", why: "login is applied by umlfleet's init at boot" }],
+    });
+    expect(JSON.stringify(plan)).not.toContain("secrethashvalue");
+    expect(planInstanceChange(base, { ...base, runAs: { pool: true } })).toMatchObject({
+      kind: "restart",
+      changes: [{ field: "/runAs", kind: "restart" }],
+    });
+  });
   it("kernel, rootDisk -> replace", () => {
     expect(planInstanceChange(base, { ...base, kernel: "/opt/lean/linux" }).kind).toBe("replace");
     expect(planInstanceChange(base, { ...base, rootDisk: "other" }).kind).toBe("replace");

@@ -507,6 +507,52 @@ const cases: [string, SpecKind, unknown, string][] = [
     { name: "b", source: { kind: "directory", path: "/srv", extra: 1 } },
     "/source/extra",
   ],
+  [
+    "base: debian, unknown suite",
+    "base",
+    { name: "b", source: { kind: "debian", suite: "bookworm; rm -rf /" } },
+    "/source/suite",
+  ],
+  ["base: debian without suite", "base", { name: "b", source: { kind: "debian" } }, "/source/suite"],
+  [
+    "base: debian, a package that smuggles an option",
+    "base",
+    { name: "b", source: { kind: "debian", suite: "bookworm", packages: ["--hook-dir=/tmp/x"] } },
+    "/source/packages/0",
+  ],
+  [
+    "base: debian, a package list in one name",
+    "base",
+    { name: "b", source: { kind: "debian", suite: "bookworm", packages: ["curl,openssh-server"] } },
+    "/source/packages/0",
+  ],
+  [
+    "base: debian, a package with a version",
+    "base",
+    { name: "b", source: { kind: "debian", suite: "bookworm", packages: ["apt=2.6.1"] } },
+    "/source/packages/0",
+  ],
+  [
+    "base: debian, a variant that installs nothing bootable",
+    "base",
+    { name: "b", source: { kind: "debian", suite: "bookworm", variant: "extract" } },
+    "/source/variant",
+  ],
+  [
+    "base: debian, image too small for a root",
+    "base",
+    { name: "b", source: { kind: "debian", suite: "bookworm", sizeMiB: 64 } },
+    "/source/sizeMiB",
+  ],
+  [
+    "base: debian, injected file with '..'",
+    "base",
+    {
+      name: "b",
+      source: { kind: "debian", suite: "bookworm", files: [{ path: "/etc/../../x", content: "" }] },
+    },
+    "/source/files/0/path",
+  ],
   ["disk: overlay without base", "disk", { name: "d", kind: "overlay" }, "/base"],
   ["disk: blank without size", "disk", { name: "d", kind: "blank" }, "/sizeMiB"],
   ["disk: swap with format", "disk", { name: "d", kind: "swap", sizeMiB: 16, format: "ext4" }, "/format"],
@@ -589,6 +635,57 @@ const cases: [string, SpecKind, unknown, string][] = [
     { name: "l", a: { instance: "a", line: 1 }, b: { instance: "a", line: 1 } },
     "/b",
   ],
+  [
+    "instance: login key with a line break (a second authorized_keys line)",
+    "instance",
+    { ...inst, login: { sshPublicKeys: ["ssh-ed25519 AAAAC3Nz a@b\nssh-ed25519 AAAAC3Nz evil@x"] } },
+    "/login/sshPublicKeys/0",
+  ],
+  [
+    "instance: login key with options in front",
+    "instance",
+    { ...inst, login: { sshPublicKeys: ['command="sh" ssh-ed25519 AAAAC3Nz a@b'] } },
+    "/login/sshPublicKeys/0",
+  ],
+  [
+    "instance: login password in clear",
+    "instance",
+    { ...inst, login: { passwordHash: "hunter2" } },
+    "/login/passwordHash",
+  ],
+  [
+    "instance: login hash with a ':' (another shadow field)",
+    "instance",
+    { ...inst, login: { passwordHash: "$6$salt$abc:0:99999" } },
+    "/login/passwordHash",
+  ],
+  ["instance: login user with a shell word", "instance", { ...inst, login: { user: "a;b" } }, "/login/user"],
+  [
+    "instance: login with an image's own init",
+    "instance",
+    { ...inst, readiness: "mconsole", login: { user: "root" } },
+    "/login",
+  ],
+  [
+    "instance: runAs uid outside the host's pool",
+    "instance",
+    { ...inst, runAs: { uid: 1000 } },
+    "/runAs/uid",
+  ],
+  ["instance: runAs uid 0", "instance", { ...inst, runAs: { uid: 0 } }, "/runAs/uid"],
+  [
+    "instance: runAs user that smuggles an option",
+    "instance",
+    { ...inst, runAs: { user: "--reuid=0" } },
+    "/runAs/user",
+  ],
+  [
+    "instance: runAs names two users at once",
+    "instance",
+    { ...inst, runAs: { user: "nobody", uid: 2100000001 } },
+    "/runAs",
+  ],
+  ["instance: runAs pool false", "instance", { ...inst, runAs: { pool: false } }, "/runAs/pool"],
   ["instance-group: missing base", "instance-group", { name: "g", members: {} }, "/base"],
   ["instance-group: members not an object", "instance-group", { ...grp, members: ["a"] }, "/members"],
   ["instance-group: upper-case member", "instance-group", { ...grp, members: { Web: {} } }, "/members"],
@@ -663,6 +760,21 @@ describe("invalid specs are rejected before any side effect, naming the field", 
     expect(e.message).toContain(`${kind}${field || "/"}`);
     // The caller's object is left as it was (defaults go into a copy).
     expect(JSON.stringify(spec)).toBe(before);
+  });
+});
+
+describe("secrets in errors", () => {
+  it("a bad password hash, or a password under a mistyped key, is named but never shown", () => {
+    for (const login of [{ passwordHash: "hunter2-clear" }, { password: "hunter2-clear" }]) {
+      let message = "";
+      try {
+        v.validate("instance", { ...inst, login });
+      } catch (e) {
+        message = `${(e as Error).message} ${JSON.stringify(e)}`;
+      }
+      expect(message).toMatch(/instance\/login\/password/);
+      expect(message).not.toContain("hunter2");
+    }
   });
 });
 

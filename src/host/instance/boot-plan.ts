@@ -19,6 +19,8 @@ export interface BootInput {
   kernelFiles: Bind[];
   /** A staged set-up folder (guest-setup.ts) is handed over as an fd after the shares. */
   setup?: boolean;
+  /** The host uid and gid the kernel runs as (host-users.ts), when runAs names one. */
+  runAs?: { uid: number; gid: number };
 }
 
 export interface BootPlan {
@@ -71,6 +73,7 @@ export function planBoot(b: BootInput): BootPlan {
       shares: bound.map((sh, i) => ({ name: sh.name, fd: fds.pass[i]!, readOnly: sh.readOnly })),
       hostfsRoot: HOSTFS_ROOT,
       infoFd: fds.info,
+      ...(b.runAs ? { runAs: b.runAs } : {}),
     },
     b.kernelFiles,
   );

@@ -6,6 +6,7 @@ import { identify, isAlive, waitFor, type ProcessIdentity } from "../../process"
 import { READY_MARKER } from "../../uml/argv";
 import { DEFAULT_CONSOLE_LOG_KIB, LogFollower, rotateForBoot } from "../console-log";
 import { execOverChannel } from "../guest-channel";
+import { handOver, handOverTree, resolveHostIds } from "../host-users";
 import { SETUP_SHARE, stageSetup, startupExitIn, startupExitInLog } from "../guest-setup";
 import { nicDevice } from "../../uml/argv";
 import { directLauncher } from "../launcher";
@@ -68,6 +69,12 @@ export async function bootGuest(
     await removeTree(vm);
   }
   mkdirSync(vm, { recursive: true, mode: 0o700 });
+  // runAs: the uid the kernel runs as, owner of what it must write (host-users.ts).
+  const others = inst.state
+    .list("instances")
+    .map((n) => (n === name ? undefined : inst.get(n)?.hostIds?.uid));
+  const ids = await resolveHostIds(s, { key: `${inst.state.root}\0${name}`, others }, r.hostIds);
+  handOver([vm], ids);
   const driver = await inst.nicDriver(s.kernel);
   const bootNics = nics.map((n, i) => inst.bootNic(name, i, n.nic, n.rec.switchDir, driver));
   // Files, startup script and routes: staged host-only, bound read-only by fd (guest-setup.ts).
@@ -80,9 +87,10 @@ export async function bootGuest(
   const plan = planBoot({
     spec: s,
     vmDir: vm,
-    disks: disks.map((d) => inst.bootDisk(vm, d)),
+    disks: disks.map((d) => inst.bootDisk(vm, d, ids)),
     nics: bootNics,
     setup: setupDir !== undefined,
+    ...(ids ? { runAs: ids } : {}),
     shares: shares.map((sh) => ({
       name: sh.name,
       guestPath: (s.shares ?? []).find((x) => x.name === sh.name)!.guestPath,
@@ -91,6 +99,7 @@ export async function bootGuest(
     fifo: (channel, end) => inst.fifo(name, channel, end),
     kernelFiles: kernelFiles(s.kernel, inst.kernelFileCache),
   });
+  if (setupDir) handOverTree(setupDir, ids);
   await inst.makeFifos(s);
   rotateForBoot(consoleLog);
 
@@ -128,6 +137,7 @@ export async function bootGuest(
       bootCount: r.bootCount + 1,
       argv: plan.argv,
       nicDriver: driver,
+      hostIds: ids,
     };
     await writeJsonAsync(inst.state.instanceRecord(name), record);
 

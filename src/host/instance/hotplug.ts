@@ -60,7 +60,11 @@ export async function applyLive(
         { field },
       );
     }
-    const bd = inst.bootDisk(vm, { index: i + 1, disk: d.disk, readOnly: d.readOnly ?? false, rec });
+    const bd = inst.bootDisk(
+      vm,
+      { index: i + 1, disk: d.disk, readOnly: d.readOnly ?? false, rec },
+      inst.get(name)?.hostIds,
+    );
     await send(`config ${ubdArg(bd)}`);
     save({ ...current, disks: [...(current.disks ?? []), d] });
   }

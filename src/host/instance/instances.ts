@@ -1,3 +1,4 @@
+import { handOver, type HostIds } from "../host-users";
 import { existsSync, linkSync, mkdirSync, rmSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { planInstanceChange, type ChangePlan } from "../../change-plan";
@@ -322,6 +323,7 @@ export class Instances {
   bootDisk(
     vm: string,
     d: { index: number; disk: string; readOnly: boolean; rec: { path: string; backingPath?: string } },
+    ids?: HostIds,
   ): BootDisk {
     const target = join(vm, vmDiskEntry(d.disk));
     try {
@@ -330,6 +332,8 @@ export class Instances {
       if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
     }
     linkSync(d.rec.path, target);
+    // A guest run as another uid opens its disk as that uid (the link is the disk's inode).
+    handOver([target], ids);
     return {
       index: d.index,
       file: target,

@@ -27,6 +27,8 @@ export interface InstanceRecord {
   nicDriver?: NicDriver;
   /** The exit status of the startup script in the last boot (guest-setup.ts). */
   startupExitCode?: number;
+  /** The host uid and gid its kernel ran as in the last boot (spec.runAs; host-users.ts). */
+  hostIds?: { uid: number; gid: number };
 }
 
 export interface InstanceStatus {
