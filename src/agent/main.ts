@@ -109,6 +109,11 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(USAGE);
     return 2;
   }
+  // sshd gives a non-interactive session PATH=/usr/local/bin:/usr/bin:/bin; the
+  // tools umlfleet runs from /usr/sbin and /sbin (mke2fs, debugfs) must be found too.
+  const dirs = (process.env.PATH ?? "").split(":").filter(Boolean);
+  for (const d of ["/usr/sbin", "/sbin"]) if (!dirs.includes(d)) dirs.push(d);
+  process.env.PATH = dirs.join(":");
   const f = flags(rest);
   if (verb === "serve" && !f.socket) throw new Error("serve needs --socket PATH");
   if (verb === "dial-stdio") dialStdio(f);

@@ -122,8 +122,7 @@ function sshdConfig(h: {
     "LogLevel VERBOSE",
     "MaxStartups 50:30:100",
     "MaxSessions 50",
-    // sshd's default PATH for sessions holds neither the agent nor /usr/sbin
-    // (mke2fs): SetEnv overrides it.
+    // sshd's default PATH for sessions lacks the agent: SetEnv adds its folder.
     `SetEnv PATH=${h.path} ${h.env.join(" ")}`,
     "",
   ].join("\n");
@@ -222,14 +221,9 @@ export function makeHosts(count: number, options: (i: number) => HostOptions = (
       known.push(`${address} ${hostKey}`);
 
       const stateDir = join(home, "s");
-      const path = [
-        ...(opt.agent ? [join(dir, "bin")] : []),
-        "/usr/local/bin",
-        "/usr/bin",
-        "/bin",
-        "/usr/sbin",
-        "/sbin",
-      ].join(":");
+      // sshd's own PATH for non-interactive sessions (no /usr/sbin: the agent adds
+      // it for mke2fs and debugfs, as on a real Debian host), plus the agent.
+      const path = [...(opt.agent ? [join(dir, "bin")] : []), "/usr/local/bin", "/usr/bin", "/bin"].join(":");
       const env = [
         `UMLFLEET_STATE_DIR=${stateDir}`,
         `UMLFLEET_KERNEL=${opt.kernel ? kernel : join(hdir, "no-kernel")}`,
