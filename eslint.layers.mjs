@@ -1,6 +1,7 @@
 // Layers point inward: provider/ -> the host driver port (src/host/driver.ts)
 // -> src/host -> src/uml, with src/*.ts (errors, specs, process, deadlines)
-// beneath them all. A wrong import fails `npm run lint`; test/unit/layers.test.ts
+// beneath them all. src/client (the HostDriver over HTTP) takes only types
+// from src/host; src/agent serves a driver and may import src/host. A wrong import fails `npm run lint`; test/unit/layers.test.ts
 // lints fixtures against these rules.
 const noPulumiInSrc = {
   group: ["@pulumi/*"],
@@ -35,9 +36,29 @@ export default [
     },
   },
   {
+    files: ["src/client/**/*.ts"],
+    rules: {
+      "no-restricted-imports": [
+        "error",
+        {
+          patterns: [
+            noPulumiInSrc,
+            noProviderInSrc,
+            {
+              group: ["../host", "../host/*", "**/src/host/*"],
+              allowTypeImports: true,
+              message:
+                "src/client speaks HTTP to an agent and takes only types from src/host (the runtime runs on the far side).",
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ["provider/**/*.ts"],
-    // The one place that picks a driver, and the Automation API helper for demos and tests.
-    ignores: ["provider/driver-factory.ts", "provider/local-stack.ts"],
+    // The one place that picks a driver (and writes an SSH key file for it).
+    ignores: ["provider/driver-factory.ts"],
     rules: {
       "no-restricted-imports": [
         "error",

@@ -4,7 +4,7 @@
 // Prints one line "@@RESULT <json FleetResult>".
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import * as uf from "../provider/index";
-import { localStack } from "../provider/local-stack";
+import { localStack } from "../automation/local-stack";
 import { fleetNic } from "./lib";
 
 export interface FleetCfg {

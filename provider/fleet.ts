@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import {
+  type Host,
   InstanceGroup,
   type GuestFileArgs,
   type InstanceGroupMember,
@@ -28,6 +29,8 @@ export interface FleetArgs extends Omit<InstanceSettings, "nics" | "startup" | "
   login?: LoginArgs | ((index: number) => LoginArgs | undefined);
   /** The host's state folder. */
   stateDir?: pulumi.Input<string>;
+  /** Where the fleet lives. Default: the machine running the provider. */
+  host?: Host;
 }
 
 /**
@@ -58,6 +61,7 @@ export class Fleet extends pulumi.ComponentResource {
       startup,
       files,
       login,
+      host,
       ...template
     } = args;
     const names = Array.from({ length: size }, (_, i) => `${name}-${i}`);
@@ -84,7 +88,13 @@ export class Fleet extends pulumi.ComponentResource {
     );
     this.group = new InstanceGroup(
       name,
-      { base, members, ...(kernel ? { kernel } : {}), ...(stateDir ? { stateDir } : {}) },
+      {
+        base,
+        members,
+        ...(kernel ? { kernel } : {}),
+        ...(stateDir ? { stateDir } : {}),
+        ...(host ? { host } : {}),
+      },
       { parent: this },
     );
     this.instances = names.map((m) => this.group.member(m));

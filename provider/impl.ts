@@ -19,7 +19,9 @@ import type {
 import { ancestorNamed, isAlive, type ProcessIdentity } from "../src/process";
 import type { InstanceGroupSpec, SpecKind } from "../src/spec";
 import { SpecValidator, packageVersion } from "../src/validation";
-import { defaultStateDir, driverFor, UNKNOWN } from "./driver-factory";
+import { defaultStateDir, driverFor, removeUploaded, sshOf, uploadFile, UNKNOWN } from "./driver-factory";
+import { checkHost, hostChange, hostOutputs, hostSpecProblems } from "./host";
+import { applySpan, readSpan, removeSpan, spanHosts, spanProblems } from "./spanning";
 
 export { UNKNOWN };
 export const OUTPUT_SCHEMA_VERSION = 1;
@@ -30,30 +32,30 @@ export const OUTPUT_SCHEMA_VERSION = 1;
  */
 export const PROVIDER_VERSION = packageVersion();
 
-/** The resource kinds: each is a spec kind of the runtime's schemas. */
-export type Kind = SpecKind;
+/** The resource kinds: a spec kind of the runtime's schemas, or a Host (provider/host.ts). */
+export type Kind = SpecKind | "host";
 type Props = Record<string, unknown>;
 
 /** Inputs that are not part of the runtime spec: where, and identities of what it depends on. */
-const META: Record<Kind, string[]> = {
-  kernel: ["stateDir"],
-  base: ["stateDir"],
-  disk: ["stateDir", "baseImageSha"],
-  network: ["stateDir"],
-  instance: ["stateDir", "kernelSha256", "rootDiskId", "change"],
-  "serial-link": ["stateDir", "instanceIds"],
-  "instance-group": ["stateDir", "baseImageSha", "kernelSha256", "change"],
+const META: Record<SpecKind, string[]> = {
+  kernel: ["stateDir", "host", "upload"],
+  base: ["stateDir", "host", "upload"],
+  disk: ["stateDir", "host", "baseImageSha"],
+  network: ["stateDir", "host", "hosts"],
+  instance: ["stateDir", "host", "kernelSha256", "rootDiskId", "change"],
+  "serial-link": ["stateDir", "host", "instanceIds"],
+  "instance-group": ["stateDir", "host", "baseImageSha", "kernelSha256", "change"],
 };
 
 /**
  * Properties create/update add to the inputs. `diff` gets the old outputs as
  * `olds`, so these must be left out when comparing with the new inputs.
  */
-const OUTPUTS: Record<Kind, string[]> = {
+const OUTPUTS: Record<SpecKind, string[]> = {
   kernel: ["sha256", "version", "bootPath"],
   base: ["imagePath", "imageSha", "sizeBytes", "drift"],
   disk: ["path", "sizeBytes", "backingPath", "diskId"],
-  network: ["switchDir", "running", "pid"],
+  network: ["switchDir", "running", "pid", "switches", "cables"],
   instance: [
     "state",
     "pid",
@@ -75,6 +77,7 @@ const OUTPUTS: Record<Kind, string[]> = {
 
 /** Deadlines per operation: Pulumi never cancels a dynamic provider. */
 const DEADLINE_MS: Record<Kind, number> = {
+  host: 2 * 60_000,
   kernel: 50 * 60_000,
   base: 15 * 60_000,
   disk: 5 * 60_000,
@@ -109,7 +112,7 @@ const VERSIONS = ["schemaVersion", "providerVersion", "owner"];
 const ownerOf = (props: Props) => (typeof props.owner === "string" ? { owner: props.owner } : {});
 
 /** The runtime spec inside a resource's inputs (or old outputs). */
-function specOf(kind: Kind, props: Props): Props {
+function specOf(kind: SpecKind, props: Props): Props {
   const out: Props = {};
   for (const [k, v] of Object.entries(clean(props))) {
     if (!META[kind].includes(k) && !OUTPUTS[kind].includes(k) && !VERSIONS.includes(k)) out[k] = v;
@@ -140,12 +143,37 @@ export async function check(
   olds: Props,
   news: Props,
 ): Promise<{ inputs: Props; failures: CheckFailure[] }> {
+  if (kind === "host") return checkHost(news, olds);
   const inputs = clean(news);
-  // A resource that names no state folder lives in its host's default one.
-  if (inputs.stateDir === undefined) inputs.stateDir = defaultStateDir();
+  // A resource that names no state folder lives in its host's default one
+  // (a target host's comes from its Host: the resource class passes it).
+  if (inputs.stateDir === undefined && !sshOf(inputs) && inputs.hosts === undefined)
+    inputs.stateDir = defaultStateDir();
   const failures: CheckFailure[] = [];
+  if (inputs.upload !== undefined && !isUnknown(inputs.upload)) {
+    const source = inputs.source as { kind?: unknown } | undefined;
+    const file = kind === "kernel" ? inputs.build === undefined : kind === "base" && source?.kind === "image";
+    if (typeof inputs.upload !== "boolean" || !file)
+      failures.push({
+        property: "upload",
+        reason: `${kind}/upload: applies to a file (a Kernel's path, a RootFilesystem's image source) and is true or false (got ${JSON.stringify(inputs.upload)})`,
+      });
+  }
+  if (kind === "network" && inputs.hosts !== undefined && !isUnknown(inputs.hosts))
+    for (const p of spanProblems(inputs.hosts))
+      failures.push({ property: "", reason: `network/hosts${p.startsWith("/") ? "" : ": "}${p}` });
+  // Where it lives is checked like the rest, before any step.
+  if (inputs.host !== undefined && !isUnknown(inputs.host)) {
+    const ssh = sshOf(inputs);
+    for (const p of ssh ? hostSpecProblems({ ssh }) : [])
+      failures.push({
+        // Not "host": the engine prints a failing property's value, key and all.
+        property: "",
+        reason: `${kind}/host${p.field}: ${p.message} (got ${JSON.stringify(p.value) ?? "nothing"})`,
+      });
+  }
   // The state folder reaches UML's command line too: refused here, before any step.
-  if (!isUnknown(inputs.stateDir))
+  if (inputs.stateDir !== undefined && !isUnknown(inputs.stateDir))
     for (const p of validator.stateDirProblems(inputs.stateDir))
       failures.push({
         property: "stateDir",
@@ -225,7 +253,30 @@ export async function diff(kind: Kind, _id: string, olds: Props, news: Props): P
     detailedDiff[field] = { kind: replace ? "update-replace" : "update", inputDiff: true };
     if (replace) replaces.push(field);
   };
+  // Another host is another resource; the same host reached with a new key or host key is an update.
+  const where = hostChange(kind === "host" ? o : o.host, kind === "host" ? n : n.host);
+  if (where !== "same") mark(kind === "host" ? "ssh" : "host", where === "replace");
+  if (kind === "host")
+    return {
+      changes: Object.keys(detailedDiff).length > 0,
+      replaces,
+      deleteBeforeReplace: true,
+      detailedDiff,
+    };
   const keys = new Set([...Object.keys(specOf(kind, o)), ...Object.keys(specOf(kind, n)), ...META[kind]]);
+  keys.delete("host");
+  // A network across hosts: other hosts (or another order: another star) replace it, a new key updates it.
+  if (kind === "network" && (o.hosts !== undefined || n.hosts !== undefined)) {
+    const hs = (v: unknown) => (Array.isArray(v) ? (v as Props[]) : []);
+    const [before, after] = [hs(o.hosts), hs(n.hosts)];
+    const changes =
+      before.length !== after.length
+        ? ["replace"]
+        : before.map((b, i) => (same(b.stateDir, after[i]!.stateDir) ? hostChange(b, after[i]) : "replace"));
+    if (changes.includes("replace")) mark("hosts", true);
+    else if (changes.includes("update")) mark("hosts", false);
+    keys.delete("hosts");
+  }
   if (kind === "instance") {
     const before = specOf(kind, o);
     const after = specOf(kind, n);
@@ -270,6 +321,11 @@ export async function diff(kind: Kind, _id: string, olds: Props, news: Props): P
 
 export async function create(kind: Kind, inputs: Props): Promise<{ id: string; outs: Props }> {
   const props = clean(inputs);
+  if (kind === "host")
+    return withDeadline(kind, "create", async () => {
+      const outs = await hostApply(props);
+      return { id: String(outs.hostId), outs };
+    });
   const id = typeof props.name === "string" ? props.name : "";
   return withDeadline(kind, "create", async (signal) => {
     try {
@@ -285,6 +341,8 @@ export async function create(kind: Kind, inputs: Props): Promise<{ id: string; o
 }
 
 export async function update(kind: Kind, _id: string, olds: Props, news: Props): Promise<{ outs: Props }> {
+  if (kind === "host")
+    return withDeadline(kind, "update", async () => ({ outs: await hostApply(clean(news)) }));
   return withDeadline(kind, "update", async (signal) => ({
     outs: await apply(kind, clean(news), clean(olds), signal),
   }));
@@ -296,12 +354,18 @@ export async function read(kind: Kind, id: string, props: Props): Promise<{ id?:
 
 async function readNow(kind: Kind, id: string, props: Props): Promise<{ id?: string; props?: Props }> {
   const p = clean(props);
+  if (kind === "host") return { id, props: await hostApply(p) };
   const found = await outputsOnHost(kind, id, p, driverFor(p));
   return found ? { id, props: { ...p, ...found } } : { id: undefined, props: undefined };
 }
 
 /** What the host has of a resource, as its outputs; undefined when it is gone. */
-async function outputsOnHost(kind: Kind, id: string, p: Props, d: HostDriver): Promise<Props | undefined> {
+async function outputsOnHost(
+  kind: SpecKind,
+  id: string,
+  p: Props,
+  d: HostDriver,
+): Promise<Props | undefined> {
   switch (kind) {
     case "kernel": {
       const k = await d.kernelInfo(String(p.bootPath ?? p.path));
@@ -319,6 +383,8 @@ async function outputsOnHost(kind: Kind, id: string, p: Props, d: HostDriver): P
       return di && diskOuts(di);
     }
     case "network": {
+      const hosts = spanHosts(p);
+      if (hosts) return readSpan(hosts, id);
       const n = await d.networkInfo(id);
       return n && networkOuts(n);
     }
@@ -337,18 +403,23 @@ async function outputsOnHost(kind: Kind, id: string, p: Props, d: HostDriver): P
 
 export async function remove(kind: Kind, id: string, props: Props): Promise<void> {
   const p = clean(props);
+  // A Host is a view of a machine: forgetting it changes nothing there.
+  if (kind === "host") return;
   const d = driverFor(p);
   const opts = (signal: AbortSignal) => ({ signal, ...ownerOf(p) });
   return withDeadline(kind, "delete", async (signal) => {
     switch (kind) {
       case "kernel":
-        return;
+        return forgetUpload(kind, p);
       case "base":
-        return d.removeBase(id, opts(signal));
+        await d.removeBase(id, opts(signal));
+        return forgetUpload(kind, p);
       case "disk":
         return d.removeDisk(id, opts(signal));
-      case "network":
-        return d.removeNetwork(id, opts(signal));
+      case "network": {
+        const hosts = spanHosts(p);
+        return hosts ? removeSpan(hosts, id, signal, ownerOf(p).owner) : d.removeNetwork(id, opts(signal));
+      }
       case "instance":
         return d.removeInstance(id, opts(signal));
       case "serial-link":
@@ -360,9 +431,14 @@ export async function remove(kind: Kind, id: string, props: Props): Promise<void
 }
 
 /** Create or update: make the host match `props`. Idempotent. */
-async function apply(kind: Kind, props: Props, olds: Props | undefined, signal: AbortSignal): Promise<Props> {
+async function apply(
+  kind: SpecKind,
+  props: Props,
+  olds: Props | undefined,
+  signal: AbortSignal,
+): Promise<Props> {
   const d = driverFor(props);
-  const spec = specOf(kind, props);
+  const spec = await uploaded(kind, props, specOf(kind, props));
   const base = { ...props, schemaVersion: OUTPUT_SCHEMA_VERSION, providerVersion: PROVIDER_VERSION };
   const opts = { signal, ...ownerOf(props) };
   switch (kind) {
@@ -372,8 +448,11 @@ async function apply(kind: Kind, props: Props, olds: Props | undefined, signal: 
       return { ...base, ...baseOuts(await d.ensureBase(spec as never, opts)) };
     case "disk":
       return { ...base, ...diskOuts(await d.ensureDisk(spec as never, opts)) };
-    case "network":
+    case "network": {
+      const hosts = spanHosts(props);
+      if (hosts) return { ...base, ...(await applySpan(hosts, spec as never, signal, opts.owner)) };
       return { ...base, ...networkOuts(await d.ensureNetwork(spec as never, opts)) };
+    }
     case "instance": {
       if (olds && (await d.instanceInfo(String(spec.name)))) {
         const { plan, info } = await d.updateInstance(spec, opts);
@@ -397,6 +476,27 @@ async function apply(kind: Kind, props: Props, olds: Props | undefined, signal: 
 }
 
 /**
+ * `upload: true` on a target host: the file named is on the machine running
+ * the provider; it is sent by content and the spec names the copy there.
+ */
+async function uploaded(kind: SpecKind, props: Props, spec: Props): Promise<Props> {
+  if (props.upload !== true || !sshOf(props)) return spec;
+  if (kind === "kernel" && typeof spec.path === "string")
+    return { ...spec, path: (await uploadFile(props, spec.path)).path };
+  const source = spec.source as { kind?: string; path?: string } | undefined;
+  if (kind === "base" && source?.kind === "image" && typeof source.path === "string")
+    return { ...spec, source: { ...source, path: (await uploadFile(props, source.path)).path } };
+  return spec;
+}
+
+/** The uploaded file of a kernel or base goes with it (a base's image was copied from it: same sha256). */
+async function forgetUpload(kind: SpecKind, props: Props): Promise<void> {
+  if (props.upload !== true || !sshOf(props)) return;
+  const sha = kind === "kernel" ? props.sha256 : kind === "base" ? props.imageSha : undefined;
+  if (typeof sha === "string") await removeUploaded(props, sha);
+}
+
+/**
  * A create that failed after the resource came to exist on the host (a
  * cleanup that could not finish, a deadline that ran out late) is reported
  * as Pulumi's partial failure: the id and what the host has are recorded, so
@@ -404,7 +504,7 @@ async function apply(kind: Kind, props: Props, olds: Props | undefined, signal: 
  * left nothing behind fails plainly.
  */
 async function partialFailure(
-  kind: Kind,
+  kind: SpecKind,
   id: string,
   props: Props,
   provider: unknown,
@@ -429,6 +529,16 @@ async function partialFailure(
 /** UMLFLEET_CONFLICT because the resource of that name is another stack's (src/host/owners.ts). */
 function isOwnershipConflict(e: unknown): boolean {
   return e instanceof UmlfleetError && e.code === "UMLFLEET_CONFLICT" && Array.isArray(e.details.owners);
+}
+
+/** A Host's inputs and its facts. */
+async function hostApply(props: Props): Promise<Props> {
+  return {
+    ...props,
+    ...(await hostOutputs(props)),
+    schemaVersion: OUTPUT_SCHEMA_VERSION,
+    providerVersion: PROVIDER_VERSION,
+  };
 }
 
 function kernelOuts(k: KernelInfo): Props {

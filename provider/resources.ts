@@ -4,8 +4,140 @@ import { makeProvider } from "./shim";
 
 /** Options every umlfleet resource takes. */
 export interface HostArgs {
-  /** The host's state folder. Default: $UMLFLEET_STATE_DIR, else ~/.local/state/umlfleet. */
+  /**
+   * The host's state folder. Default: the Host's (`host.stateDir`); without
+   * a host, $UMLFLEET_STATE_DIR, else ~/.local/state/umlfleet.
+   */
   stateDir?: pulumi.Input<string>;
+  /** Where the resource lives. Default: the machine running the provider. */
+  host?: Host;
+}
+
+/** For a file a resource names (a Kernel's path, a base image). */
+export interface UploadArgs {
+  /**
+   * On a target host: the file is on the machine running Pulumi; send it
+   * there by content (sha256), once per host. Default false: the path is on
+   * the host.
+   */
+  upload?: pulumi.Input<boolean>;
+}
+
+/** How to reach a target host over SSH (docs/hosts.md). */
+export interface SshArgs {
+  /** Host name or address. */
+  host: pulumi.Input<string>;
+  /** Default 22. */
+  port?: pulumi.Input<number>;
+  /** Default: ssh's (~/.ssh/config, else the local user). */
+  user?: pulumi.Input<string>;
+  /** An unencrypted private key; kept as a Pulumi secret. Default: ssh's own (ssh-agent, ~/.ssh). */
+  privateKey?: pulumi.Input<string>;
+  /** The host's public key, "ssh-ed25519 AAAA...": the only one accepted. Default: known_hosts decides. */
+  hostKey?: pulumi.Input<string>;
+  /** Accept any host key (throwaway hosts only). */
+  insecureIgnoreHostKey?: pulumi.Input<boolean>;
+  /** The agent command on the host. Default ["umlfleet-agent"]. */
+  agentCommand?: pulumi.Input<pulumi.Input<string>[]>;
+  /** The state folder on the host. Default: the agent's ($UMLFLEET_STATE_DIR, else ~/.local/state/umlfleet there). */
+  stateDir?: pulumi.Input<string>;
+  connectTimeoutMs?: pulumi.Input<number>;
+}
+export interface HostResourceArgs {
+  /** A target host over SSH; without it, the machine running the provider. */
+  ssh?: SshArgs;
+}
+/** One fact as the host reported it. */
+export interface HostFactOutput {
+  id: string;
+  ok: boolean;
+  detail: string;
+}
+
+/**
+ * A machine resources live on: checked on create and refresh (the agent's
+ * version must be the provider's; everything umlfleet needs must be there)
+ * and described by its facts. Deleting it changes nothing on the machine.
+ */
+export class Host extends pulumi.dynamic.Resource {
+  /** "local" or ssh://user@host:port. */
+  declare readonly hostId: pulumi.Output<string>;
+  declare readonly ssh: pulumi.Output<Record<string, unknown> | undefined>;
+  /** The host's state folder (the default of the resources on it). */
+  declare readonly stateDir: pulumi.Output<string>;
+  /** umlfleet's version there. */
+  declare readonly version: pulumi.Output<string>;
+  /** The host's default UML kernel. */
+  declare readonly kernels: pulumi.Output<
+    { path: string; version: string; sha256: string; default: boolean }[]
+  >;
+  declare readonly vde2: pulumi.Output<string>;
+  declare readonly bubblewrap: pulumi.Output<string>;
+  declare readonly cores: pulumi.Output<number>;
+  declare readonly memoryMiB: pulumi.Output<number>;
+  /** Free space in the state folder's file system. */
+  declare readonly freeDiskMiB: pulumi.Output<number>;
+  declare readonly userNamespaces: pulumi.Output<boolean>;
+  /** Whether guest RAM can live in an executable tmpfs (/dev/shm or the sandbox's /tmp). */
+  declare readonly shmExec: pulumi.Output<boolean>;
+  declare readonly netTun: pulumi.Output<boolean>;
+  declare readonly facts: pulumi.Output<HostFactOutput[]>;
+  /** Its name in the program, for messages. */
+  readonly resourceName: string;
+  constructor(name: string, args: HostResourceArgs = {}, o?: pulumi.CustomResourceOptions) {
+    // A private key is a secret in the state, inputs and outputs alike, even when given in clear.
+    const ssh = args.ssh && (args.ssh.privateKey !== undefined ? pulumi.secret(args.ssh) : args.ssh);
+    const outputs = Object.fromEntries(
+      [
+        "hostId",
+        "stateDir",
+        "version",
+        "kernels",
+        "vde2",
+        "bubblewrap",
+        "cores",
+        "memoryMiB",
+        "freeDiskMiB",
+        "userNamespaces",
+        "shmExec",
+        "netTun",
+        "facts",
+      ].map((k) => [k, undefined]),
+    );
+    super(
+      makeProvider("host"),
+      name,
+      { ...(ssh ? { ssh } : {}), ...outputs },
+      { ...o, ...(args.ssh?.privateKey !== undefined ? { additionalSecretOutputs: ["ssh"] } : {}) },
+      "umlfleet",
+      "Host",
+    );
+    this.resourceName = name;
+  }
+}
+
+/** Each Host's identity, how to reach it and its state folder, for a network across them. */
+function spanning(hosts: Host[]): pulumi.Output<unknown> {
+  return pulumi
+    .all(hosts.map((h) => pulumi.all([h.hostId, h.ssh, h.stateDir])))
+    .apply((hs) =>
+      hs.map(([hostId, ssh, stateDir]) => (ssh ? { hostId, ssh, stateDir } : { hostId, stateDir })),
+    );
+}
+
+/**
+ * A resource's `host` and `stateDir` inputs: the Host's identity and how to
+ * reach it (a secret when it holds a key), and its state folder unless the
+ * resource names one.
+ */
+function placement<T extends HostArgs>(args: T): Omit<T, "host"> & { host?: pulumi.Output<unknown> } {
+  const { host, ...rest } = args;
+  if (!host) return rest;
+  return {
+    ...rest,
+    host: pulumi.all([host.hostId, host.ssh]).apply(([hostId, ssh]) => (ssh ? { hostId, ssh } : { hostId })),
+    stateDir: args.stateDir ?? host.stateDir,
+  };
 }
 
 /**
@@ -16,10 +148,21 @@ export interface HostArgs {
 const stackOwner = () => `${pulumi.getProject()}/${pulumi.getStack()}`;
 
 // Names are identities on a host: a replacement must delete the old one first.
-const opts = (o?: pulumi.CustomResourceOptions): pulumi.CustomResourceOptions => ({
-  deleteBeforeReplace: true,
-  ...o,
-});
+// A resource on a target host records how to reach it (for delete), a key
+// among it: `host` (and a spanning network's `hosts`) are secret outputs too.
+const opts = (
+  o?: pulumi.CustomResourceOptions,
+  args?: { host?: unknown; hosts?: unknown },
+): pulumi.CustomResourceOptions => {
+  const secret = [...(args?.host ? ["host"] : []), ...(args?.hosts ? ["hosts"] : [])];
+  return {
+    deleteBeforeReplace: true,
+    ...o,
+    ...(secret.length > 0
+      ? { additionalSecretOutputs: [...(o?.additionalSecretOutputs ?? []), ...secret] }
+      : {}),
+  };
+};
 
 /** Outputs that echo a login's password hash are secrets too (encrypted in the state, hidden in the CLI). */
 const secretLogin = (o: pulumi.CustomResourceOptions, outputs: string[]): pulumi.CustomResourceOptions => ({
@@ -34,6 +177,7 @@ const secretLogin = (o: pulumi.CustomResourceOptions, outputs: string[]): pulumi
  * that boot it.
  */
 export type KernelArgs = HostArgs &
+  UploadArgs &
   (
     | { path?: pulumi.Input<string>; build?: never }
     | { build: { profile?: "lean"; extraConfig?: pulumi.Input<string>[]; timeoutMs?: number }; path?: never }
@@ -50,12 +194,12 @@ export class Kernel extends pulumi.dynamic.Resource {
    */
   declare readonly bootPath: pulumi.Output<string>;
   constructor(name: string, args: KernelArgs = {}, o?: pulumi.CustomResourceOptions) {
-    const props = args.build ? { ...args } : { path: "/usr/bin/linux.uml", ...args };
+    const props = args.build ? { ...placement(args) } : { path: "/usr/bin/linux.uml", ...placement(args) };
     super(
       makeProvider("kernel"),
       name,
       { ...props, bootPath: undefined, sha256: undefined, version: undefined },
-      opts(o),
+      opts(o, args),
       "umlfleet",
       "Kernel",
     );
@@ -68,7 +212,7 @@ export interface InjectedFile {
   mode?: pulumi.Input<number>;
 }
 /** A shared, read-only, content-addressed root filesystem. */
-export interface RootFilesystemArgs extends HostArgs {
+export interface RootFilesystemArgs extends HostArgs, UploadArgs {
   /** Default: the resource name. */
   name?: pulumi.Input<string>;
   source:
@@ -98,23 +242,26 @@ export class RootFilesystem extends pulumi.dynamic.Resource {
    * restores it from its recipe when that gives the recorded bytes).
    */
   declare readonly drift: pulumi.Output<string>;
+  /** The Host it is on (undefined: the machine running the provider). Not an output. */
+  readonly placedOn: Host | undefined;
   constructor(name: string, args: RootFilesystemArgs, o?: pulumi.CustomResourceOptions) {
     super(
       makeProvider("base"),
       name,
       {
         name,
-        ...args,
+        ...placement(args),
         owner: stackOwner(),
         imagePath: undefined,
         imageSha: undefined,
         sizeBytes: undefined,
         drift: undefined,
       },
-      opts(o),
+      opts(o, args),
       "umlfleet",
       "RootFilesystem",
     );
+    this.placedOn = args.host;
   }
 }
 
@@ -129,10 +276,17 @@ export class Disk extends pulumi.dynamic.Resource {
   declare readonly path: pulumi.Output<string>;
   declare readonly diskId: pulumi.Output<string>;
   declare readonly sizeBytes: pulumi.Output<number>;
+  /** The Host it is on (undefined: the machine running the provider). Not an output. */
+  readonly placedOn: Host | undefined;
   constructor(name: string, args: DiskArgs, o?: pulumi.CustomResourceOptions) {
+    // An overlay is a file beside its base: both on one host (a base per host, one recipe, one sha256).
+    if (args.kind === "overlay" && args.base.placedOn !== args.host)
+      throw new Error(
+        `Disk ${name}: its base is on ${hostLabel(args.base.placedOn)}, the disk on ${hostLabel(args.host)}: declare a RootFilesystem with the same source on each host (same recipe, same bytes)`,
+      );
     const props: Record<string, unknown> = {
       name,
-      ...args,
+      ...placement(args),
       owner: stackOwner(),
       path: undefined,
       diskId: undefined,
@@ -144,11 +298,12 @@ export class Disk extends pulumi.dynamic.Resource {
       // The base's content hash: a new base (even under the same name) replaces the overlay.
       props.baseImageSha = args.base.imageSha;
     }
-    super(makeProvider("disk"), name, props, opts(o), "umlfleet", "Disk");
+    super(makeProvider("disk"), name, props, opts(o, args), "umlfleet", "Disk");
+    this.placedOn = args.host;
   }
 }
 
-/** A virtual switch. */
+/** A virtual switch; with `hosts`, one switch per host joined by cables (docs/hosts.md). */
 export interface NetworkArgs extends HostArgs {
   name?: pulumi.Input<string>;
   hub?: pulumi.Input<boolean>;
@@ -161,17 +316,41 @@ export interface NetworkArgs extends HostArgs {
   hostInterface?: { name: pulumi.Input<string>; ipv4?: pulumi.Input<string> };
   /** Every frame on the network, in a pcap file on the host (the switch then forwards like a hub). */
   capture?: { path: pulumi.Input<string>; maxSizeMiB?: pulumi.Input<number> };
+  /**
+   * One L2 segment across these target hosts: a switch on each, cables from
+   * the first to each other one (over SSH, run by the first host). Instances
+   * on any of them attach to it by name. Replaces `host`.
+   */
+  hosts?: Host[];
 }
 export class Network extends pulumi.dynamic.Resource {
   declare readonly name: pulumi.Output<string>;
   declare readonly switchDir: pulumi.Output<string>;
   declare readonly running: pulumi.Output<boolean>;
+  /** With `hosts`: each host's switch. */
+  declare readonly switches: pulumi.Output<
+    { hostId: string; switchDir: string; running: boolean }[] | undefined
+  >;
+  /** With `hosts`: each cable, from the first host to another, and whether it is up. */
+  declare readonly cables: pulumi.Output<
+    { name: string; from: string; to: string; up: boolean }[] | undefined
+  >;
   constructor(name: string, args: NetworkArgs = {}, o?: pulumi.CustomResourceOptions) {
     super(
       makeProvider("network"),
       name,
-      { name, ...args, owner: stackOwner(), switchDir: undefined, running: undefined, pid: undefined },
-      opts(o),
+      {
+        name,
+        ...placement({ ...args, hosts: undefined }),
+        ...(args.hosts ? { hosts: spanning(args.hosts) } : {}),
+        owner: stackOwner(),
+        switchDir: undefined,
+        running: undefined,
+        pid: undefined,
+        switches: undefined,
+        cables: undefined,
+      },
+      opts(o, args),
       "umlfleet",
       "Network",
     );
@@ -273,10 +452,22 @@ export class Instance extends pulumi.dynamic.Resource {
   declare readonly rootDiskId: pulumi.Output<string>;
   /** The kernel binary the instance boots (an input). */
   declare readonly kernel: pulumi.Output<string | undefined>;
+  /** The Host it runs on (undefined: the machine running the provider). Not an output. */
+  readonly placedOn: Host | undefined;
   constructor(name: string, args: InstanceArgs, o?: pulumi.CustomResourceOptions) {
-    const { kernel, rootDisk, ...rest } = args;
+    const { kernel, rootDisk, host, stateDir, ...rest } = args;
+    for (const [field, d] of [
+      ["rootDisk", rootDisk],
+      ...(args.disks ?? []).map((x, i) => [`disks[${i}]`, x.disk] as const),
+      ...(args.swapDisk ? [["swapDisk", args.swapDisk] as const] : []),
+    ] as const)
+      if (d.placedOn !== host)
+        throw new Error(
+          `Instance ${name}: ${field} is on ${hostLabel(d.placedOn)}, the instance on ${hostLabel(host)}`,
+        );
     const props: Record<string, unknown> = {
       name,
+      ...placement({ host, stateDir }),
       ...memberProps(rest),
       rootDisk: rootDisk.name,
       rootDiskId: rootDisk.diskId,
@@ -297,16 +488,17 @@ export class Instance extends pulumi.dynamic.Resource {
       makeProvider("instance"),
       name,
       props,
-      args.login ? secretLogin(opts(o), ["login"]) : opts(o),
+      args.login ? secretLogin(opts(o, args), ["login"]) : opts(o, args),
       "umlfleet",
       "Instance",
     );
+    this.placedOn = host;
   }
 }
 
 /** An instance's own settings (no name, root disk or kernel): resources become their names. */
-export type InstanceSettings = Omit<InstanceArgs, "name" | "rootDisk" | "kernel" | "stateDir">;
-function memberProps(args: InstanceSettings & HostArgs): Record<string, unknown> {
+export type InstanceSettings = Omit<InstanceArgs, "name" | "rootDisk" | "kernel" | "stateDir" | "host">;
+function memberProps(args: InstanceSettings): Record<string, unknown> {
   const { disks, swapDisk, nics, login, ...rest } = args;
   return {
     ...rest,
@@ -385,6 +577,8 @@ export class InstanceGroup extends pulumi.dynamic.Resource {
   declare readonly kernel: pulumi.Output<string | undefined>;
   declare readonly kernelSha256: pulumi.Output<string | undefined>;
   declare readonly lastChange: pulumi.Output<string | undefined>;
+  /** The Host it runs on (undefined: the machine running the provider). Not an output. */
+  readonly placedOn: Host | undefined;
   constructor(name: string, args: InstanceGroupArgs, o?: pulumi.CustomResourceOptions) {
     const { base, kernel, members, ...rest } = args;
     super(
@@ -392,7 +586,7 @@ export class InstanceGroup extends pulumi.dynamic.Resource {
       name,
       {
         name,
-        ...rest,
+        ...placement(rest),
         base: base.name,
         // The base's content hash: a new base (even under the same name) replaces the group.
         baseImageSha: base.imageSha,
@@ -402,10 +596,11 @@ export class InstanceGroup extends pulumi.dynamic.Resource {
         memberInfo: undefined,
         lastChange: undefined,
       },
-      Object.values(members).some((m) => m.login) ? secretLogin(opts(o), ["members"]) : opts(o),
+      Object.values(members).some((m) => m.login) ? secretLogin(opts(o, args), ["members"]) : opts(o, args),
       "umlfleet",
       "InstanceGroup",
     );
+    this.placedOn = args.host;
   }
 
   /** One member, usable wherever an instance is (e.g. a SerialLink end). */
@@ -456,13 +651,23 @@ export interface SerialLinkArgs extends HostArgs {
 export class SerialLink extends pulumi.dynamic.Resource {
   declare readonly up: pulumi.Output<boolean>;
   constructor(name: string, args: SerialLinkArgs, o?: pulumi.CustomResourceOptions) {
+    const where = (e: SerialLinkArgs["a"]) =>
+      e.instance instanceof InstanceGroupMember ? e.instance.group.placedOn : e.instance.placedOn;
+    const [hostA, hostB] = [where(args.a), where(args.b)];
+    // A serial line is a pair of FIFOs on one host: relaying it over SSH is not built yet.
+    if (hostA !== hostB)
+      throw new Error(
+        `SerialLink ${name}: a.instance and b.instance are on different hosts (${hostLabel(hostA)}, ${hostLabel(hostB)}): a serial link across hosts is not supported; put both instances on one host, or join them with a Network across hosts instead`,
+      );
+    if (args.host && args.host !== hostA)
+      throw new Error(`SerialLink ${name}: host must be the host its instances run on`);
     const end = (e: SerialLinkArgs["a"]) => ({ instance: e.instance.name, line: e.line });
     super(
       makeProvider("serial-link"),
       name,
       {
         name,
-        ...args,
+        ...placement({ ...args, host: hostA }),
         a: end(args.a),
         b: end(args.b),
         // Identity of both ends: a replaced instance gets new serial FIFOs, so
@@ -473,11 +678,16 @@ export class SerialLink extends pulumi.dynamic.Resource {
         owner: stackOwner(),
         up: undefined,
       },
-      opts(o),
+      opts(o, { host: hostA }),
       "umlfleet",
       "SerialLink",
     );
   }
+}
+
+/** A Host for a message: its Pulumi name, or the local host. */
+function hostLabel(h: Host | undefined): string {
+  return h ? `Host ${h.resourceName}` : "the local host";
 }
 
 function linkIdentity(i: Instance | InstanceGroupMember): pulumi.Input<string | undefined>[] {

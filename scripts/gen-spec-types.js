@@ -12,7 +12,7 @@ const { compile } = require("json-schema-to-typescript");
 const prettier = require("prettier");
 
 const ROOT = join(__dirname, "..");
-const SCHEMAS = ["base", "disk", "network", "instance", "serial-link", "kernel", "instance-group"];
+const SCHEMAS = ["base", "disk", "network", "instance", "serial-link", "kernel", "instance-group", "host"];
 
 async function generate() {
   const parts = [];

@@ -30,6 +30,19 @@ export const ERROR_CODES = {
   UMLFLEET_STATE_CORRUPT: "A state file could not be read.",
   UMLFLEET_HOST_UNSUPPORTED:
     "This host cannot do what the spec asks (a missing tool, privilege or apt mirror); nothing was done.",
+  UMLFLEET_BAD_REQUEST: "An agent request's body is not a JSON object; nothing was done.",
+  UMLFLEET_REQUEST_TOO_LARGE: "An agent request's body is larger than the agent accepts; nothing was done.",
+  UMLFLEET_UNKNOWN_ROUTE: "The agent has no such route (the path of an agent request).",
+  UMLFLEET_METHOD_NOT_ALLOWED: "The agent's route exists but not for this HTTP method.",
+  UMLFLEET_AGENT_PROTOCOL: "The agent's answer was not a well-formed umlfleet response.",
+  UMLFLEET_AGENT_MISSING: "The target host has no umlfleet-agent command on its PATH for the SSH user.",
+  UMLFLEET_VERSION_MISMATCH: "The target host's umlfleet differs from the provider's.",
+  UMLFLEET_HOST_UNREACHABLE:
+    "The target host could not be reached (refused, timed out, unknown name, connection lost).",
+  UMLFLEET_HOST_KEY_MISMATCH:
+    "The target host's SSH host key is unknown or differs from the pinned one; nothing was sent.",
+  UMLFLEET_HOST_AUTH_FAILED: "The target host refused the SSH user or key.",
+  UMLFLEET_HOST_UNSUITABLE: "A host lacks what umlfleet needs to run guests there; nothing was made on it.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -58,13 +71,27 @@ export const STATUS_CODES: Record<ErrorCode, number> = {
   UMLFLEET_PERMISSION_DENIED: 403,
   UMLFLEET_STATE_CORRUPT: 500,
   UMLFLEET_HOST_UNSUPPORTED: 501,
+  UMLFLEET_BAD_REQUEST: 400,
+  UMLFLEET_REQUEST_TOO_LARGE: 413,
+  UMLFLEET_UNKNOWN_ROUTE: 404,
+  UMLFLEET_METHOD_NOT_ALLOWED: 405,
+  // The rest arise on the client's side of the wire; the status says which side failed.
+  UMLFLEET_AGENT_PROTOCOL: 502,
+  UMLFLEET_AGENT_MISSING: 502,
+  UMLFLEET_VERSION_MISMATCH: 409,
+  UMLFLEET_HOST_UNREACHABLE: 502,
+  UMLFLEET_HOST_KEY_MISMATCH: 502,
+  UMLFLEET_HOST_AUTH_FAILED: 502,
+  UMLFLEET_HOST_UNSUITABLE: 422,
 };
 
 const REASON: Record<number, string> = {
   400: "Bad Request",
   403: "Forbidden",
   404: "Not Found",
+  405: "Method Not Allowed",
   409: "Conflict",
+  413: "Payload Too Large",
   422: "Unprocessable Entity",
   499: "Client Closed Request",
   500: "Internal Server Error",
@@ -203,7 +230,11 @@ export function quote(value: unknown): string {
   try {
     text = typeof value === "string" ? JSON.stringify(value) : (JSON.stringify(value) ?? String(value));
   } catch {
-    text = String(value);
+    try {
+      text = String(value);
+    } catch {
+      text = `(a ${typeof value} that cannot be shown)`;
+    }
   }
   return text.length > 120 ? `${text.slice(0, 117)}...` : text;
 }

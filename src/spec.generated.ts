@@ -409,3 +409,44 @@ export interface InstanceGroupSpec {
     };
   };
 }
+
+/**
+ * Where resources live: the machine running the provider (no ssh), or a target host reached with the system ssh, running `umlfleet-agent dial-stdio` there (docs/hosts.md).
+ */
+export interface HostSpec {
+  ssh?: {
+    /**
+     * Host name, IPv4 or IPv6 address (no user, no port, not starting with '-': it reaches ssh's command line).
+     */
+    host: string;
+    port?: number;
+    /**
+     * The SSH user (a POSIX user name). Default: ssh's (~/.ssh/config, else the local user).
+     */
+    user?: string;
+    /**
+     * An OpenSSH or PEM private key, unencrypted (give it as a Pulumi secret). Default: ssh's own (ssh-agent, ~/.ssh).
+     */
+    privateKey?: string;
+    /**
+     * The host's public key, '<type> <base64>' as in its /etc/ssh/ssh_host_ed25519_key.pub: the only key accepted. Default: the provider user's known_hosts decides.
+     */
+    hostKey?: string;
+    /**
+     * Accept any host key: anyone on the path can then read and change the traffic. For throwaway hosts only.
+     */
+    insecureIgnoreHostKey?: boolean;
+    /**
+     * The agent command on the host. Default ["umlfleet-agent"].
+     *
+     * @minItems 1
+     * @maxItems 16
+     */
+    agentCommand?: [string, ...string[]];
+    /**
+     * umlfleet's state folder on a host: an absolute path as hostPath allows, at most 50 characters, because the longest unix socket path under it (an instance's mconsole, <stateDir>/instances/<32-character name>/vm/u/mconsole) must fit the kernel's 107 bytes.
+     */
+    stateDir?: string;
+    connectTimeoutMs?: number;
+  };
+}

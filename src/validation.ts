@@ -54,6 +54,7 @@ export function defaultKernel(env: NodeJS.ProcessEnv = process.env): string {
 export class SpecValidator {
   private readonly validators = new Map<SpecKind, ValidateFunction>();
   private readonly stateDir: ValidateFunction;
+  private readonly host: ValidateFunction;
 
   /**
    * `kernel`: what a spec without one boots (default: defaultKernel()).
@@ -80,6 +81,7 @@ export class SpecValidator {
       this.validators.set(kind, fn);
     }
     this.stateDir = ajv.compile({ $ref: "common.json#/definitions/stateDir" });
+    this.host = ajv.getSchema("host.json")!;
   }
 
   /**
@@ -103,6 +105,17 @@ export class SpecValidator {
         problems.map((p) => ({ ...p, field: `/${field}` })),
       );
     return path as string;
+  }
+
+  /**
+   * Problems with a Host's spec (schema/host.json), empty when valid. A bad
+   * private key is never quoted: its value is reported as "(secret)".
+   */
+  hostProblems(spec: unknown): FieldProblem[] {
+    if (this.host(spec)) return [];
+    return simplify(this.host.errors ?? []).map((p) =>
+      p.field.startsWith("/ssh/privateKey") ? { ...p, value: "(secret)" } : p,
+    );
   }
 
   /** Problems with `spec`, empty when valid. Fills defaults into `spec`. */
@@ -167,7 +180,8 @@ export function memberInstanceSpec(group: InstanceGroupSpec, member: string): In
 }
 export const memberRootDisk = (member: string) => `${member}-root`;
 
-function simplify(errors: ErrorObject[]): FieldProblem[] {
+/** Ajv errors as one problem per bad field, named by JSON pointer, wrappers dropped. */
+export function simplify(errors: ErrorObject[]): FieldProblem[] {
   const out: FieldProblem[] = [];
   const seen = new Set<string>();
   for (const e of errors) {

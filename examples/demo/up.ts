@@ -3,7 +3,7 @@
  * on this machine, through the real pulumi CLI, state in .pulumi-state/.
  */
 import { join } from "node:path";
-import { localStack } from "../../provider/local-stack";
+import { localStack } from "../../automation/local-stack";
 import { lab } from "./lab";
 
 async function main(): Promise<void> {

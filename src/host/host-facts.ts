@@ -14,8 +14,12 @@ export interface HostFact {
   id: string;
   /** What was looked for, for a person. */
   what: string;
-  /** "host": needed wherever guests run. "toolchain": needed where `pulumi` runs the program. */
-  scope: "host" | "toolchain";
+  /**
+   * "host": needed wherever guests run. "toolchain": needed where `pulumi`
+   * runs the program. "capacity": what the host offers (cores, memory, free
+   * space), never missing.
+   */
+  scope: "host" | "toolchain" | "capacity";
   ok: boolean;
   /** What was found (a path, a version), or why the probe failed. */
   detail: string;
@@ -88,6 +92,39 @@ function aptInstall(pkg: string): string {
 /** scripts/install-pulumi.sh of this umlfleet (shipped in the package as in a checkout). */
 function installPulumi(binDir: string): string {
   return `${join(packageRoot(), "scripts", "install-pulumi.sh")} ${binDir}`;
+}
+
+/**
+ * What a Host resource reports besides the needs (never missing: `ok` with
+ * what was found): cores, memory, /dev/net/tun, free space where the state
+ * folder is (or would be).
+ */
+function capacityProbes(stateDir: string | undefined): Probe[] {
+  const fact = (id: string, what: string, argv: string[]): Probe => ({ id, what, scope: "capacity", argv });
+  return [
+    fact("cpu-cores", "processors this host offers", ["nproc"]),
+    fact("memory", "memory (MemTotal, MiB)", sh("awk '/^MemTotal:/ { print int($2 / 1024) }' /proc/meminfo")),
+    fact(
+      "net-tun",
+      "a usable /dev/net/tun (yes/no)",
+      sh(
+        "if test -c /dev/net/tun && test -r /dev/net/tun && test -w /dev/net/tun; then echo yes; else echo no; fi",
+      ),
+    ),
+    ...(stateDir
+      ? [
+          fact(
+            "state-disk-free",
+            "free space in the state folder's file system (MiB)",
+            // The folder may not exist yet: its nearest existing parent holds it.
+            sh(
+              'd=$1; while ! test -e "$d"; do d=$(dirname "$d"); done; df -Pk "$d" | awk \'NR == 2 { print int($4 / 1024) }\'',
+              stateDir,
+            ),
+          ),
+        ]
+      : []),
+  ];
 }
 
 function probes(): Probe[] {
@@ -291,11 +328,12 @@ function probes(): Probe[] {
 export async function hostFacts(
   runner: Runner = localRunner(),
   only?: readonly string[],
+  opts: { stateDir?: string; capacity?: boolean } = {},
 ): Promise<HostFact[]> {
   const pulumi = await runner(sh('p=$(command -v pulumi) && dirname "$(readlink -f "$p")"'));
   const pulumiDir = pulumi.exitCode === 0 ? firstLine(pulumi.stdout) : "";
   return Promise.all(
-    probes()
+    [...probes(), ...(opts.capacity ? capacityProbes(opts.stateDir) : [])]
       .filter((p) => !only || only.includes(p.id))
       .map(async (p) => {
         const r = await runner(p.argv);

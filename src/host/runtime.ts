@@ -95,7 +95,7 @@ export class LocalRuntime implements HostDriver {
   }
 
   hostFacts(): Promise<HostFact[]> {
-    return hostFacts();
+    return hostFacts(undefined, undefined, { stateDir: this.state.root, capacity: true });
   }
 
   /** Everything in the state folder, with each one's owners, for `umlfleet ls` and leak checks. */

@@ -4,7 +4,7 @@ import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { LocalRuntime } from "../../src";
-import { pulumiBinDir } from "../../provider/local-stack";
+import { pulumiBinDir } from "../../automation/local-stack";
 import { newTestDir, processesMentioning } from "../helpers/runtime";
 
 /**

@@ -11,7 +11,7 @@ import {
 import { basename, join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { LocalRuntime } from "../../src";
-import { pulumiBinDir } from "../../provider/local-stack";
+import { pulumiBinDir } from "../../automation/local-stack";
 import { SANDBOX_BIN } from "../../src/host/sandbox";
 import { newTestDir, processesMentioning, testKernel } from "../helpers/runtime";
 import { haveCli } from "./stack-harness";

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll } from "vitest";
 import { LocalRuntime } from "../../src";
-import { pulumiBinDir } from "../../provider/local-stack";
+import { pulumiBinDir } from "../../automation/local-stack";
 import { newTestDir, processesMentioning } from "../helpers/runtime";
 
 /** What fixtures/stack-driver.js declares (see its program()). */

@@ -95,7 +95,7 @@ export class TestHost {
 
 /**
  * Sends `text` from guest `from`'s ttyS1 and returns what guest `to` read on its
- * ttyS1 within about 5 s: whether a serial link between them carries bytes.
+ * ttyS1 within about 20 s (generous: CI machines are loaded): whether a serial link carries bytes.
  */
 export async function sendOverSerial(
   driver: { exec(name: string, script: string): Promise<{ output: string }> },
@@ -105,6 +105,6 @@ export async function sendOverSerial(
 ): Promise<string> {
   await driver.exec(to, "cat /dev/ttyS1 > /tmp/got 2>&1 &");
   await driver.exec(from, `echo ${text} > /dev/ttyS1`);
-  const read = `for i in 1 2 3 4 5 6 7 8 9 10; do grep -q ${text} /tmp/got && break; sleep 0.5; done; cat /tmp/got`;
+  const read = `i=0; while [ $i -lt 40 ] && ! grep -q ${text} /tmp/got; do sleep 0.5; i=$((i + 1)); done; cat /tmp/got`;
   return (await driver.exec(to, read)).output;
 }

@@ -10,6 +10,9 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { InvalidSpecError, LocalRuntime, SpecValidator, UmlfleetError } from "../../src";
 import type { InstanceGroupSpec, SpecKind } from "../../src/spec";
+import { request } from "node:http";
+import { MAX_BODY_BYTES } from "../../src/client/routes";
+import { serveAgent } from "../helpers/agent";
 import { badGroupMembers, badSpecs, type BadSpec } from "../helpers/bad-input";
 import { newTestDir, processesMentioning } from "../helpers/runtime";
 
@@ -183,4 +186,82 @@ describe("generated bad input: refused naming the field, before any side effect"
     expect(snapshot(stateDir)).toEqual(before);
     expect(processesMentioning(stateDir)).toEqual([]);
   });
+});
+
+/** One POST to an agent on a unix socket: the status and the parsed body. */
+function post(
+  socket: string,
+  route: string,
+  body: unknown,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        socketPath: socket,
+        method: "POST",
+        path: `/v1/${route}`,
+        headers: { "content-type": "application/json" },
+      },
+      (res) => {
+        let text = "";
+        res.on("data", (c: Buffer) => (text += c.toString()));
+        res.on("end", () =>
+          resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, unknown> }),
+        );
+      },
+    );
+    req.on("error", reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+describe("generated bad input through umlfleet-agent: refused with 400 naming the field, nothing changed", () => {
+  const { cases } = corpus();
+  // Bodies over the agent's limit are refused by size before they are read
+  // (413, test/integration/agent-hostile.test.ts): left out here.
+  const small = cases.filter((c) => JSON.stringify({ args: [c.spec] }).length < MAX_BODY_BYTES);
+  const dir = newTestDir("gba");
+  const stateDir = join(dir, "s");
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const route: Record<SpecKind, string> = {
+    kernel: "ensureKernel",
+    base: "ensureBase",
+    disk: "ensureDisk",
+    network: "ensureNetwork",
+    instance: "createInstance",
+    "serial-link": "ensureSerialLink",
+    "instance-group": "applyGroup",
+  };
+
+  it(`every case under the body limit (${small.length}) as an agent request, the instance cases as plan and update requests too`, async () => {
+    mkdirSync(stateDir, { recursive: true });
+    const agent = await serveAgent(join(dir, "agent.sock"), stateDir);
+    try {
+      const before = snapshot(stateDir);
+      const requests = [
+        ...small.map((c) => ({ c, route: route[c.kind] })),
+        ...cases
+          .filter((c) => c.kind === "instance")
+          .flatMap((c) => ["planInstance", "updateInstance"].map((r) => ({ c, route: r }))),
+      ];
+      const wrong: string[] = [];
+      for (const { c, route: r } of requests) {
+        const res = await post(agent.socket, r, { args: [c.spec], timeoutMs: 5000 });
+        const problems = (
+          (res.body.details as { problems?: { field: string }[] } | undefined)?.problems ?? []
+        ).map((p) => ({
+          field: p.field.replace(/^\/args\/0/, ""),
+        }));
+        if (res.status !== 400 || res.body.code !== "UMLFLEET_INVALID_SPEC" || !namesField(problems, c.field))
+          wrong.push(`${r} ${c.field} ${c.label}: ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+      }
+      expect(wrong).toEqual([]);
+      expect(requests.length).toBeGreaterThanOrEqual(200);
+      expect(snapshot(stateDir)).toEqual(before);
+      expect(processesMentioning(stateDir)).toEqual([]);
+      expect(agent.child.exitCode).toBeNull(); // it survived every one
+    } finally {
+      await agent.stop();
+    }
+  }, 300_000);
 });

@@ -38,6 +38,11 @@ describe("the npm package", () => {
       "src/host/guest/setup",
       "src/host/guest/login",
       "bin/umlfleet",
+      // The agent a target host runs (ssh host umlfleet-agent dial-stdio), its client, and its request schema.
+      "bin/umlfleet-agent",
+      "dist/src/agent/main.js",
+      "dist/src/client/index.js",
+      "schema/agent.json",
       "bin/pulumi-language-nodejs",
       "bin/pulumi-resource-pulumi-nodejs",
       "scripts/install-pulumi.sh",

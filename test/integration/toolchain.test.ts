@@ -11,7 +11,7 @@ import {
 } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { pulumiBinDir } from "../../provider/local-stack";
+import { pulumiBinDir } from "../../automation/local-stack";
 import { kernelRunsGuests } from "../../src";
 import { newTestDir } from "../helpers/paths";
 

@@ -47,4 +47,23 @@ describe("the layers point inward (npm run lint enforces them)", () => {
       await lintAs("provider/driver-factory.ts", 'import { LocalRuntime } from "../src/host/runtime";\n'),
     ).toEqual([]);
   });
+
+  it("src/client takes only types from src/host: a value import fails, a type import is fine", async () => {
+    expect(
+      await lintAs("src/client/fixture.ts", 'import { LocalRuntime } from "../host/runtime";\n'),
+    ).toEqual([expect.stringMatching(/^no-restricted-imports: .*src\/client .* only types from src\/host/)]);
+    expect(
+      await lintAs("src/client/fixture.ts", 'import { hostFacts } from "../host/host-facts";\n'),
+    ).toHaveLength(1);
+    expect(
+      await lintAs("src/client/fixture.ts", 'import type { HostDriver } from "../host/driver";\n'),
+    ).toEqual([]);
+    expect(await lintAs("src/client/fixture.ts", 'import * as p from "@pulumi/pulumi";\n')).toHaveLength(1);
+  });
+
+  it("src/agent serves a driver and may import src/host", async () => {
+    expect(await lintAs("src/agent/fixture.ts", 'import { LocalRuntime } from "../host/runtime";\n')).toEqual(
+      [],
+    );
+  });
 });

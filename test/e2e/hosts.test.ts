@@ -1,0 +1,226 @@
+import { execFile, execFileSync } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { sweepStaleKeys } from "../../provider/driver-factory";
+import { hostsUnsupported, makeHosts, type HostLab, type NsHost } from "../helpers/hosts";
+import { processesMentioning } from "../helpers/runtime";
+import { haveCli, type Result } from "./stack-harness";
+
+const ROOT = resolve(__dirname, "..", "..");
+const DRIVER = join(__dirname, "fixtures", "hosts-driver.js");
+
+/**
+ * One Pulumi program (the real CLI) with guests on three target hosts
+ * (network namespaces with sshd, test/helpers/hosts.ts) and one network
+ * spanning them.
+ */
+describe.skipIf(!haveCli || hostsUnsupported() !== undefined)("a stack on three target hosts", () => {
+  let lab: HostLab;
+  let backendDir: string;
+  let otherAgent: string;
+  beforeAll(() => {
+    lab = makeHosts(3);
+    backendDir = join(lab.dir, "backend");
+    mkdirSync(backendDir);
+    // Another umlfleet version for the mismatch case: this package, saying so.
+    const other = join(lab.dir, "other");
+    mkdirSync(other);
+    for (const d of ["bin", "dist", "schema"]) cpSync(join(ROOT, d), join(other, d), { recursive: true });
+    symlinkSync(join(ROOT, "node_modules"), join(other, "node_modules"));
+    const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string };
+    writeFileSync(join(other, "package.json"), JSON.stringify({ ...pkg, version: "0.0.1-other" }));
+    otherAgent = join(other, "bin", "umlfleet-agent");
+  });
+  afterAll(async () => {
+    try {
+      await pulumi("destroy");
+    } finally {
+      lab?.teardown();
+      // Pulumi kills its provider processes: their key folders are left for
+      // the next provider to sweep. This test is that next one.
+      sweepStaleKeys();
+      const left = readdirSync(tmpdir()).filter((n) => n.startsWith("umlfleet-key-"));
+      expect(left, "key folders of dead providers").toEqual([]);
+    }
+  });
+
+  // Async: a run takes minutes, and a blocked worker misses vitest's calls.
+  async function pulumi(action: string, variant?: string): Promise<Result> {
+    const cfg = {
+      action,
+      backendDir,
+      privateKey: lab.privateKey,
+      hosts: lab.hosts.map((h) => ({
+        host: h.address,
+        user: h.user,
+        hostKey: h.hostKey,
+        kernel: join(lab.dir, "linux"),
+      })),
+      ...(variant ? { variant, otherAgent } : {}),
+    };
+    const { stdout: out } = await promisify(execFile)("node", [DRIVER, JSON.stringify(cfg)], {
+      encoding: "utf8",
+      timeout: 900_000,
+      maxBuffer: 64 << 20,
+    });
+    const line = out.split("\n").find((l) => l.startsWith("@@RESULT "));
+    if (!line) throw new Error(`driver printed no result:\n${out}`);
+    return JSON.parse(line.slice("@@RESULT ".length)) as Result;
+  }
+  const ok = (r: Result) => {
+    if (r.error) throw new Error(`${r.error}\n${r.stdout}`);
+    return r;
+  };
+  /**
+   * Nothing of the stack on a host: no process of its user but sshd's
+   * sessions and the agent serving them, none naming its state folder but
+   * the provider's own ssh, no file or socket there, no cable key.
+   */
+  const leftOn = (h: NsHost) => ({
+    processes: [
+      // Zombies are gone but for their reaping (this container's pid 1 reaps late, or never).
+      ...userProcesses(h).filter(
+        (p) => !/^\d+ (sshd: |\S*node \S*umlfleet-agent dial-stdio)/.test(p) && !p.endsWith("<defunct>"),
+      ),
+      ...processesMentioning(h.stateDir).filter((p) => !/^\d+ \S*ssh .*umlfleet-agent dial-stdio/.test(p)),
+    ],
+    files: h
+      .ssh(`test ! -d ${h.stateDir} || find ${h.stateDir} -mindepth 2 \\( -type f -o -type s \\) -print`)
+      .trim(),
+    cableKeys: h.ssh("grep -c umlfleet-cable ~/.ssh/authorized_keys || true").trim(),
+  });
+  const userProcesses = (h: NsHost) =>
+    execFileSync("sh", ["-c", `pgrep -a -U ${h.uid} || true`], { encoding: "utf8" })
+      .trim()
+      .split("\n")
+      .filter(Boolean);
+  const ping = (from: NsHost, guest: string, ip: string) =>
+    from
+      .ssh(`${join(ROOT, "bin", "umlfleet")} exec ${guest} -- ping -c 2 -W 5 ${ip} >/dev/null 2>&1; echo $?`)
+      .trim();
+
+  it("fails preview or up with a clear message and creates nothing, for each broken host", async () => {
+    const cases: [string, RegExp][] = [
+      ["wrongHostKey", /UMLFLEET_HOST_KEY_MISMATCH/],
+      ["wrongUser", /UMLFLEET_HOST_AUTH_FAILED/],
+      ["noAgent", /UMLFLEET_AGENT_MISSING/],
+      ["otherVersion", /UMLFLEET_VERSION_MISMATCH.*0\.0\.1-other/s],
+    ];
+    for (const [variant, message] of cases) {
+      const preview = await pulumi("preview", variant);
+      expect(preview.error, variant).toBeDefined();
+      expect(`${preview.error}\n${preview.stdout}`, variant).toMatch(message);
+      const r = await pulumi("up", variant);
+      expect(r.error, variant).toBeDefined();
+      expect(`${r.error}\n${r.stdout}`, variant).toMatch(message);
+      expect(`${r.error} ${r.stdout} ${preview.error} ${preview.stdout}`).not.toContain("PRIVATE KEY");
+      // Nothing made: no switch, guest or cable on any host.
+      for (const h of lab.hosts) expect(leftOn(h).processes, `${variant} on host ${h.index}`).toEqual([]);
+      ok(await pulumi("destroy"));
+    }
+  });
+
+  it("boots guests on three hosts on one network; a guest on A pings B and C; a second preview changes nothing", async () => {
+    const up = ok(await pulumi("up"));
+    expect(up.outputs?.states).toEqual(["running", "running", "running"]);
+    expect(up.outputs?.versions).toEqual([expect.any(String), expect.any(String), expect.any(String)]);
+    const [a] = lab.hosts;
+    expect(ping(a, "g0", "10.0.0.2")).toBe("0");
+    expect(ping(a, "g0", "10.0.0.3")).toBe("0");
+    const again = ok(await pulumi("preview"));
+    expect(Object.keys(again.summary ?? {}).filter((k) => k !== "same")).toEqual([]);
+  });
+
+  it("keeps private key material out of the stack export", async () => {
+    const dep = JSON.stringify(ok(await pulumi("export")).deployment);
+    expect(dep).not.toContain("PRIVATE KEY");
+    expect(dep).not.toContain(lab.privateKey.split("\n")[1]);
+    expect(dep).toContain("4dabf18193072939515e22adb298388d"); // Pulumi's secret signature: the key is there, encrypted
+  });
+
+  it("finds a cable killed behind its back on refresh, re-makes it on up, and ping works again", async () => {
+    const [a, , c] = lab.hosts;
+    // The cable's SSH connection to host 3 dies (its ssh killed on host 1).
+    const ssh = execFileSync("pgrep", ["-U", String(a.uid), "-x", "ssh"], { encoding: "utf8" })
+      .trim()
+      .split("\n")
+      .find((p) => readFileSync(`/proc/${p}/cmdline`, "utf8").includes(c.address))!;
+    execFileSync("kill", ["-9", ssh]);
+    expect(ping(a, "g0", "10.0.0.3")).not.toBe("0");
+    const refresh = ok(await pulumi("refresh"));
+    expect(refresh.summary?.update).toBe(1); // the network: running false
+    const up = ok(await pulumi("up"));
+    expect(up.summary?.update).toBe(1);
+    expect(ping(a, "g0", "10.0.0.3")).toBe("0");
+  });
+
+  it("converges with no duplicate and no orphan after the SSH connection to a host is killed during an up", async () => {
+    ok(await pulumi("destroy"));
+    const b = lab.hosts[1];
+    const running = pulumi("up");
+    // Once host 2's guest is being made, every ssh of the provider to host 2 dies.
+    const marker = join(b.stateDir, "instances", "g1");
+    for (let i = 0; i < 2400 && !existsSync(marker); i++) await sleep(50);
+    expect(existsSync(marker), "host 2's guest was never begun").toBe(true);
+    const sshToB = execFileSync("pgrep", ["-U", "0", "-f", `^ssh .*${b.address.replace(/\./g, "\\.")}`], {
+      encoding: "utf8",
+    })
+      .trim()
+      .split("\n")
+      .filter(Boolean);
+    expect(sshToB.length).toBeGreaterThan(0);
+    // Killed again and again for a while, past the client's retries: the up should fail.
+    execFileSync("kill", ["-9", ...sshToB]);
+    for (let i = 0; i < 40; i++) {
+      await sleep(200);
+      const again = execFileSync(
+        "sh",
+        ["-c", `pgrep -U 0 -f '^ssh .*${b.address.replace(/\./g, "\\.")}' || true`],
+        {
+          encoding: "utf8",
+        },
+      )
+        .trim()
+        .split("\n")
+        .filter(Boolean);
+      if (again.length > 0) execFileSync("sh", ["-c", `kill -9 ${again.join(" ")} 2>/dev/null || true`]);
+    }
+    // It may fail, or succeed by the client's retry: either way the next up converges.
+    const first = await running;
+    console.info(
+      `up with its ssh to host 2 killed: ${first.error ? `failed: ${first.error.slice(0, 200)}` : "succeeded (retried)"}`,
+    );
+    const up = ok(await pulumi("up"));
+    expect(up.outputs?.states).toEqual(["running", "running", "running"]);
+    for (const [i, h] of lab.hosts.entries()) {
+      expect(h.ssh(`ls ${h.stateDir}/instances`).trim().split("\n"), `host ${h.index}`).toEqual([`g${i}`]);
+      const guests = new Set(
+        userProcesses(h)
+          .map((p) => /uml_dir=\S*\/instances\/([a-z0-9-]+)\//.exec(p)?.[1])
+          .filter(Boolean),
+      );
+      expect([...guests], `guests running on host ${h.index}`).toEqual([`g${i}`]);
+    }
+    const again = ok(await pulumi("preview"));
+    expect(Object.keys(again.summary ?? {}).filter((k) => k !== "same")).toEqual([]);
+    expect(ping(lab.hosts[0], "g0", "10.0.0.2")).toBe("0");
+  });
+
+  it("destroy leaves all three hosts clean", async () => {
+    ok(await pulumi("destroy"));
+    for (const h of lab.hosts)
+      expect(leftOn(h), `host ${h.index}`).toEqual({ processes: [], files: "", cableKeys: "0" });
+  });
+});
