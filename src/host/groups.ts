@@ -12,7 +12,7 @@ import type { Instances, StopOptions } from "./instance";
 import { BatchLauncher, type Launcher } from "./launcher";
 import type { Networks } from "./networks";
 import { killAllNaming } from "../process";
-import { refuseForeign } from "./owners";
+import { refuseForeign, refuseForeignUses } from "./owners";
 import type { SerialLinks } from "./serial-links";
 import type { StateDir } from "./state";
 
@@ -69,6 +69,8 @@ export class InstanceGroups {
       [...Object.keys(s.members), ...Object.keys(previous?.members ?? {})],
       owner,
     );
+    for (const [m, spec] of Object.entries(s.members))
+      refuseForeignUses(`instance-group/${s.name}/members/${m}`, spec, owner, this.rt, this.rt.state.root);
     const actions = this.actionsFor(s, previous);
     const plans: Record<string, ChangePlan> = {};
     this.refuseForeignInstances(s, previous, actions);

@@ -103,3 +103,30 @@ export function ownersOf<K extends string>(
   }
   return out;
 }
+
+/** What an instance uses of other resources, by name. */
+interface Uses {
+  rootDisk?: string;
+  swapDisk?: string;
+  disks?: { disk: string }[];
+  nics?: { network: string }[];
+}
+
+/**
+ * An instance of `owner` may use only disks and networks of its own stack
+ * (or of no one's): another stack's disk would hand it that stack's data, its
+ * network that stack's guests. Refused with UMLFLEET_CONFLICT before any side effect.
+ */
+export function refuseForeignUses(
+  what: string,
+  s: Uses,
+  owner: string | undefined,
+  records: { disks: { get(n: string): Owned | undefined }; networks: { get(n: string): Owned | undefined } },
+  stateDir: string,
+): void {
+  if (owner === undefined) return;
+  for (const d of [s.rootDisk, s.swapDisk, ...(s.disks ?? []).map((x) => x.disk)])
+    if (d) refuseForeign(`${what}: disk`, d, records.disks.get(d), owner, "change", stateDir);
+  for (const n of s.nics ?? [])
+    refuseForeign(`${what}: network`, n.network, records.networks.get(n.network), owner, "change", stateDir);
+}

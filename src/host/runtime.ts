@@ -35,7 +35,7 @@ import { Instances, type InstanceStatus, type StartOptions, type StopOptions } f
 import type { Launcher } from "./launcher";
 import { buildKernel, isExecutableFile, kernelFacts } from "./kernels";
 import { Networks, type NetworkStatus } from "./networks";
-import { checkOwner, ownersOf, refuseForeign } from "./owners";
+import { checkOwner, ownersOf, refuseForeign, refuseForeignUses } from "./owners";
 import { SerialLinks } from "./serial-links";
 import { StateDir, withLock } from "./state";
 
@@ -245,6 +245,7 @@ export class LocalRuntime implements HostDriver {
   ): Promise<InstanceInfo> {
     const s = this.validator.validate("instance", spec);
     const owner = checkOwner(opts.owner);
+    refuseForeignUses(`instance ${JSON.stringify(s.name)}`, s, owner, this, this.stateDir);
     // A runAs account this host lacks, or a uid this process may not switch to: refused before anything is made.
     if (s.runAs && !s.runAs.pool) await resolveHostIds(s, { key: `check\0${s.name}`, others: [] });
     return withDeadline(`instance ${s.name}`, opts, async (signal) => {
@@ -266,6 +267,7 @@ export class LocalRuntime implements HostDriver {
   ): Promise<{ plan: ChangePlan; info: InstanceInfo }> {
     const s = this.validator.validate("instance", spec);
     const owner = checkOwner(opts.owner);
+    refuseForeignUses(`instance ${JSON.stringify(s.name)}`, s, owner, this, this.stateDir);
     return withDeadline(`instance ${s.name}`, opts, async (signal) => {
       const plan = await this.instances.update(s, { signal, owner });
       // A guest found stopped (drift) runs again after its update.

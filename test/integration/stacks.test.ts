@@ -102,6 +102,7 @@ describe("two stacks on one host: everything but bases belongs to the stack that
     nics: [{ network: "lan", ipv4: "10.0.0.1/24" }],
   });
   const group = { name: "grp", base: "bb", members: { g0: { memoryMiB: 64 } } };
+  const bobs = (more: object) => ({ name: "b", rootDisk: "b-root", memoryMiB: 64, ...more });
   beforeAll(async () => {
     await rt.ensureBase(BASE, ALICE);
     await rt.ensureBase(BASE, BOB);
@@ -112,6 +113,7 @@ describe("two stacks on one host: everything but bases belongs to the stack that
     await Promise.all([rt.createInstance(instance("m"), ALICE), rt.createInstance(instance("n"), ALICE)]);
     await rt.ensureSerialLink(link, ALICE);
     await rt.applyGroup(group, undefined, ALICE);
+    await rt.ensureDisk({ name: "b-root", kind: "overlay", base: "bb" }, BOB);
   });
   afterAll(() => host.destroy());
   const link = { name: "mn", a: { instance: "m", line: 1 }, b: { instance: "n", line: 1 } };
@@ -125,6 +127,27 @@ describe("two stacks on one host: everything but bases belongs to the stack that
     ["instance update", '"m"', () => rt.updateInstance({ ...instance("m"), memoryMiB: 80 }, BOB)],
     ["serial link", '"mn"', () => rt.ensureSerialLink(link, BOB)],
     ["group member", '"g0"', () => rt.applyGroup(group, undefined, BOB)],
+    // Bob's own guest, on Alice's disk or network.
+    [
+      "disk, as a disk of its instance",
+      '"data"',
+      () => rt.createInstance(bobs({ disks: [{ disk: "data" }] }), BOB),
+    ],
+    [
+      "network, as its instance's NIC",
+      '"lan"',
+      () => rt.createInstance(bobs({ nics: [{ network: "lan" }] }), BOB),
+    ],
+    [
+      "network, as a group member's NIC",
+      '"lan"',
+      () =>
+        rt.applyGroup(
+          { name: "bg", base: "bb", members: { bg0: { nics: [{ network: "lan" }] } } },
+          undefined,
+          BOB,
+        ),
+    ],
     ["network removal", '"lan"', () => rt.removeNetwork("lan", BOB)],
     ["disk removal", '"data"', () => rt.removeDisk("data", BOB)],
     ["instance removal", '"m"', () => rt.removeInstance("m", BOB)],
