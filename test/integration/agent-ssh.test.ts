@@ -138,7 +138,14 @@ describe.skipIf(!canRun)("sshTransport to a real sshd on loopback", () => {
       await d.removeDisk("g-root");
       await d.removeBase("bb");
       await d.removeNetwork("lan");
-      expect(await d.inventory()).toEqual({ bases: [], disks: [], networks: [], instances: [], links: [] });
+      expect(await d.inventory()).toEqual({
+        bases: [],
+        disks: [],
+        networks: [],
+        instances: [],
+        links: [],
+        owners: {},
+      });
     } finally {
       await d.close();
     }

@@ -54,6 +54,7 @@ describe("the provider over AgentClient over a unix socket (umlfleet-agent serve
       networks: [],
       instances: [],
       links: [],
+      owners: {},
     });
     expect(agent.stderr()).toMatch(/POST \/v1\/createInstance 200 \d+ms/);
     expect(agent.stderr()).toMatch(/POST \/v1\/exec 404 \d+ms UMLFLEET_NOT_FOUND/);
@@ -106,7 +107,14 @@ describe("AgentClient over umlfleet-agent dial-stdio (a child's stdin and stdout
     await d.removeDisk("g-root");
     await d.removeBase("bb");
     await d.removeNetwork("lan");
-    expect(await d.inventory()).toEqual({ bases: [], disks: [], networks: [], instances: [], links: [] });
+    expect(await d.inventory()).toEqual({
+      bases: [],
+      disks: [],
+      networks: [],
+      instances: [],
+      links: [],
+      owners: {},
+    });
     await d.close();
     expect(await second.exited).toBe(0);
     expect(processesMentioning(dir)).toEqual([]);
