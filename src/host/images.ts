@@ -179,7 +179,7 @@ export class Images {
 
   private async ensureImage(
     spec: BaseSpec,
-    opts: { timeoutMs?: number; overlays?: string[]; signal?: AbortSignal },
+    opts: { timeoutMs?: number; overlays?: string[]; signal?: AbortSignal; owner?: string },
   ): Promise<BaseRecord> {
     const recipe = recipeHash(spec);
     const existing = this.get(spec.name);
@@ -195,10 +195,14 @@ export class Images {
     )
       return existing;
     if (existing && existing.recipeHash !== recipe && existsSync(existing.imagePath)) {
+      // Another stack's: a base is shared only with the same source.
+      const others = (existing.owners ?? []).filter((o) => o !== opts.owner);
       throw new UmlfleetError(
         "UMLFLEET_CONFLICT",
-        `base ${JSON.stringify(spec.name)} exists with another source; remove it first (its overlays would lose their backing)`,
-        { name: spec.name },
+        others.length
+          ? `base ${JSON.stringify(spec.name)} exists with another source, owned by stack ${others.map((o) => JSON.stringify(o)).join(", ")}; bases are shared only with the same source: give this one another name, or another stateDir (${this.state.root})`
+          : `base ${JSON.stringify(spec.name)} exists with another source; remove it first (its overlays would lose their backing)`,
+        { name: spec.name, ...(others.length ? { owners: existing.owners } : {}) },
       );
     }
     if (existing && existing.recipeHash === recipe) {

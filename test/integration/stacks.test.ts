@@ -68,6 +68,21 @@ describe("two stacks on one host: a shared base", () => {
     expect(existsSync(a.imagePath)).toBe(false);
   });
 
+  it("a base of that name with another source is refused, naming its owners and the fixes", async () => {
+    const rt = host.rt;
+    await rt.ensureBase(BASE, ALICE);
+    const other = { ...BASE, source: { kind: "busybox" as const, sizeMiB: 40 } };
+    await expect(rt.ensureBase(other, BOB)).rejects.toMatchObject({
+      code: "UMLFLEET_CONFLICT",
+      message: expect.stringMatching(
+        /base "bb" exists with another source, owned by stack "lab\/alice".*another name, or another stateDir/,
+      ),
+    });
+    expect(rt.images.get("bb")!.owners).toEqual(["lab/alice"]);
+    await rt.removeBase("bb", ALICE);
+    expect(rt.images.get("bb")).toBeUndefined();
+  });
+
   it("an overlay of another stack keeps the base its last owner removes", async () => {
     const rt = host.rt;
     await rt.ensureBase(BASE, ALICE);
