@@ -16,23 +16,6 @@ type HostFact = Awaited<ReturnType<HostDriver["hostFacts"]>>[number];
 
 const validator = new SpecValidator();
 
-/** Outputs a Host adds to its inputs. */
-export const HOST_OUTPUTS = [
-  "hostId",
-  "stateDir",
-  "version",
-  "kernels",
-  "vde2",
-  "bubblewrap",
-  "cores",
-  "memoryMiB",
-  "freeDiskMiB",
-  "userNamespaces",
-  "shmExec",
-  "netTun",
-  "facts",
-];
-
 /** Which fields of `ssh` say which host and account: changing one is another host. */
 const IDENTITY = ["host", "port", "user", "agentCommand", "stateDir"] as const;
 

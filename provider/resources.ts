@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { HOST_OUTPUTS } from "./host-outputs";
 import type { ChangePlan } from "../src/change-plan";
 import { makeProvider } from "./shim";
 
@@ -87,23 +88,7 @@ export class Host extends pulumi.dynamic.Resource {
   constructor(name: string, args: HostResourceArgs = {}, o?: pulumi.CustomResourceOptions) {
     // A private key is a secret in the state, inputs and outputs alike, even when given in clear.
     const ssh = args.ssh && (args.ssh.privateKey !== undefined ? pulumi.secret(args.ssh) : args.ssh);
-    const outputs = Object.fromEntries(
-      [
-        "hostId",
-        "stateDir",
-        "version",
-        "kernels",
-        "vde2",
-        "bubblewrap",
-        "cores",
-        "memoryMiB",
-        "freeDiskMiB",
-        "userNamespaces",
-        "shmExec",
-        "netTun",
-        "facts",
-      ].map((k) => [k, undefined]),
-    );
+    const outputs = Object.fromEntries(HOST_OUTPUTS.map((k) => [k, undefined]));
     super(
       makeProvider("host"),
       name,
