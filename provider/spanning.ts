@@ -6,6 +6,7 @@
  * command only, so they outlive `pulumi up` and need no open port).
  */
 import { createHash } from "node:crypto";
+import { UmlfleetError } from "../src/errors";
 import type { NetworkSpec } from "../src/spec";
 import { cablesOn, driverFor, type HostRef } from "./driver-factory";
 
@@ -118,6 +119,17 @@ export async function removeSpan(
   owner?: string,
 ): Promise<void> {
   const [hub, ...peers] = hosts;
+  // Another stack's switches (and so their cables) are left alone: checked before a cable goes.
+  if (owner !== undefined)
+    for (const h of hosts) {
+      const owners = (await driverFor(on(h)).inventory({ signal })).owners?.networks?.[name];
+      if (owners?.length && !owners.includes(owner))
+        throw new UmlfleetError(
+          "UMLFLEET_CONFLICT",
+          `network ${JSON.stringify(name)} on ${h.hostId} belongs to stack ${owners.map((o) => JSON.stringify(o)).join(", ")}, not to ${JSON.stringify(owner)}; it is left as it is, cables included; to drop it from stack ${JSON.stringify(owner)} without touching the hosts, run \`pulumi state delete\` on its URN there`,
+          { kind: "network", name, owners, owner, host: h.hostId },
+        );
+    }
   const hubCables = await cablesOn(on(hub!));
   for (const peer of peers) {
     const c = cableName(name, peer);
