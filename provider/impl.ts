@@ -12,13 +12,14 @@ import type {
   DiskInfo,
   HostDriver,
   InstanceInfo,
+  Inventory,
   KernelInfo,
   MemberInfo,
   NetworkInfo,
 } from "../src/host/driver";
 import { ancestorNamed, isAlive, type ProcessIdentity } from "../src/process";
 import type { InstanceGroupSpec, SpecKind } from "../src/spec";
-import { SpecValidator, packageVersion } from "../src/validation";
+import { SpecValidator, memberRootDisk, packageVersion } from "../src/validation";
 import { defaultStateDir, driverFor, removeUploaded, sshOf, uploadFile, UNKNOWN } from "./driver-factory";
 import { checkHost, hostChange, hostOutputs, hostSpecProblems } from "./host";
 import { applySpan, readSpan, removeSpan, spanHosts, spanProblems } from "./spanning";
@@ -185,6 +186,8 @@ export async function check(
     (p) => !(p.value === undefined && isUnknown(getPointer(spec, p.field))),
   );
   failures.push(...problems.map((p) => toFailure(kind, p)));
+  // Another stack's name on this host: said by preview (create refuses it anyway).
+  if (failures.length === 0) failures.push(...(await foreignNames(kind, inputs)));
   // Keep defaults out of the inputs: the program's own values are what diff compares.
   if ((kind === "instance" || kind === "instance-group") && failures.length === 0) {
     // Pulumi's dynamic-provider host passes the engine no detailed diff, so a
@@ -202,6 +205,59 @@ export async function check(
     }
   }
   return { inputs, failures };
+}
+
+/** The inventory kind of what a stack owns alone (a base is shared: never another stack's). */
+const OWNED_AS: Partial<Record<Kind, keyof NonNullable<Inventory["owners"]>>> = {
+  disk: "disks",
+  network: "networks",
+  instance: "instances",
+  "serial-link": "links",
+};
+
+/**
+ * The names of this resource that another stack owns on its host, as check
+ * failures, so that `pulumi preview` says so before `up` (whose create
+ * refuses them anyway). A host that cannot be asked now is asked by create.
+ */
+async function foreignNames(kind: Kind, inputs: Props): Promise<CheckFailure[]> {
+  const owner = inputs.owner;
+  if (
+    typeof owner !== "string" ||
+    inputs.hosts !== undefined ||
+    isUnknown(inputs.stateDir) ||
+    isUnknown(inputs.host)
+  )
+    return [];
+  const names: [field: string, of: keyof NonNullable<Inventory["owners"]>, name: string][] = [];
+  const members = inputs.members;
+  if (kind === "instance-group" && members && typeof members === "object")
+    for (const m of Object.keys(members))
+      names.push([`/members/${m}`, "instances", m], [`/members/${m}`, "disks", memberRootDisk(m)]);
+  const of = OWNED_AS[kind];
+  if (of && typeof inputs.name === "string" && !isUnknown(inputs.name))
+    names.push(["/name", of, inputs.name]);
+  if (names.length === 0) return [];
+  let inventory: Inventory;
+  try {
+    inventory = await driverFor(inputs).inventory({ timeoutMs: 30_000 });
+  } catch {
+    return [];
+  }
+  const where = typeof inputs.stateDir === "string" ? ` (state folder ${inputs.stateDir})` : "";
+  return names.flatMap(([field, of, name]) => {
+    const owners = inventory.owners?.[of]?.[name];
+    if (!owners?.length || owners.includes(owner)) return [];
+    const whose = owners.map((o) => JSON.stringify(o)).join(", ");
+    const what =
+      of === "disks" && field !== "/name" ? `its overlay ${JSON.stringify(name)}` : JSON.stringify(name);
+    return [
+      {
+        property: field.split("/")[1]!,
+        reason: `[UMLFLEET_CONFLICT] ${kind}${field}: ${what} belongs to stack ${whose} on this host${where}, not to ${JSON.stringify(owner)}; names are per host state folder: give this one another name, or another stateDir`,
+      },
+    ];
+  });
 }
 
 /** One line for a preview: "live: memoryMiB live, nics live", or "" for no change. */

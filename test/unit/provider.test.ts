@@ -20,6 +20,16 @@ describe("the provider over a fake host driver", () => {
         get(target, key, receiver) {
           const v = Reflect.get(target, key, receiver) as unknown;
           if (typeof v !== "function") return v;
+          // On "/fake/taken", network "taken", instance "gm" and its overlay are stack "x/owner"'s.
+          if (key === "inventory" && target.stateDir === "/fake/taken")
+            return async () => ({
+              ...(await target.inventory()),
+              owners: {
+                networks: { taken: ["x/owner"] },
+                instances: { gm: ["x/owner"] },
+                disks: { "gm-root": ["x/owner"] },
+              },
+            });
           return (...args: unknown[]) => {
             const opts = args.at(-1) as { owner?: string } | undefined;
             if (opts && typeof opts === "object" && "signal" in opts) owners.push([String(key), opts.owner]);
@@ -137,5 +147,32 @@ describe("the provider over a fake host driver", () => {
       .catch((x: unknown) => x)) as Error & { id?: string };
     expect(e.message).toContain("UMLFLEET_CONFLICT");
     expect(e.id).toBeUndefined();
+  });
+
+  it("check says at preview that a name is another stack's on its host; its own names and bases pass", async () => {
+    const h = { stateDir: "/fake/taken" };
+    const net = await impl.check("network", {}, { ...h, name: "taken", owner: "x/intruder" });
+    expect(net.failures).toEqual([
+      {
+        property: "name",
+        reason: expect.stringMatching(
+          /^\[UMLFLEET_CONFLICT\] network\/name: "taken" belongs to stack "x\/owner" on this host \(state folder \/fake\/taken\), not to "x\/intruder"; .*another name, or another stateDir$/,
+        ),
+      },
+    ]);
+    const group = await impl.check(
+      "instance-group",
+      {},
+      { ...h, name: "g", base: "b", members: { gm: {} }, owner: "x/intruder" },
+    );
+    expect(group.failures.map((f) => f.reason)).toEqual([
+      expect.stringContaining('instance-group/members/gm: "gm" belongs to stack "x/owner"'),
+      expect.stringContaining('instance-group/members/gm: its overlay "gm-root" belongs to stack "x/owner"'),
+    ]);
+    expect((await impl.check("network", {}, { ...h, name: "taken", owner: "x/owner" })).failures).toEqual([]);
+    expect((await impl.check("network", {}, { ...h, name: "free", owner: "x/intruder" })).failures).toEqual(
+      [],
+    );
+    expect((await impl.check("network", {}, { ...h, name: "taken" })).failures).toEqual([]);
   });
 });
