@@ -9,6 +9,8 @@ export default defineConfig({
     hookTimeout: 240_000,
     fileParallelism: false,
     globalSetup: ["test/global-setup.ts"],
+    // expect.poll's default (1 s) is a wall-clock bet a loaded machine loses: wait long enough to prove it happens.
+    expect: { poll: { timeout: 20_000 } },
     reporters: ["default"],
   },
 });

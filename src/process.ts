@@ -267,3 +267,14 @@ export function ancestorNamed(name: string, pid = process.ppid): ProcessIdentity
   }
   return undefined;
 }
+
+/**
+ * Add /usr/sbin and /sbin to this process's PATH when missing: sshd gives a
+ * non-interactive session PATH=/usr/local/bin:/usr/bin:/bin, and umlfleet runs
+ * mke2fs and debugfs from /usr/sbin (the agent and `umlfleet doctor` over ssh).
+ */
+export function withSbinOnPath(env: NodeJS.ProcessEnv = process.env): void {
+  const dirs = (env.PATH ?? "").split(":").filter(Boolean);
+  for (const d of ["/usr/sbin", "/sbin"]) if (!dirs.includes(d)) dirs.push(d);
+  env.PATH = dirs.join(":");
+}

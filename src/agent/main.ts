@@ -1,4 +1,5 @@
 import { closeSync, constants, existsSync, lstatSync, openSync, unlinkSync, writeSync } from "node:fs";
+import { withSbinOnPath } from "../process";
 import { connect } from "node:net";
 import { LocalRuntime } from "../host/runtime";
 import { packageVersion } from "../validation";
@@ -109,11 +110,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(USAGE);
     return 2;
   }
-  // sshd gives a non-interactive session PATH=/usr/local/bin:/usr/bin:/bin; the
-  // tools umlfleet runs from /usr/sbin and /sbin (mke2fs, debugfs) must be found too.
-  const dirs = (process.env.PATH ?? "").split(":").filter(Boolean);
-  for (const d of ["/usr/sbin", "/sbin"]) if (!dirs.includes(d)) dirs.push(d);
-  process.env.PATH = dirs.join(":");
+  withSbinOnPath();
   const f = flags(rest);
   if (verb === "serve" && !f.socket) throw new Error("serve needs --socket PATH");
   if (verb === "dial-stdio") dialStdio(f);

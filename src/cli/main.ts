@@ -1,3 +1,4 @@
+import { withSbinOnPath } from "../process";
 import { doctor } from "./doctor";
 import { exec } from "./exec";
 import { gc } from "./gc";
@@ -36,6 +37,7 @@ export function cli(): void {
     if (e.code !== "EPIPE") throw e;
     process.exit();
   });
+  withSbinOnPath();
   const io: Io = {
     out: (t) => process.stdout.write(t),
     err: (t) => process.stderr.write(t),

@@ -33,7 +33,8 @@ describe("capture: every frame of a network in a pcap file on the host", () => {
       framesOf(pcap)
         .filter((f) => f.protocol === "tcp" && f.dstPort === 4000 && f.payload?.length)
         .map((f) => f.payload!.toString());
-    await expect.poll(tcpData).toEqual(["secret-words\n"]);
+    // Generous: a loaded machine may be seconds behind (and TCP may retransmit: ICMP below counts exactly).
+    await expect.poll(tcpData, { timeout: 20_000 }).toContain("secret-words\n");
     const file = readPcap(readFileSync(pcap));
     expect(file.snaplen).toBeGreaterThanOrEqual(65535);
     expect(file.linkType).toBe(1);
@@ -42,7 +43,7 @@ describe("capture: every frame of a network in a pcap file on the host", () => {
     const requests = frames.filter(
       (f) => f.protocol === "icmp" && f.src === "10.0.0.1" && f.payload?.[0] === 8,
     );
-    expect(requests).toHaveLength(3);
+    expect(requests).toHaveLength(3); // ping waited for each reply, so all three are on file
     for (const r of file.records) expect(r.frame.length).toBe(r.originalLength);
     expect(statSync(pcap).mode & 0o777).toBe(0o600);
   });
@@ -51,13 +52,13 @@ describe("capture: every frame of a network in a pcap file on the host", () => {
     const before = framesOf(pcap).length;
     const rec = host.rt.networks.get("cap")!;
     process.kill(-rec.captureWriter!.pid, "SIGKILL");
-    await expect.poll(() => isAlive(rec.captureWriter)).toBe(false);
+    await expect.poll(() => isAlive(rec.captureWriter), { timeout: 20_000 }).toBe(false);
     expect(host.rt.networkStatus("cap")!.running).toBe(false);
     await host.rt.ensureNetwork({ name: "cap", capture: { path: pcap } });
     expect(host.rt.networks.get("cap")!.switch).toEqual(rec.switch);
     await host.sh("a", "ping -c 2 -W 5 10.0.0.2");
     const requests = () => framesOf(pcap).filter((f) => f.protocol === "icmp" && f.payload?.[0] === 8).length;
-    await expect.poll(requests).toBe(5);
+    await expect.poll(requests, { timeout: 20_000 }).toBe(5);
     expect(framesOf(pcap).length).toBeGreaterThan(before + 3);
   });
 
