@@ -2,12 +2,13 @@ import { withSbinOnPath } from "../process";
 import { doctor } from "./doctor";
 import { exec } from "./exec";
 import { gc } from "./gc";
+import { graph } from "./graph";
 import { logs } from "./logs";
 import { ls } from "./ls";
 import { USAGE_ERROR, type Io, type Verb } from "./verb";
 
 /** A new verb (ls, logs, ...) is one entry here and a module beside this one. */
-const VERBS: Record<string, Verb> = { doctor, ls, logs, exec, gc };
+const VERBS: Record<string, Verb> = { doctor, ls, logs, exec, graph, gc };
 
 function help(io: Io): void {
   io.out("usage: umlfleet <command> [arguments]\n\n");

@@ -131,6 +131,19 @@ describe("umlfleet gc: a crash's debris goes, a stack's resources stay", () => {
     await host.rt.removeDisk("ghost-root");
   }, 120_000);
 
+  it("umlfleet graph prints the topology as DOT: machines on their network, the serial link, their base", async () => {
+    const r = await cli(["graph", "--state-dir", host.stateDir]);
+    expect(r.status).toBe(0);
+    expect(r.out).toMatch(/^graph umlfleet \{/);
+    for (const line of [
+      '"vm:a" -- "net:lan" [label="eth0 10.0.0.1/24"];',
+      '"vm:b" -- "net:lan" [label="eth0 10.0.0.2/24"];',
+      '"vm:a" -- "base:bb" [style=dotted];',
+      '"vm:a" -- "vm:b" [style=dashed, label="ab: ttyS1-ttyS1"];',
+    ])
+      expect(r.out).toContain(line);
+  });
+
   it("umlfleet logs prints a guest's console log and, with -f, what it writes next", async () => {
     const once = await cli(["logs", "--state-dir", host.stateDir, "a"]);
     expect(once.status).toBe(0);

@@ -26,7 +26,7 @@ describe("the umlfleet command", () => {
   it("names an unknown command and the ones it has", async () => {
     const r = await umlfleet(["lss"]);
     expect(r.status).toBe(2);
-    expect(r.err).toContain('unknown command "lss" (commands: doctor, ls, logs, exec, gc)');
+    expect(r.err).toContain('unknown command "lss" (commands: doctor, ls, logs, exec, graph, gc)');
     expect((await umlfleet(["toString"])).status).toBe(2);
   });
 
