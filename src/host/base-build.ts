@@ -40,6 +40,7 @@ export function recipeHash(spec: BaseSpec): string {
   const h = createHash("sha256").update(JSON.stringify(spec.source.kind === "debian" ? spec.source : spec));
   if (spec.source.kind !== "image") {
     h.update(readFileSync(join(guestDir(), "init")));
+    h.update(readFileSync(join(guestDir(), "fstab")));
     h.update(String(statSync(BUSYBOX).size));
   }
   return h.digest("hex");
@@ -245,6 +246,8 @@ function injectGuestFiles(root: string): void {
   }
   copyFileSync(join(guestDir(), "init"), join(root, GUEST_INIT.slice(1)));
   chmodSync(join(root, GUEST_INIT.slice(1)), 0o755);
+  copyFileSync(join(guestDir(), "fstab"), join(dir, "fstab"));
+  chmodSync(join(dir, "fstab"), 0o644);
 }
 
 /**
