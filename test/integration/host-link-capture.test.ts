@@ -127,14 +127,16 @@ describe.runIf(hasNetAdmin())("host link: the host itself on a network, through 
     await host.sh("g", `echo hello-from-guest | nc ${subnet}.1 7001`);
     await expect.poll(() => received.join("")).toContain("hello-from-guest");
     await host.sh("g", "nc -l -p 7002 -e /bin/hostname &");
-    const reply = await new Promise<string>((resolve, reject) => {
-      const c = connect(7002, `${subnet}.2`);
-      let got = "";
-      c.on("data", (d) => (got += d.toString()));
-      c.on("end", () => resolve(got));
-      c.on("error", reject);
-    });
-    expect(reply.trim()).toBe("g");
+    // The guest's nc starts in the background: connect until it listens (a loaded host may be seconds behind).
+    const ask = () =>
+      new Promise<string>((resolve) => {
+        const c = connect(7002, `${subnet}.2`);
+        let got = "";
+        c.on("data", (d) => (got += d.toString()));
+        c.on("end", () => resolve(got));
+        c.on("error", () => resolve(""));
+      });
+    await expect.poll(async () => (await ask()).trim()).toBe("g");
   });
 
   it("the host-linked switch shares the host's network but holds no capability; other switches have no network", async () => {
