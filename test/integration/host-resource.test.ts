@@ -38,7 +38,19 @@ describe.skipIf(hostsUnsupported() !== undefined)("Host resource over ssh", () =
     hostKey: h.hostKey,
     ...extra,
   });
-  const keyFiles = () => readdirSync(tmpdir()).filter((f) => f.startsWith("umlfleet-key-"));
+  /** This process's key folders (other runs on the machine have their own: each records its owner). */
+  const keyFiles = () =>
+    readdirSync(tmpdir()).filter((f) => {
+      if (!f.startsWith("umlfleet-key-")) return false;
+      try {
+        return (
+          (JSON.parse(readFileSync(join(tmpdir(), f, "owner"), "utf8")) as { pid: number }).pid ===
+          process.pid
+        );
+      } catch {
+        return false;
+      }
+    });
   /** The error's text, checked to hold no key material. */
   const failure = async (p: Promise<unknown>): Promise<string> => {
     const e = await p.then(
