@@ -23,7 +23,8 @@ export function packageVersion(): string {
   return (JSON.parse(readFileSync(join(packageRoot(), "package.json"), "utf8")) as { version: string })
     .version;
 }
-const SCHEMA_FILE: Record<SpecKind, string> = {
+/** The schema file (in schema/) of each spec kind. */
+export const SCHEMA_FILE: Record<SpecKind, string> = {
   kernel: "kernel.json",
   base: "base.json",
   disk: "disk.json",

@@ -16,6 +16,7 @@ import { readFileSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import type { SpecKind } from "../../src/spec";
+import { SCHEMA_FILE } from "../../src/validation";
 
 type Schema = Record<string, unknown> & {
   type?: string | string[];
@@ -80,15 +81,6 @@ for (const key of [
   MAY_HOLD[key] = safePath;
 
 const SCHEMA_DIR = join(__dirname, "..", "..", "schema");
-const FILE: Record<SpecKind, string> = {
-  kernel: "kernel.json",
-  base: "base.json",
-  disk: "disk.json",
-  network: "network.json",
-  instance: "instance.json",
-  "serial-link": "serial-link.json",
-  "instance-group": "instance-group.json",
-};
 
 function loadSchemas(): Map<string, Schema> {
   const out = new Map<string, Schema>();
@@ -303,7 +295,7 @@ export function badSpecs(kind: SpecKind, seed: unknown, unclassified: string[], 
     }
   };
 
-  visit({ $ref: `${FILE[kind]}#` }, FILE[kind], seed, [], "");
+  visit({ $ref: `${SCHEMA_FILE[kind]}#` }, SCHEMA_FILE[kind], seed, [], "");
   return out;
 }
 
