@@ -29,6 +29,8 @@ export interface BootNic {
   switchDir: string;
   mac: string;
   ipv4?: string;
+  /** A point-to-point socket (vdeplug ptp://) to plug into instead of the switch: an impaired NIC's wirefilter. */
+  ptp?: string;
 }
 
 export interface BootShare {
@@ -84,9 +86,10 @@ export function ubdArg(d: BootDisk): string {
 export const nicDevice = (n: Pick<BootNic, "driver" | "index">) => `${n.driver}${n.index}`;
 
 export function nicArg(n: BootNic): string {
+  const vnl = n.ptp ? `ptp://${n.ptp}` : `vde://${n.switchDir}`;
   return n.driver === "vec"
-    ? `vec${n.index}:transport=vde,vnl=vde://${n.switchDir},mac=${n.mac}`
-    : `eth${n.index}=vde,${n.switchDir},${n.mac}`;
+    ? `vec${n.index}:transport=vde,vnl=${vnl},mac=${n.mac}`
+    : `eth${n.index}=vde,${n.ptp ? vnl : n.switchDir},${n.mac}`;
 }
 
 /** The NIC driver for a kernel version ("6.1.176" -> "eth"). */

@@ -13,6 +13,8 @@ export interface BootInput {
   /** Disks as linked into vm/ (`file`), with their bases (`backing`). */
   disks: BootDisk[];
   nics: BootNic[];
+  /** The instance's links folder (impaired NICs' plugs, impairment.ts): bound at every boot, for re-plugs. */
+  linksDir?: string;
   /** Checked shares, in order; each is handed over as an open fd. */
   shares: { name: string; guestPath: string; readOnly: boolean }[];
   /** The FIFO of a channel's end: control, ttyS0, ... */
@@ -71,7 +73,7 @@ export function planBoot(b: BootInput): BootPlan {
       kernel: s.kernel,
       vmDir: b.vmDir,
       readOnlyPaths: [...new Set(b.disks.flatMap((d) => (d.backing ? [d.backing] : [])))],
-      readWritePaths: [...new Set(b.nics.map((n) => n.switchDir))],
+      readWritePaths: [...new Set(b.nics.map((n) => n.switchDir)), ...(b.linksDir ? [b.linksDir] : [])],
       shares: bound.map((sh, i) => ({ name: sh.name, fd: fds.pass[i]!, readOnly: sh.readOnly })),
       hostfsRoot: HOSTFS_ROOT,
       infoFd: fds.info,
