@@ -43,6 +43,8 @@ export interface BootShare {
 export interface BootFds {
   /** Console output (con0): the console log. */
   console: number;
+  /** Console input (con0), a FIFO `umlfleet console` writes; none: con0 reads nothing. */
+  consoleIn?: number;
   /** The control channel (con1 = guest /dev/tty1): guest reads `in`, writes `out`. */
   control: { in: number; out: number };
   /** Serial lines sslN = guest /dev/ttySN. */
@@ -112,7 +114,9 @@ export function umlArgv(p: BootPlan): string[] {
     // Lines not given a channel do not exist ("none"): the guest cannot open
     // them, so they cost no IRQ slot (a "null" line opened costs one for good).
     "con=none",
-    `con0=null,fd:${p.fds.console}`,
+    p.fds.consoleIn === undefined
+      ? `con0=null,fd:${p.fds.console}`
+      : `con0=fd:${p.fds.consoleIn},fd:${p.fds.console}`,
     `con1=fd:${p.fds.control.in},fd:${p.fds.control.out}`,
     "ssl=none",
     ...p.fds.serial.map((s) => `ssl${s.line}=fd:${s.in},fd:${s.out}`),

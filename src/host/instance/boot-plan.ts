@@ -50,6 +50,9 @@ export function planBoot(b: BootInput): BootPlan {
     fifos.push(b.fifo(`ttyS${line}`, "in"), b.fifo(`ttyS${line}`, "out"));
     return { line, in: inFd, out: inFd + 1 };
   });
+  // The console's input (umlfleet console), after the serial lines.
+  const consoleIn = FD_CONTROL_IN + fifos.length;
+  fifos.push(b.fifo("console", "in"));
   const bound = [...b.shares, ...(b.setup ? [{ name: SETUP_SHARE, readOnly: true }] : [])];
   const fds = guestFds(fifos.length, bound.length);
   const uml = umlArgv({
@@ -63,7 +66,7 @@ export function planBoot(b: BootInput): BootPlan {
     shares: b.shares,
     hostfsRoot: HOSTFS_ROOT,
     hostname: s.hostname ?? s.name,
-    fds: { console: 1, control: { in: FD_CONTROL_IN, out: FD_CONTROL_IN + 1 }, serial },
+    fds: { console: 1, consoleIn, control: { in: FD_CONTROL_IN, out: FD_CONTROL_IN + 1 }, serial },
     umlfleetInit: s.readiness === "marker",
     kernelArgs: s.kernelArgs ?? [],
     ...(b.setup ? { setup: SETUP_SHARE } : {}),
