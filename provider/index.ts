@@ -4,3 +4,5 @@
  */
 export * from "./resources";
 export { Fleet, type FleetArgs } from "./fleet";
+export { importLab, type ImportLabOptions, type ImportedLab } from "./lab";
+export { LabError, type LabMeta } from "../src/lab-conf";

@@ -30,7 +30,9 @@ export interface Result {
   outputs?: Record<string, unknown>;
   deployment?: {
     version: number;
-    deployment: { resources: { type: string; urn: string; outputs?: Record<string, unknown> }[] };
+    deployment: {
+      resources: { type: string; urn: string; outputs?: Record<string, unknown>; dependencies?: string[] }[];
+    };
   };
   error?: string;
   stdout: string;
