@@ -85,6 +85,26 @@ describe("link impairment through wirefilter", () => {
     expect(p.received, p.out).toBeLessThanOrEqual(75);
   });
 
+  it("jitter spreads the delay; a rate limit delays large frames; duplicates show as DUP!", async () => {
+    await host.rt.updateInstance(nicOf(a, { delayMs: 100, jitterMs: 50 }));
+    const j = await ping(host, "a", "10.0.0.2", 20, 0.3);
+    expect(j.received, j.out).toBeGreaterThanOrEqual(16);
+    expect(Math.min(...j.rtts), j.out).toBeGreaterThanOrEqual(49);
+    expect(Math.max(...j.rtts) - Math.min(...j.rtts), j.out).toBeGreaterThanOrEqual(20);
+    // 64 kbit/s is 8000 bytes/s: a 1442-byte frame takes some 180 ms to pass, a 92-byte one 12 ms.
+    await host.rt.updateInstance(nicOf(a, { rateKbit: 64 }));
+    const big = await host.rt.exec("a", "ping -c 4 -i 1 -W 3 -s 1400 10.0.0.2 2>&1; true", {
+      timeoutMs: 60_000,
+    });
+    const bigRtts = [...big.output.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+    expect(bigRtts.length, big.output).toBeGreaterThanOrEqual(3);
+    expect(Math.min(...bigRtts), big.output).toBeGreaterThanOrEqual(170);
+    await host.rt.updateInstance(nicOf(a, { duplicatePercent: 50 }));
+    const dup = await host.rt.exec("a", "ping -c 10 -i 0.3 -W 2 10.0.0.2 2>&1; true", { timeoutMs: 60_000 });
+    expect(dup.output).toMatch(/DUP!/);
+    a = nicOf(a, { duplicatePercent: 50 });
+  });
+
   it("down cuts the link without a reboot; down false restores it", async () => {
     const before = await uptime(host, "a");
     const down = nicOf(a, { down: true });
