@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mgmtSocket } from "../../src/host/impairment";
 import { showInfo } from "../../src/host/wirefilter-mgmt";
@@ -133,6 +133,27 @@ describe("link impairment through wirefilter", () => {
     expect(await uptime(host, "b")).toBeGreaterThan(before);
     expect(host.rt.instanceStatus("b").bootCount).toBe(1);
   });
+
+  it.runIf(process.getuid?.() === 0)(
+    "a guest run as another uid (runAs) gets a wirefilter run as that uid",
+    async () => {
+      await host.rt.ensureDisk({ name: "c-root", kind: "overlay", base: "bb" });
+      await host.rt.createInstance({
+        name: "c",
+        rootDisk: "c-root",
+        runAs: { pool: true },
+        nics: [{ network: "lan", ipv4: "10.0.0.3/24", impairment: { delayMs: 50 } }],
+      });
+      const uid = host.rt.instances.get("c")!.hostIds!.uid;
+      const wf = host.rt.instances.get("c")!.wirefilters!["0"]!.sandbox.pid;
+      expect(readFileSync(`/proc/${wf}/status`, "utf8")).toMatch(new RegExp(`^Uid:\\s+${uid}\\s`, "m"));
+      const p = await ping(host, "c", "10.0.0.1", 4);
+      expect(p.received, p.out).toBeGreaterThanOrEqual(3);
+      expect(p.median, p.out).toBeGreaterThanOrEqual(49);
+      await host.rt.removeInstance("c");
+      await host.rt.removeDisk("c-root");
+    },
+  );
 
   it("a restart keeps the impairment; removing the instance leaves no wirefilter and no socket", async () => {
     await host.rt.restartInstance("b");

@@ -349,12 +349,6 @@ const cases: [string, SpecKind, unknown, string][] = [
     "/nics/0/impairment/delayMs",
   ],
   [
-    "instance: impairment with runAs",
-    "instance",
-    { ...inst, runAs: { pool: true }, nics: [{ network: "n", impairment: { delayMs: 5 } }] },
-    "/nics/0/impairment",
-  ],
-  [
     "instance: route via an address outside every NIC's subnet",
     "instance",
     {
