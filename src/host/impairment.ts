@@ -1,10 +1,8 @@
-import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { UmlfleetError } from "../errors";
 import { identify, isAlive, killGroup, run, signalGroup, waitFor, type ProcessIdentity } from "../process";
 import type { ImpairmentSpec } from "../spec";
-import { shellQuote } from "./console-log";
 import { handOver, type HostIds } from "./host-users";
 import {
   binaryFiles,
@@ -13,6 +11,7 @@ import {
   readSandboxPid,
   SANDBOX_BIN,
   SETPRIV_BIN,
+  spawnSandboxed,
   switchSandboxArgv,
 } from "./sandbox";
 import { applyImpairment } from "./wirefilter-mgmt";
@@ -93,16 +92,8 @@ export async function startWirefilter(
     "-M",
     mgmtSocket(instanceDir, index),
   ];
-  // In the foreground as its sandbox's pid 1, its console on a FIFO it holds open (never EOF).
   const log = join(wfDir(instanceDir), `nic${index}.log`);
-  const line = `exec env -i ${argv.map(shellQuote).join(" ")} 0<>${shellQuote(stdin)} >>${shellQuote(log)} 2>&1 3>${shellQuote(info)}`;
-  const child = spawn("bash", ["-c", line], {
-    detached: true,
-    stdio: "ignore",
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
-  });
-  child.unref();
-  const outer = child.pid ? identify(child.pid) : null;
+  const outer = spawnSandboxed(argv, { stdin, log, info });
   const wf = await waitFor(
     () => {
       if (outer && !isAlive(outer)) return null;

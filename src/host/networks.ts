@@ -1,4 +1,3 @@
-import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { refuseIfInUse, UmlfleetError } from "../errors";
@@ -7,13 +6,13 @@ import { captureRoots } from "../feature-checks";
 import { checkCapture, startCapture, stopCapture } from "./capture";
 import { checkHostLink, closeHostLink, openHostLink, type HostLinkRecord } from "./host-link";
 import { identify, isAlive, killGroup, run, signalGroup, waitFor, type ProcessIdentity } from "../process";
-import { shellQuote } from "./console-log";
 import {
   binaryFiles,
   findOnPath,
   readSandboxPid,
   removeTree,
   SANDBOX_BIN,
+  spawnSandboxed,
   switchSandboxArgv,
 } from "./sandbox";
 import { claimed, refuseForeign, withOwners, type Owned } from "./owners";
@@ -174,16 +173,7 @@ export class Networks {
       vdeSwitch,
       ...args,
     ];
-    // In the foreground (a daemon would leave its sandbox's pid 1), detached
-    // from us; its console reads a FIFO it holds open itself, so never sees EOF.
-    const line = `exec env -i ${argv.map(shellQuote).join(" ")} 0<>${shellQuote(stdin)} >>${shellQuote(join(runDir, "switch.log"))} 2>&1 3>${shellQuote(info)}`;
-    const child = spawn("bash", ["-c", line], {
-      detached: true,
-      stdio: "ignore",
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
-    });
-    child.unref();
-    const outer = child.pid ? identify(child.pid) : null;
+    const outer = spawnSandboxed(argv, { stdin, log: join(runDir, "switch.log"), info });
     const sw = await waitFor(
       () => {
         if (!existsSync(join(switchDir, "ctl"))) return undefined;
