@@ -35,7 +35,7 @@ export interface Launcher {
 
 /**
  * Passed fds sit at 100 and up in the launching bash, out of the way of the
- * guests' own numbers (at most 3 + 18 FIFOs + 1 + 16 shares), and each guest
+ * guests' own numbers (at most 3 + 19 FIFOs + 1 + 16 shares), and each guest
  * command moves its own to where its argv expects them.
  */
 const PASS_BASE = 100;
