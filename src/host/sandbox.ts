@@ -42,6 +42,8 @@ export interface SandboxPlan {
   infoFd: number;
   /** The host uid and gid the kernel runs as (an instance's runAs): setpriv drops to them in the sandbox. */
   runAs?: { uid: number; gid: number };
+  /** bwrap loads the seccomp filter (seccomp.ts) from this fd, after its own set-up. */
+  seccompFd?: number;
 }
 
 /** Switches uid and gid inside the sandbox, then execs the kernel (the sandbox's pid 1 stays the kernel). */
@@ -107,6 +109,7 @@ export function sandboxArgv(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
     plan.hostfsRoot,
     "--info-fd",
     String(plan.infoFd),
+    ...(plan.seccompFd !== undefined ? ["--seccomp", String(plan.seccompFd)] : []),
   ];
   for (const s of plan.shares) {
     args.push(s.readOnly ? "--ro-bind-fd" : "--bind-fd", String(s.fd), `${plan.hostfsRoot}/${s.name}`);
@@ -227,7 +230,7 @@ export function switchSandboxArgv(
   switchDir: string,
   files: Bind[],
   infoFd: number | undefined,
-  opts: { hostLink?: boolean; guestUids?: boolean } = {},
+  opts: { hostLink?: boolean; guestUids?: boolean; seccompFd?: number } = {},
 ): string[] {
   // Guests run as other uids (runAs, root only): for each port vde_switch
   // checks the client's socket with access(2) and chowns the port's socket to
@@ -267,6 +270,7 @@ export function switchSandboxArgv(
     switchDir,
     switchDir,
     ...(infoFd !== undefined ? ["--info-fd", String(infoFd)] : []),
+    ...(opts.seccompFd !== undefined ? ["--seccomp", String(opts.seccompFd)] : []),
     "--chdir",
     "/",
     "--",
