@@ -90,6 +90,12 @@ export function sandboxArgv(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
     "/dev",
     "--proc",
     "/proc",
+    // Read-only: the guest's root reaches this /proc through hostfs, and
+    // through a writable /proc/1/mem it rewrote its kernel process's memory on
+    // the host (measured: argv changed as the host saw it), which is running
+    // host code. UML only reads /proc (cpuinfo, <pid>/stat).
+    "--remount-ro",
+    "/proc",
     // Guest RAM is a file in $TMPDIR that must allow exec: a private tmpfs
     // (writable by the runAs uid too: nothing else of the host is in it).
     ...(plan.runAs ? ["--perms", "1777"] : []),
