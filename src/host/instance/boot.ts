@@ -11,6 +11,7 @@ import { SETUP_SHARE, stageSetup, startupExitIn, startupExitInLog } from "../gue
 import { nicDevice } from "../../uml/argv";
 import { directLauncher } from "../launcher";
 import { kernelFiles, readSandboxPid, removeTree } from "../sandbox";
+import { SECCOMP_FD, seccompFile } from "../seccomp";
 import { openShare } from "../shares";
 import { writeJson, writeJsonAsync } from "../state";
 import { planBoot } from "./boot-plan";
@@ -93,8 +94,10 @@ export async function bootGuest(
     bootNics.map(nicDevice),
     sources,
   );
+  const seccomp = seccompFile(inst.state.root);
   const plan = planBoot({
     spec: s,
+    ...(seccomp ? { seccompFd: SECCOMP_FD } : {}),
     vmDir: vm,
     linksDir: linksDir(instDir),
     disks: disks.map((d) => inst.bootDisk(vm, d, ids)),
@@ -140,6 +143,7 @@ export async function bootGuest(
       fifos: plan.fifos,
       infoFile,
       passFds: shareFds,
+      ...(seccomp ? { seccompFile: seccomp } : {}),
     });
     const proc: ProcessIdentity | null = launched.pid ? identify(launched.pid) : null;
     let record: InstanceRecord = {
