@@ -78,7 +78,8 @@ function stdioHolding(first: Stdio[], fds: number[]): { stdio: Stdio[]; held: Ma
 export const directLauncher: Launcher = {
   launch(req: LaunchRequest): Promise<Launched> {
     const { stdio, held } = stdioHolding(["ignore", "ignore", "ignore"], req.passFds);
-    const line = `exec env -i ${req.argv.map(shellQuote).join(" ")} ${redirections(req, held)}`;
+    // exec -c: an empty environment without an `env -i` exec of its own (one fewer per boot).
+    const line = `exec -c ${req.argv.map(shellQuote).join(" ")} ${redirections(req, held)}`;
     let exited: ReturnType<Launched["exit"]>;
     const child = spawn("bash", ["-c", line], {
       detached: true,
