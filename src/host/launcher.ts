@@ -112,6 +112,10 @@ export class BatchLauncher {
     reject: (e: unknown) => void;
   }[] = [];
 
+  private markStarted: () => void = () => {};
+  /** Settles once every party has launched or left and the batch's bash is done (its guests started or not). */
+  readonly started = new Promise<void>((resolve) => (this.markStarted = resolve));
+
   constructor(parties: number) {
     this.pending = parties;
   }
@@ -139,12 +143,15 @@ export class BatchLauncher {
   }
 
   private flushIfComplete(): void {
-    if (this.pending > 0 || this.requests.length === 0) return;
+    if (this.pending > 0) return;
+    if (this.requests.length === 0) return this.markStarted();
     const batch = this.requests.splice(0);
-    startAll(batch.map((b) => b.req)).then(
-      (pids) => batch.forEach((b, i) => b.resolve({ pid: pids[i], exit: () => undefined })),
-      (e) => batch.forEach((b) => b.reject(e)),
-    );
+    startAll(batch.map((b) => b.req))
+      .then(
+        (pids) => batch.forEach((b, i) => b.resolve({ pid: pids[i], exit: () => undefined })),
+        (e) => batch.forEach((b) => b.reject(e)),
+      )
+      .finally(() => this.markStarted());
   }
 }
 
