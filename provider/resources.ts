@@ -343,6 +343,17 @@ export interface NicArgs {
   /** The default route of its address family through this NIC. */
   gateway?: pulumi.Input<string>;
   routes?: RouteArgs[];
+  /** Delay, loss, rate limit, duplicates or a cut link (`down`), applied live through a wirefilter. */
+  impairment?: pulumi.Input<ImpairmentArgs>;
+}
+/** A NIC's link impairment (docs/resources.md): every change applies live, without a reboot. */
+export interface ImpairmentArgs {
+  delayMs?: pulumi.Input<number>;
+  jitterMs?: pulumi.Input<number>;
+  lossPercent?: pulumi.Input<number>;
+  rateKbit?: pulumi.Input<number>;
+  duplicatePercent?: pulumi.Input<number>;
+  down?: pulumi.Input<boolean>;
 }
 /** A file written into the guest's root at every boot: `content`, or a host file `source`. */
 export type GuestFileArgs = { path: pulumi.Input<string>; mode?: pulumi.Input<number> } & (
@@ -500,6 +511,7 @@ function memberProps(args: InstanceSettings): Record<string, unknown> {
             ...(n.ipv6 ? { ipv6: n.ipv6 } : {}),
             ...(n.gateway ? { gateway: n.gateway } : {}),
             ...(n.routes ? { routes: n.routes } : {}),
+            ...(n.impairment ? { impairment: n.impairment } : {}),
           })),
         }
       : {}),

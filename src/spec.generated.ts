@@ -213,6 +213,35 @@ export interface InstanceSpec {
        */
       via: string;
     }[];
+    /**
+     * Impair or cut this NIC's link, live: a wirefilter (Debian's vde2) sits between the NIC and its switch and applies these to the frames the guest sends (like netem on the NIC: a ping's round trip grows by delayMs and loses lossPercent of its requests). Changes apply to the running guest through wirefilter's management socket, without a reboot. A NIC without impairment is plugged into its switch directly.
+     */
+    impairment?: {
+      /**
+       * Added delay, in milliseconds. Default 0.
+       */
+      delayMs?: number;
+      /**
+       * Each frame's delay varies uniformly by up to this many milliseconds either way; at most delayMs. Default 0.
+       */
+      jitterMs?: number;
+      /**
+       * Share of frames dropped, in percent. Default 0.
+       */
+      lossPercent?: number;
+      /**
+       * Bandwidth limit in kilobits per second (1000 bits); frames beyond it queue, then drop. Default: no limit.
+       */
+      rateKbit?: number;
+      /**
+       * Share of frames sent twice, in percent. Default 0.
+       */
+      duplicatePercent?: number;
+      /**
+       * Cut the link both ways (every frame dropped; the guest's interface stays up, as with a cable cut behind a switch). Default false.
+       */
+      down?: boolean;
+    };
   }[];
   /**
    * How many serial lines (/dev/ttyS0..) the guest gets; each can be joined by a SerialLink.

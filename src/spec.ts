@@ -23,6 +23,7 @@ export type ShareSpec = NonNullable<InstanceSpec["shares"]>[number];
 export type HostInterfaceSpec = NonNullable<NetworkSpec["hostInterface"]>;
 export type CaptureSpec = NonNullable<NetworkSpec["capture"]>;
 export type RouteSpec = NonNullable<NicSpec["routes"]>[number];
+export type ImpairmentSpec = NonNullable<NicSpec["impairment"]>;
 export type GuestFileSpec = NonNullable<InstanceSpec["files"]>[number];
 export type SerialLinkSpec = G.SerialLinkSpec;
 export type SerialLinkEnd = G.End;

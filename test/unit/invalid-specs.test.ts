@@ -337,6 +337,78 @@ const cases: [string, SpecKind | "lab-checks", unknown, string][] = [
   ["instance: kernelArgs with a quote", "instance", { ...inst, kernelArgs: ['a="b c"'] }, "/kernelArgs/0"],
   ["instance: bad readiness", "instance", { ...inst, readiness: "ssh" }, "/readiness"],
   [
+    "instance: impairment delay above a minute",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { delayMs: 60001 } }] },
+    "/nics/0/impairment/delayMs",
+  ],
+  [
+    "instance: impairment negative delay",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { delayMs: -1 } }] },
+    "/nics/0/impairment/delayMs",
+  ],
+  [
+    "instance: impairment fractional delay",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { delayMs: 1.5 } }] },
+    "/nics/0/impairment/delayMs",
+  ],
+  [
+    "instance: impairment jitter above the delay",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { delayMs: 10, jitterMs: 20 } }] },
+    "/nics/0/impairment/jitterMs",
+  ],
+  [
+    "instance: impairment loss above 100",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { lossPercent: 101 } }] },
+    "/nics/0/impairment/lossPercent",
+  ],
+  [
+    "instance: impairment negative loss",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { lossPercent: -5 } }] },
+    "/nics/0/impairment/lossPercent",
+  ],
+  [
+    "instance: impairment rate of zero",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { rateKbit: 0 } }] },
+    "/nics/0/impairment/rateKbit",
+  ],
+  [
+    "instance: impairment duplicates above 100",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { duplicatePercent: 150 } }] },
+    "/nics/0/impairment/duplicatePercent",
+  ],
+  [
+    "instance: impairment down not boolean",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { down: "yes" } }] },
+    "/nics/0/impairment/down",
+  ],
+  [
+    "instance: impairment unknown field",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { corruptPercent: 1 } }] },
+    "/nics/0/impairment/corruptPercent",
+  ],
+  [
+    "instance: impairment delay as a string",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { delayMs: "100ms" } }] },
+    "/nics/0/impairment/delayMs",
+  ],
+  [
+    "instance: impairment with runAs",
+    "instance",
+    { ...inst, runAs: { pool: true }, nics: [{ network: "n", impairment: { delayMs: 5 } }] },
+    "/nics/0/impairment",
+  ],
+  [
     "instance: route via an address outside every NIC's subnet",
     "instance",
     {
