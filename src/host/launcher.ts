@@ -38,7 +38,7 @@ export interface Launcher {
 
 /**
  * Passed fds sit at 100 and up in the launching bash, out of the way of the
- * guests' own numbers (at most 3 + 18 FIFOs + 1 + 16 shares), and each guest
+ * guests' own numbers (at most 3 + 19 FIFOs + 1 + 16 shares), and each guest
  * command moves its own to where its argv expects them.
  */
 const PASS_BASE = 100;
@@ -82,7 +82,8 @@ function stdioHolding(first: Stdio[], fds: number[]): { stdio: Stdio[]; held: Ma
 export const directLauncher: Launcher = {
   launch(req: LaunchRequest): Promise<Launched> {
     const { stdio, held } = stdioHolding(["ignore", "ignore", "ignore"], req.passFds);
-    const line = `exec env -i ${req.argv.map(shellQuote).join(" ")} ${redirections(req, held)}`;
+    // exec -c: an empty environment without an `env -i` exec of its own (one fewer per boot).
+    const line = `exec -c ${req.argv.map(shellQuote).join(" ")} ${redirections(req, held)}`;
     let exited: ReturnType<Launched["exit"]>;
     const child = spawn("bash", ["-c", line], {
       detached: true,
@@ -115,6 +116,10 @@ export class BatchLauncher {
     reject: (e: unknown) => void;
   }[] = [];
 
+  private markStarted: () => void = () => {};
+  /** Settles once every party has launched or left and the batch's bash is done (its guests started or not). */
+  readonly started = new Promise<void>((resolve) => (this.markStarted = resolve));
+
   constructor(parties: number) {
     this.pending = parties;
   }
@@ -142,12 +147,15 @@ export class BatchLauncher {
   }
 
   private flushIfComplete(): void {
-    if (this.pending > 0 || this.requests.length === 0) return;
+    if (this.pending > 0) return;
+    if (this.requests.length === 0) return this.markStarted();
     const batch = this.requests.splice(0);
-    startAll(batch.map((b) => b.req)).then(
-      (pids) => batch.forEach((b, i) => b.resolve({ pid: pids[i], exit: () => undefined })),
-      (e) => batch.forEach((b) => b.reject(e)),
-    );
+    startAll(batch.map((b) => b.req))
+      .then(
+        (pids) => batch.forEach((b, i) => b.resolve({ pid: pids[i], exit: () => undefined })),
+        (e) => batch.forEach((b) => b.reject(e)),
+      )
+      .finally(() => this.markStarted());
   }
 }
 

@@ -236,7 +236,7 @@ export function switchSandboxArgv(
   switchDir: string,
   files: Bind[],
   infoFd: number | undefined,
-  opts: { hostLink?: boolean; guestUids?: boolean; seccompFd?: number } = {},
+  opts: { hostLink?: boolean; guestUids?: boolean; extraDirs?: readonly string[]; seccompFd?: number } = {},
 ): string[] {
   // Guests run as other uids (runAs, root only): for each port vde_switch
   // checks the client's socket with access(2) and chowns the port's socket to
@@ -275,6 +275,8 @@ export function switchSandboxArgv(
     "--bind",
     switchDir,
     switchDir,
+    // A wirefilter's other side (a guest's links folder) and its management folder (impairment.ts).
+    ...(opts.extraDirs ?? []).flatMap((d) => ["--bind", d, d]),
     ...(infoFd !== undefined ? ["--info-fd", String(infoFd)] : []),
     ...(opts.seccompFd !== undefined ? ["--seccomp", String(opts.seccompFd)] : []),
     "--chdir",
