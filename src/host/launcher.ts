@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { UmlfleetError } from "../errors";
 import { consoleRelayCommand, shellQuote } from "./console-log";
+import { SECCOMP_FD } from "./seccomp";
 
 /** One detached guest process to start. */
 export interface LaunchRequest {
@@ -14,6 +15,8 @@ export interface LaunchRequest {
   infoFile: string;
   /** Open fds of ours handed to the guest's process (shares, bound by fd): at guestFds().pass. */
   passFds: number[];
+  /** The compiled seccomp filter (seccomp.ts), opened at SECCOMP_FD for bwrap to read. */
+  seccompFile?: string;
 }
 
 /** The fd numbers a guest's process gets: FIFOs from 3, then the info fd, then passed fds. */
@@ -35,7 +38,7 @@ export interface Launcher {
 
 /**
  * Passed fds sit at 100 and up in the launching bash, out of the way of the
- * guests' own numbers (at most 3 + 18 FIFOs + 1 + 16 shares), and each guest
+ * guests' own numbers (at most 3 + 19 FIFOs + 1 + 16 shares), and each guest
  * command moves its own to where its argv expects them.
  */
 const PASS_BASE = 100;
@@ -49,6 +52,7 @@ function redirections(req: LaunchRequest, held: Map<number, number>): string {
   req.fifos.forEach((f, i) => words.push(`${3 + i}<>${shellQuote(f)}`));
   words.push(`${fds.info}>${shellQuote(req.infoFile)}`);
   req.passFds.forEach((fd, i) => words.push(`${fds.pass[i]}<&${held.get(fd)!}`));
+  if (req.seccompFile) words.push(`${SECCOMP_FD}<${shellQuote(req.seccompFile)}`);
   words.push(closing(held));
   return words.join(" ");
 }

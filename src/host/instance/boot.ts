@@ -11,13 +11,15 @@ import { SETUP_SHARE, stageSetup, startupExitIn, startupExitInLog } from "../gue
 import { nicDevice } from "../../uml/argv";
 import { directLauncher } from "../launcher";
 import { kernelFiles, readSandboxPid, removeTree } from "../sandbox";
+import { SECCOMP_FD, seccompFile } from "../seccomp";
 import { openShare } from "../shares";
 import { writeJson, writeJsonAsync } from "../state";
 import { planBoot } from "./boot-plan";
 import { traceBoot } from "./boot-trace";
+import { linksDir, nicPlug, startWirefilter, stopWirefilters, type WirefilterRecord } from "../impairment";
 import type { Instances } from "./instances";
 import { cleanRuntimeFiles, reapGuest, stopGuest } from "./stop";
-import type { InstanceRecord, StartOptions } from "./types";
+import { bootNic, type InstanceRecord, type StartOptions } from "./types";
 
 type Outcome = "ready" | "exited" | "panic";
 
@@ -79,7 +81,15 @@ export async function bootGuest(
   const ids = await resolveHostIds(s, { key: `${inst.state.root}\0${name}`, others }, r.hostIds);
   handOver([vm], ids);
   const driver = await inst.nicDriver(s.kernel);
-  const bootNics = nics.map((n, i) => inst.bootNic(name, i, n.nic, n.rec.switchDir, driver));
+  // Impaired NICs plug into their own wirefilter (impairment.ts). The links
+  // folder is bound at every boot, so a NIC can be re-plugged through one live.
+  const instDir = inst.state.instanceDir(name);
+  await removeTree(linksDir(instDir));
+  mkdirSync(linksDir(instDir), { mode: 0o700 });
+  handOver([linksDir(instDir)], ids);
+  const bootNics = nics.map((n, i) =>
+    bootNic(name, i, n.nic, n.rec.switchDir, driver, n.nic.impairment ? nicPlug(instDir, i) : undefined),
+  );
   // Files, startup script and routes: staged host-only, bound read-only by fd (guest-setup.ts).
   const setupDir = stageSetup(
     join(inst.state.instanceDir(name), "setup"),
@@ -87,9 +97,12 @@ export async function bootGuest(
     bootNics.map(nicDevice),
     sources,
   );
+  const seccomp = seccompFile(inst.state.root);
   const plan = planBoot({
     spec: s,
+    ...(seccomp ? { seccompFd: SECCOMP_FD } : {}),
     vmDir: vm,
+    linksDir: linksDir(instDir),
     disks: disks.map((d) => inst.bootDisk(vm, d, ids)),
     nics: bootNics,
     setup: setupDir !== undefined,
@@ -109,7 +122,12 @@ export async function bootGuest(
   traceBoot(name, "fifos");
 
   const shareFds: number[] = [];
+  const wirefilters: Record<string, WirefilterRecord> = {};
   try {
+    for (const [i, n] of nics.entries()) {
+      if (n.nic.impairment)
+        wirefilters[i] = await startWirefilter(instDir, i, n.rec.switchDir, n.nic.impairment, opts.signal);
+    }
     for (const sh of shares) shareFds.push(openShare(sh));
     if (setupDir)
       shareFds.push(
@@ -130,6 +148,7 @@ export async function bootGuest(
       fifos: plan.fifos,
       infoFile,
       passFds: shareFds,
+      ...(seccomp ? { seccompFile: seccomp } : {}),
     });
     traceBoot(name, "launched");
     const proc: ProcessIdentity | null = launched.pid ? identify(launched.pid) : null;
@@ -144,6 +163,7 @@ export async function bootGuest(
       argv: plan.argv,
       nicDriver: driver,
       hostIds: ids,
+      wirefilters,
     };
     await writeJsonAsync(inst.state.instanceRecord(name), record);
     traceBoot(name, "recorded");
@@ -213,6 +233,7 @@ export async function bootGuest(
         sandbox: undefined,
         booting: undefined,
         startedAtMs: undefined,
+        wirefilters: undefined,
       });
     if (opts.signal?.aborted) throw abortError(opts.signal, `booting ${name}`);
     if (outcome === undefined) {
@@ -232,6 +253,10 @@ export async function bootGuest(
         kernelHint(inst.consoleTail(name, 200)),
       { ...facts, consoleTail },
     );
+  } catch (e) {
+    // Whatever failed before the guest's own clean-up (which stops them too) left them running.
+    await stopWirefilters(instDir, wirefilters);
+    throw e;
   } finally {
     // The sandbox has bound the shares by now (or never will): our copies go.
     for (const fd of shareFds) closeSync(fd);
