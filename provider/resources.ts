@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { HOST_OUTPUTS } from "./host-outputs";
 import type { ChangePlan } from "../src/change-plan";
+import { placement } from "./placement";
 import { makeProvider } from "./shim";
 
 /** Options every umlfleet resource takes. */
@@ -108,21 +109,6 @@ function spanning(hosts: Host[]): pulumi.Output<unknown> {
     .apply((hs) =>
       hs.map(([hostId, ssh, stateDir]) => (ssh ? { hostId, ssh, stateDir } : { hostId, stateDir })),
     );
-}
-
-/**
- * A resource's `host` and `stateDir` inputs: the Host's identity and how to
- * reach it (a secret when it holds a key), and its state folder unless the
- * resource names one.
- */
-function placement<T extends HostArgs>(args: T): Omit<T, "host"> & { host?: pulumi.Output<unknown> } {
-  const { host, ...rest } = args;
-  if (!host) return rest;
-  return {
-    ...rest,
-    host: pulumi.all([host.hostId, host.ssh]).apply(([hostId, ssh]) => (ssh ? { hostId, ssh } : { hostId })),
-    stateDir: args.stateDir ?? host.stateDir,
-  };
 }
 
 /**

@@ -20,6 +20,8 @@ export class LabError extends UmlfleetError {
 }
 
 export interface LabMeta {
+  /** LAB_NAME (newer Kathará labs). */
+  name?: string;
   description?: string;
   version?: string;
   author?: string;
@@ -27,6 +29,7 @@ export interface LabMeta {
   web?: string;
 }
 const META_KEYS: Record<string, keyof LabMeta> = {
+  LAB_NAME: "name",
   LAB_DESCRIPTION: "description",
   LAB_VERSION: "version",
   LAB_AUTHOR: "author",

@@ -479,3 +479,64 @@ export interface HostSpec {
     connectTimeoutMs?: number;
   };
 }
+
+/**
+ * Checks run in a lab's guests after they are up (LabChecks): each a reach (ping from one guest to an address) or a command (a script in a guest whose exit status and output must be as expected). A failing check fails the update.
+ */
+export interface LabChecksSpec {
+  /**
+   * @minItems 1
+   * @maxItems 64
+   */
+  checks: [LabCheck, ...LabCheck[]];
+}
+/**
+ * One check: exactly one of reach and command (checked after the schema).
+ */
+export interface LabCheck {
+  /**
+   * Names the check in outputs and messages: letters, digits, space and _.:/-, at most 64 characters.
+   */
+  name: string;
+  /**
+   * How long the check may run in the guest.
+   */
+  timeoutMs?: number;
+  /**
+   * `from` pings `to` (an IPv4 or IPv6 address); it passes when a reply comes back.
+   */
+  reach?: {
+    /**
+     * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+     */
+    from: string;
+    /**
+     * An IPv4 or IPv6 address without prefix length, e.g. 10.0.0.254 or fd00:10::fe.
+     */
+    to: string;
+    /**
+     * Echo requests sent; one reply passes.
+     */
+    count?: number;
+  };
+  /**
+   * `run` is a shell script run in guest `on` (as umlfleet exec runs it); it passes when its exit status is `expect.exitCode` (default 0) and its output holds `expect.output`.
+   */
+  command?: {
+    /**
+     * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+     */
+    on: string;
+    /**
+     * A shell script, at most 2048 characters (it travels to the guest in one line of its control channel).
+     */
+    run: string;
+    expect?: {
+      exitCode?: number;
+      /**
+       * Text the output (stdout and stderr) must contain.
+       */
+      output?: string;
+    };
+  };
+}

@@ -27,6 +27,9 @@ export type ImpairmentSpec = NonNullable<NicSpec["impairment"]>;
 export type GuestFileSpec = NonNullable<InstanceSpec["files"]>[number];
 export type SerialLinkSpec = G.SerialLinkSpec;
 export type SerialLinkEnd = G.End;
+/** LabChecks' spec (not a host resource: its checks run in guests through exec). */
+export type LabChecksSpec = G.LabChecksSpec;
+export type LabCheck = G.LabCheck;
 
 /** A path, or a build: the schema's oneOf (the generator widens it with an index signature). */
 export type KernelSpec = Pick<G.KernelSpec, "path" | "build">;

@@ -4,6 +4,7 @@ import { UmlfleetError } from "../errors";
 import { identify, isAlive, killGroup, run, signalGroup, waitFor, type ProcessIdentity } from "../process";
 import type { ImpairmentSpec } from "../spec";
 import { handOver, type HostIds } from "./host-users";
+import { SECCOMP_FD } from "./seccomp";
 import {
   binaryFiles,
   findOnPath,
@@ -49,9 +50,15 @@ export async function startWirefilter(
   index: number,
   switchDir: string,
   imp: ImpairmentSpec | undefined,
-  signal?: AbortSignal,
-  ids?: HostIds,
+  opts: {
+    signal?: AbortSignal;
+    /** A runAs guest's uid and gid: the wirefilter runs as them. */
+    ids?: HostIds;
+    /** The compiled seccomp filter (seccomp.ts seccompFile), when the host applies one. */
+    seccomp?: string;
+  } = {},
 ): Promise<WirefilterRecord> {
+  const { signal, ids, seccomp } = opts;
   let bin: string;
   try {
     bin = findOnPath("wirefilter");
@@ -82,6 +89,7 @@ export async function startWirefilter(
     ...switchSandboxArgv(switchDir, [...plugFiles(bin), ...(ids ? binaryFiles(SETPRIV_BIN) : [])], 3, {
       extraDirs: [links, mgmt],
       ...(ids ? { runAs: ids } : {}),
+      ...(seccomp ? { seccompFd: SECCOMP_FD } : {}),
     }),
     ...(ids
       ? [SETPRIV_BIN, `--reuid=${ids.uid}`, `--regid=${ids.gid}`, "--clear-groups", "--inh-caps=-all", "--"]
@@ -93,7 +101,7 @@ export async function startWirefilter(
     mgmtSocket(instanceDir, index),
   ];
   const log = join(wfDir(instanceDir), `nic${index}.log`);
-  const outer = spawnSandboxed(argv, { stdin, log, info });
+  const outer = spawnSandboxed(argv, { stdin, log, info, ...(seccomp ? { seccomp } : {}) });
   const wf = await waitFor(
     () => {
       if (outer && !isAlive(outer)) return null;

@@ -15,6 +15,7 @@ import {
   spawnSandboxed,
   switchSandboxArgv,
 } from "./sandbox";
+import { SECCOMP_FD, seccompFile } from "./seccomp";
 import { claimed, refuseForeign, withOwners, type Owned } from "./owners";
 import { readJson, STATE_SCHEMA_VERSION, writeJson, type StateDir } from "./state";
 
@@ -167,13 +168,17 @@ export class Networks {
       ? await openHostLink(spec.hostInterface, existing?.hostLink)
       : undefined;
     if (hostLink) args.push("-t", hostLink.name);
+    const seccomp = seccompFile(this.state.root);
     const argv = [
       SANDBOX_BIN,
-      ...switchSandboxArgv(switchDir, binaryFiles(vdeSwitch), 3, { hostLink: !!hostLink }),
+      ...switchSandboxArgv(switchDir, binaryFiles(vdeSwitch), 3, {
+        hostLink: !!hostLink,
+        ...(seccomp ? { seccompFd: SECCOMP_FD } : {}),
+      }),
       vdeSwitch,
       ...args,
     ];
-    const outer = spawnSandboxed(argv, { stdin, log: join(runDir, "switch.log"), info });
+    const outer = spawnSandboxed(argv, { stdin, log: join(runDir, "switch.log"), info, seccomp });
     const sw = await waitFor(
       () => {
         if (!existsSync(join(switchDir, "ctl"))) return undefined;

@@ -3,6 +3,7 @@ import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "n
 import { join } from "node:path";
 import { identify, run, type ProcessIdentity } from "../process";
 import { shellQuote } from "./console-log";
+import { SECCOMP_FD } from "./seccomp";
 
 /**
  * bubblewrap confinement for one UML process. hostfs= is not a boundary
@@ -43,6 +44,8 @@ export interface SandboxPlan {
   infoFd: number;
   /** The host uid and gid the kernel runs as (an instance's runAs): setpriv drops to them in the sandbox. */
   runAs?: { uid: number; gid: number };
+  /** bwrap loads the seccomp filter (seccomp.ts) from this fd, after its own set-up. */
+  seccompFd?: number;
 }
 
 /** Switches uid and gid inside the sandbox, then execs the kernel (the sandbox's pid 1 stays the kernel). */
@@ -89,6 +92,12 @@ export function sandboxArgv(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
     "/dev",
     "--proc",
     "/proc",
+    // Read-only: the guest's root reaches this /proc through hostfs, and
+    // through a writable /proc/1/mem it rewrote its kernel process's memory on
+    // the host (measured: argv changed as the host saw it), which is running
+    // host code. UML only reads /proc (cpuinfo, <pid>/stat).
+    "--remount-ro",
+    "/proc",
     // Guest RAM is a file in $TMPDIR that must allow exec: a private tmpfs
     // (writable by the runAs uid too: nothing else of the host is in it).
     ...(plan.runAs ? ["--perms", "1777"] : []),
@@ -117,6 +126,7 @@ export function sandboxArgv(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
     plan.hostfsRoot,
     "--info-fd",
     String(plan.infoFd),
+    ...(plan.seccompFd !== undefined ? ["--seccomp", String(plan.seccompFd)] : []),
   ];
   for (const s of plan.shares) {
     args.push(s.readOnly ? "--ro-bind-fd" : "--bind-fd", String(s.fd), `${plan.hostfsRoot}/${s.name}`);
@@ -235,6 +245,8 @@ export function switchSandboxArgv(
     extraDirs?: readonly string[];
     /** The program drops to this uid with setpriv (a runAs guest's wirefilter); it needs the caps to. */
     runAs?: { uid: number; gid: number };
+    /** bwrap loads the seccomp filter (seccomp.ts) from this fd. */
+    seccompFd?: number;
   } = {},
 ): string[] {
   // Guests run as other uids (runAs, root only): for each port vde_switch
@@ -282,6 +294,7 @@ export function switchSandboxArgv(
     // A wirefilter's other side (a guest's links folder) and its management folder (impairment.ts).
     ...(opts.extraDirs ?? []).flatMap((d) => ["--bind", d, d]),
     ...(infoFd !== undefined ? ["--info-fd", String(infoFd)] : []),
+    ...(opts.seccompFd !== undefined ? ["--seccomp", String(opts.seccompFd)] : []),
     "--chdir",
     "/",
     "--",
@@ -350,10 +363,12 @@ export function findOnPath(name: string, env: NodeJS.ProcessEnv = process.env): 
  */
 export function spawnSandboxed(
   argv: readonly string[],
-  files: { stdin: string; log: string; info: string },
+  files: { stdin: string; log: string; info: string; seccomp?: string },
 ): ProcessIdentity | null {
   const q = shellQuote;
-  const line = `exec env -i ${argv.map(q).join(" ")} 0<>${q(files.stdin)} >>${q(files.log)} 2>&1 3>${q(files.info)}`;
+  // The seccomp filter (seccomp.ts), when `argv` has bwrap read it from SECCOMP_FD.
+  const filter = files.seccomp ? ` ${SECCOMP_FD}<${q(files.seccomp)}` : "";
+  const line = `exec env -i ${argv.map(q).join(" ")} 0<>${q(files.stdin)} >>${q(files.log)} 2>&1 3>${q(files.info)}${filter}`;
   const child = spawn("bash", ["-c", line], {
     detached: true,
     stdio: "ignore",

@@ -36,6 +36,15 @@ describe.skipIf(!haveCli)("examples/lab-import", () => {
     expect(r.outputs?.author).toBe("umlfleet");
     expect([...(r.outputs?.machines as string[])].sort()).toEqual([...MACHINES].sort());
     expect(r.outputs?.networks).toEqual(["A", "B", "C"]);
+    // The lab checks ran after the guests were up; their results are outputs.
+    const checks = r.outputs?.checks as Record<
+      string,
+      { ok: boolean; on: string; exitCode: number; output: string }
+    >;
+    expect(Object.keys(checks).sort()).toEqual(["pc1 reaches pc2", "pc2 routes by r2", "r1 forwards"]);
+    expect(checks["pc1 reaches pc2"]).toMatchObject({ ok: true, on: "pc1", exitCode: 0 });
+    expect(checks["pc1 reaches pc2"]!.output).toContain("3 packets transmitted");
+    expect(checks["r1 forwards"]).toMatchObject({ ok: true, output: "1\n" });
   });
 
   it("routes across both routers: pc1 pings pc2 and the path goes through r1 and r2", async () => {
@@ -68,6 +77,30 @@ describe.skipIf(!haveCli)("examples/lab-import", () => {
     expect(instance("pc1").dependencies).toContain(instance("r1").urn);
     expect(instance("pc2").dependencies).toContain(instance("r2").urn);
     expect(instance("r1").dependencies ?? []).not.toContain(instance("pc1").urn);
+  });
+
+  it("a failing check fails the update, naming the check and showing its output", () => {
+    const r = ex.pulumi("up", {
+      dir: LAB,
+      extraChecks: [{ name: "web on pc2", on: "pc2", run: "echo no web server here; exit 3" }],
+    });
+    expect(r.error).toContain(
+      '1 of 4 lab checks failed: check "web on pc2" failed: exit status 3, expected 0',
+    );
+    expect(r.error).toContain("no web server here");
+    expect(r.error).toContain("[UMLFLEET_CHECK_FAILED]");
+  });
+
+  it("refresh re-runs the checks: a broken route fails the next up until it is mended", async () => {
+    ex.ok(ex.pulumi("up", { dir: LAB }));
+    await ex.sh("r1", "ip route del 10.3.0.0/24");
+    ex.ok(ex.pulumi("refresh", { dir: LAB }));
+    const broken = ex.pulumi("up", { dir: LAB });
+    expect(broken.error).toContain('check "pc1 reaches pc2" failed: pc1 got no reply from 10.3.0.10');
+    expect(broken.error).toContain("0 packets received");
+    await ex.sh("r1", "ip route add 10.3.0.0/24 via 10.2.0.2");
+    const mended = ex.ok(ex.pulumi("up", { dir: LAB }));
+    expect(mended.outputs?.checks).toMatchObject({ "pc1 reaches pc2": { ok: true } });
   });
 
   it("a second up changes nothing", () => {

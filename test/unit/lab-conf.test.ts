@@ -30,6 +30,7 @@ describe("lab.conf", () => {
         "LAB_AUTHOR='A. Teacher'",
         "LAB_EMAIL=teacher@example.org   # who to ask",
         "LAB_WEB=https://example.org/lab",
+        'LAB_NAME="static_routes"',
         "",
         "pc1[0]=A",
         "r1[0]=A",
@@ -47,6 +48,7 @@ describe("lab.conf", () => {
       author: "A. Teacher",
       email: "teacher@example.org",
       web: "https://example.org/lab",
+      name: "static_routes",
     });
     expect(c.machines.map((m) => m.name)).toEqual(["pc1", "r1", "pc2"]);
     const r1 = c.machines[1]!;
@@ -55,7 +57,7 @@ describe("lab.conf", () => {
       [1, "B"],
     ]);
     expect(r1.memoryMiB).toBe(128);
-    expect(r1.image).toEqual({ name: "kathara/frr", line: 12 });
+    expect(r1.image).toEqual({ name: "kathara/frr", line: 13 });
     expect(r1.sysctls).toEqual(["sysctl.net.ipv4.conf.all.rp_filter=0"]);
     expect(c.machines[2]!.interfaces[0]!.mac).toBe("02:42:0a:00:00:02");
     expect(c.machines[2]!.memoryMiB).toBe(1024);

@@ -15,6 +15,7 @@ const SECTIONS: Record<string, string> = {
   instance: "Instance",
   "serial-link": "SerialLink",
   "instance-group": "InstanceGroup",
+  "lab-checks": "LabChecks",
 };
 /** What a change does: every field says it, in its table row or in a sentence for the whole resource. */
 const CHANGE = /\b(live|restart|replace|replaces|update|bookkeeping)\b/;

@@ -25,6 +25,8 @@ export interface BootInput {
   setup?: boolean;
   /** The host uid and gid the kernel runs as (host-users.ts), when runAs names one. */
   runAs?: { uid: number; gid: number };
+  /** The fd bwrap reads the seccomp filter from (seccomp.ts), when the host applies one. */
+  seccompFd?: number;
 }
 
 export interface BootPlan {
@@ -81,6 +83,7 @@ export function planBoot(b: BootInput): BootPlan {
       hostfsRoot: HOSTFS_ROOT,
       infoFd: fds.info,
       ...(b.runAs ? { runAs: b.runAs } : {}),
+      ...(b.seccompFd !== undefined ? { seccompFd: b.seccompFd } : {}),
     },
     b.kernelFiles,
   );

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { UmlfleetError } from "../../errors";
 import { nicArg, nicDevice, ubdArg, ubdDevice } from "../../uml/argv";
 import { writeJson } from "../state";
+import { seccompFile } from "../seccomp";
 import { nicPlug, setImpairment, startWirefilter, stopWirefilter, wirefilterRuns } from "../impairment";
 import type { NicSpec } from "../../spec";
 import type { Instances } from "./instances";
@@ -76,6 +77,7 @@ export async function applyLive(
   const instDir = inst.state.instanceDir(name);
   const driver = await inst.nicDriver(next.kernel);
   const wirefilters = { ...(inst.require(name).wirefilters ?? {}) };
+  const seccomp = seccompFile(inst.state.root);
   const saveWirefilters = () =>
     writeJson(inst.state.instanceRecord(name), { ...inst.require(name), wirefilters });
   // Addresses, IPv6, gateway and routes, as umlfleet's init sets them at boot (guest-setup.ts).
@@ -95,7 +97,11 @@ export async function applyLive(
     const net = inst.networks.require(nic.network, `/nics/${i}/network`);
     if (!inst.networks.isRunning(net)) await inst.networks.ensure(net.spec);
     if (nic.impairment && !wirefilterRuns(wirefilters[i])) {
-      wirefilters[i] = await startWirefilter(instDir, i, net.switchDir, nic.impairment, signal, r.hostIds);
+      wirefilters[i] = await startWirefilter(instDir, i, net.switchDir, nic.impairment, {
+        signal,
+        ...(r.hostIds ? { ids: r.hostIds } : {}),
+        ...(seccomp ? { seccomp } : {}),
+      });
       saveWirefilters();
     }
     const ptp = wirefilters[i] ? nicPlug(instDir, i) : undefined;
