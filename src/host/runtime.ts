@@ -31,7 +31,7 @@ import type { ExecResult } from "./guest-channel";
 import { InstanceGroups } from "./groups";
 import { hostFacts, type HostFact } from "./host-facts";
 import { Images, type BaseRecord } from "./images";
-import { Instances, type InstanceStatus, type StartOptions, type StopOptions } from "./instance";
+import { Instances, withReplug, type InstanceStatus, type StartOptions, type StopOptions } from "./instance";
 import type { Launcher } from "./launcher";
 import { buildKernel, isExecutableFile, kernelFacts } from "./kernels";
 import { Networks, type NetworkStatus } from "./networks";
@@ -196,7 +196,8 @@ export class LocalRuntime implements HostDriver {
     const s = this.validator.validate("network", spec);
     const owner = checkOwner(opts.owner);
     return this.guarded(`network ${s.name}`, `network-${s.name}`, opts, async (signal) => {
-      await this.networks.ensure(s, signal, owner);
+      // A switch restarted under running guests: their NICs on it connect again.
+      await withReplug(this.instances, s.name, signal, () => this.networks.ensure(s, signal, owner));
       return (await this.networkInfo(s.name))!;
     });
   }

@@ -1,0 +1,101 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { guestKernelPid, sendOverSerial } from "../helpers/runtime";
+import { haveCli, useStack, type Lab } from "./stack-harness";
+
+/**
+ * The fault matrix, through the real CLI, on one stack of two guests (m0, m1)
+ * on one network with a serial link between them: for each process killed
+ * behind umlfleet's back, `pulumi refresh` reports the drift, `pulumi up`
+ * converges (guests running, ping and the serial link work again), the file
+ * each guest wrote and synced before the fault reads back, and a second
+ * preview shows no change. Cables and SSH connections to target hosts:
+ * test/e2e/hosts.test.ts; a killed `pulumi` CLI: test/e2e/killed-up.test.ts.
+ */
+
+const lab: Lab = { size: 2 };
+const GUESTS = ["m0", "m1"];
+
+describe.skipIf(!haveCli)("e2e: faults, each followed by refresh and up", () => {
+  const { pulumi, ok, rt, stateDir, leftOnHost } = useStack("faults", lab);
+  let written = 0;
+
+  const sh = async (guest: string, script: string) => {
+    const r = await rt().exec(guest, script);
+    expect(r.exitCode, `${guest}: ${script}\n${r.output}`).toBe(0);
+    return r.output;
+  };
+  /** A new file in each guest's overlay, synced: what must survive the next fault. */
+  const writeMarks = async () => {
+    written++;
+    for (const g of GUESTS) await sh(g, `echo 'mark ${written} of ${g}' > /root/mark${written} && sync`);
+  };
+  /** Every guest running with every mark it wrote, ping both ways, the serial link both ways. */
+  const expectWhole = async () => {
+    for (const g of GUESTS) {
+      expect(rt().instanceStatus(g).state).toBe("running");
+      for (let i = 1; i <= written; i++)
+        expect(await sh(g, `cat /root/mark${i}`)).toContain(`mark ${i} of ${g}`);
+    }
+    await sh("m0", "ping -c 1 -W 5 10.0.0.2");
+    await sh("m1", "ping -c 1 -W 5 10.0.0.1");
+    const tag = `w${written}`;
+    expect(await sendOverSerial(rt(), "m0", "m1", `${tag}-m0-to-m1`)).toContain(`${tag}-m0-to-m1`);
+    expect(await sendOverSerial(rt(), "m1", "m0", `${tag}-m1-to-m0`)).toContain(`${tag}-m1-to-m0`);
+  };
+  /** refresh reports exactly `drift` ("Type name" of each resource it updated), up converges, preview is empty. */
+  const converge = async (drift: string[]) => {
+    const refreshed = ok(pulumi("refresh"));
+    expect(refreshed.summary).toMatchObject({ update: drift.length });
+    const updated = [...refreshed.stdout.matchAll(/~\s+\S*umlfleet:(\w+) (\S+) updated/g)].map(
+      (m) => `${m[1]} ${m[2]}`,
+    );
+    expect(updated.sort(), refreshed.stdout).toEqual([...drift].sort());
+    ok(pulumi("up"));
+    await expectWhole();
+    expect(Object.keys(ok(pulumi("preview")).summary!)).toEqual(["same"]);
+  };
+
+  it("up makes the stack; each guest writes a file to its overlay", async () => {
+    ok(pulumi("up"));
+    await writeMarks();
+    await expectWhole();
+  });
+
+  it("kill -9 of a guest: refresh shows it stopped; up boots it again on its overlay", async () => {
+    await writeMarks();
+    process.kill(guestKernelPid(stateDir, "m0"), "SIGKILL");
+    await expect.poll(() => rt().instanceStatus("m0").state).toBe("stopped");
+    await converge(["Instance m0"]);
+    expect(rt().instanceStatus("m0").bootCount).toBe(2);
+    expect(rt().instanceStatus("m1").bootCount).toBe(1);
+  });
+
+  it("kill -9 of the switch: refresh shows it down; up restarts it and the guests' NICs reach it again", async () => {
+    await writeMarks();
+    const pid = (await rt().networkInfo("lan"))!.pid!;
+    process.kill(pid, "SIGKILL");
+    await expect.poll(async () => (await rt().networkInfo("lan"))!.running).toBe(false);
+    await converge(["Network lan"]);
+    expect((await rt().networkInfo("lan"))!.pid).not.toBe(pid);
+    // The guests were not rebooted for it.
+    expect(GUESTS.map((g) => rt().instanceStatus(g).bootCount)).toEqual([2, 1]);
+  });
+
+  it("kill -9 of a serial relay: refresh shows the link down; up restarts its relays", async () => {
+    await writeMarks();
+    const record = JSON.parse(readFileSync(join(stateDir, "links", "link.json"), "utf8")) as {
+      relays: { pid: number }[];
+    };
+    process.kill(record.relays[0]!.pid, "SIGKILL");
+    await expect.poll(async () => (await rt().serialLinkInfo("link"))!.up).toBe(false);
+    await converge(["SerialLink link"]);
+    expect(GUESTS.map((g) => rt().instanceStatus(g).bootCount)).toEqual([2, 1]);
+  });
+
+  it("destroy leaves no process or file of the stack on the host", () => {
+    ok(pulumi("destroy"));
+    expect(leftOnHost()).toEqual({ processes: [], files: [] });
+  });
+});
