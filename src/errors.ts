@@ -12,6 +12,8 @@ export const ERROR_CODES = {
   UMLFLEET_BASE_CHANGED:
     "A base image no longer holds the bytes recorded when it was made (or is gone): nothing boots or is made over it.",
   UMLFLEET_COW_CORRUPT: "A file is not a valid UML COW v3 overlay.",
+  UMLFLEET_DISK_DAMAGED:
+    "A disk file was deleted, truncated or its overlay header changed behind umlfleet's back: nothing boots on it.",
   UMLFLEET_BOOT_FAILED: "The guest exited or panicked before it was ready.",
   UMLFLEET_BOOT_TIMEOUT: "The guest did not become ready before the deadline; it was killed.",
   UMLFLEET_MCONSOLE_TIMEOUT: "An mconsole call got no answer before its deadline.",
@@ -56,6 +58,7 @@ export const STATUS_CODES: Record<ErrorCode, number> = {
   UMLFLEET_BASE_MISMATCH: 409,
   UMLFLEET_BASE_CHANGED: 409,
   UMLFLEET_COW_CORRUPT: 422,
+  UMLFLEET_DISK_DAMAGED: 409,
   UMLFLEET_BOOT_FAILED: 500,
   UMLFLEET_BOOT_TIMEOUT: 504,
   UMLFLEET_MCONSOLE_TIMEOUT: 504,

@@ -169,16 +169,8 @@ export class LocalRuntime implements HostDriver {
     });
   }
   diskInfo(name: string): Promise<DiskInfo | undefined> {
-    const r = this.disks.get(name);
-    const st = r && statSync(r.path, { throwIfNoEntry: false });
-    if (!r || !st) return Promise.resolve(undefined); // deleted behind our back: made again by the next ensure
-    return Promise.resolve({
-      name,
-      path: r.path,
-      sizeBytes: r.sizeBytes,
-      ...(r.backingPath ? { backingPath: r.backingPath } : {}),
-      diskId: digest16(`${r.path}\0${st.birthtimeMs}\0${st.ino}`),
-    });
+    // A file deleted, truncated or rewritten behind our back is drift, named in `problem`.
+    return Promise.resolve(this.disks.info(name));
   }
   async removeDisk(name: string, opts: CallOptions = {}): Promise<void> {
     const owner = checkOwner(opts.owner);

@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync, truncateSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { guestKernelPid, sendOverSerial } from "../helpers/runtime";
@@ -20,6 +20,8 @@ const GUESTS = ["m0", "m1"];
 describe.skipIf(!haveCli)("e2e: faults, each followed by refresh and up", () => {
   const { pulumi, ok, rt, stateDir, leftOnHost } = useStack("faults", lab);
   let written = 0;
+  /** Per guest, the first mark its overlay holds (a replaced overlay starts empty). */
+  const firstMark: Record<string, number> = { m0: 1, m1: 1 };
 
   const sh = async (guest: string, script: string) => {
     const r = await rt().exec(guest, script);
@@ -35,7 +37,7 @@ describe.skipIf(!haveCli)("e2e: faults, each followed by refresh and up", () => 
   const expectWhole = async () => {
     for (const g of GUESTS) {
       expect(rt().instanceStatus(g).state).toBe("running");
-      for (let i = 1; i <= written; i++)
+      for (let i = firstMark[g]!; i <= written; i++)
         expect(await sh(g, `cat /root/mark${i}`)).toContain(`mark ${i} of ${g}`);
     }
     await sh("m0", "ping -c 1 -W 5 10.0.0.2");
@@ -92,6 +94,31 @@ describe.skipIf(!haveCli)("e2e: faults, each followed by refresh and up", () => 
     await expect.poll(async () => (await rt().serialLinkInfo("link"))!.up).toBe(false);
     await converge(["SerialLink link"]);
     expect(GUESTS.map((g) => rt().instanceStatus(g).bootCount)).toEqual([2, 1]);
+  });
+
+  it("an overlay truncated behind our back: refresh names it; up replaces the disk and its guest, saying so", async () => {
+    await writeMarks();
+    const overlay = rt().disks.get("m1-root")!.path;
+    const st = statSync(overlay);
+    truncateSync(overlay, Math.floor(st.size / 2));
+    utimesSync(overlay, st.atime, st.mtime); // only the size tells
+    expect(ok(pulumi("refresh")).summary).toMatchObject({ update: 1 });
+    const disk = ok(pulumi("export")).deployment!.deployment.resources.find((r) =>
+      r.urn.endsWith("umlfleet:Disk::m1-root"),
+    )!;
+    expect(String(disk.outputs!.drift)).toContain(`overlay ${overlay} is truncated`);
+    // The preview says what up will do: a new disk, and a new guest on it.
+    const preview = ok(pulumi("preview"));
+    for (const what of ["Disk: (replace)\n        [id=m1-root]", "Instance: (replace)\n        [id=m1]"])
+      expect(preview.stdout).toContain(`+-pulumi-nodejs:dynamic/umlfleet:${what}`);
+    ok(pulumi("up"));
+    expect(rt().disks.info("m1-root")!.problem).toBeUndefined();
+    expect(rt().instanceStatus("m1").bootCount).toBe(1);
+    expect((await rt().exec("m1", `cat /root/mark${written}`)).exitCode).not.toBe(0); // its data is gone
+    firstMark.m1 = written + 1;
+    await writeMarks();
+    await expectWhole();
+    expect(Object.keys(ok(pulumi("preview")).summary!)).toEqual(["same"]);
   });
 
   it("destroy leaves no process or file of the stack on the host", () => {
