@@ -30,6 +30,8 @@ export const ERROR_CODES = {
   UMLFLEET_PERMISSION_DENIED:
     "The host user lacks a privilege the spec needs (CAP_NET_ADMIN to make a host link's tap).",
   UMLFLEET_STATE_CORRUPT: "A state file could not be read.",
+  UMLFLEET_STATE_WRITE_FAILED:
+    "A file in the state folder could not be written (no space left, read-only, no permission); nothing was recorded for it.",
   UMLFLEET_HOST_UNSUPPORTED:
     "This host cannot do what the spec asks (a missing tool, privilege or apt mirror); nothing was done.",
   UMLFLEET_BAD_REQUEST: "An agent request's body is not a JSON object; nothing was done.",
@@ -73,6 +75,7 @@ export const STATUS_CODES: Record<ErrorCode, number> = {
   UMLFLEET_RESTART_REQUIRED: 409,
   UMLFLEET_PERMISSION_DENIED: 403,
   UMLFLEET_STATE_CORRUPT: 500,
+  UMLFLEET_STATE_WRITE_FAILED: 507,
   UMLFLEET_HOST_UNSUPPORTED: 501,
   UMLFLEET_BAD_REQUEST: 400,
   UMLFLEET_REQUEST_TOO_LARGE: 413,

@@ -17,7 +17,7 @@ import { cowLayout, createCowFile, cowMismatch, readCowHeader } from "../uml/cow
 import type { Images } from "./images";
 import { run } from "../process";
 import { claimed, refuseForeign, withOwners, type Owned } from "./owners";
-import { readJson, STATE_SCHEMA_VERSION, writeJsonAsync, type StateDir } from "./state";
+import { readJson, STATE_SCHEMA_VERSION, stateWriteError, writeJsonAsync, type StateDir } from "./state";
 
 export interface DiskRecord extends Owned {
   schemaVersion: number;
@@ -154,7 +154,7 @@ export class Disks {
       return record;
     } catch (e) {
       rmSync(path, { force: true });
-      throw e;
+      throw stateWriteError(e, path);
     }
   }
 

@@ -37,7 +37,7 @@ import { buildKernel, isExecutableFile, kernelFacts } from "./kernels";
 import { Networks, type NetworkStatus } from "./networks";
 import { checkOwner, ownersOf, refuseForeign, refuseForeignUses } from "./owners";
 import { SerialLinks } from "./serial-links";
-import { StateDir, withLock } from "./state";
+import { StateDir, stateWriteError, withLock } from "./state";
 
 /** Where the default state folder came from, for an error that names it. */
 function stateDirSource(env: NodeJS.ProcessEnv = process.env): string {
@@ -244,6 +244,8 @@ export class LocalRuntime implements HostDriver {
     return withDeadline(`instance ${s.name}`, opts, async (signal) => {
       await this.instances.create(s, { signal, launcher: opts.launcher, owner });
       return this.instanceInfoNow(s.name);
+    }).catch((e: unknown) => {
+      throw stateWriteError(e, this.stateDir);
     });
   }
   planInstance(spec: unknown): Promise<ChangePlan> {
@@ -272,6 +274,8 @@ export class LocalRuntime implements HostDriver {
     return withDeadline(`starting ${name}`, opts, async (signal) => {
       await this.instances.start(name, { signal });
       return this.instanceInfoNow(name);
+    }).catch((e: unknown) => {
+      throw stateWriteError(e, this.stateDir);
     });
   }
   stopInstance(name: string, opts: StopOptions = {}): Promise<void> {
@@ -362,7 +366,9 @@ export class LocalRuntime implements HostDriver {
   ): Promise<T> {
     return withDeadline(what, opts, (signal) =>
       withLock(this.state, key, () => fn(signal), LOCK_WAIT_MS, signal),
-    );
+    ).catch((e: unknown) => {
+      throw stateWriteError(e, this.stateDir);
+    });
   }
 
   /**
