@@ -1,7 +1,7 @@
 import { readFileSync, statSync, truncateSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { guestKernelPid, sendOverSerial } from "../helpers/runtime";
+import { guestKernelPid, processesMentioning, sendOverSerial } from "../helpers/runtime";
 import { haveCli, useStack, type Lab } from "./stack-harness";
 
 /**
@@ -123,6 +123,52 @@ describe.skipIf(!haveCli)("e2e: faults, each followed by refresh and up", () => 
 
   it("destroy leaves no process or file of the stack on the host", () => {
     ok(pulumi("destroy"));
+    expect(leftOnHost()).toEqual({ processes: [], files: [] });
+  });
+});
+
+/**
+ * Boot faults through the CLI on a stack of one guest: `up` fails within the
+ * boot deadline with a typed error carrying the console tail, leaves no
+ * process of the guest, and after the program is fixed `up` converges.
+ */
+describe.skipIf(!haveCli)("e2e: a guest that does not boot, then the program fixed", () => {
+  const fixed: Lab = { size: 1 };
+  const { pulumi, ok, rt, stateDir, leftOnHost } = useStack("bootfaults", fixed);
+  const nothingRuns = () => expect(processesMentioning(`${stateDir}/instances/m0/`)).toEqual([]);
+  const converges = async () => {
+    ok(pulumi("up", fixed));
+    expect(rt().instanceStatus("m0").state).toBe("running");
+    expect((await rt().exec("m0", "echo alive")).output).toContain("alive");
+    expect(Object.keys(ok(pulumi("preview", fixed)).summary!)).toEqual(["same"]);
+  };
+
+  it("never ready (its startup script hangs): up fails with UMLFLEET_BOOT_TIMEOUT and the console tail", async () => {
+    const hangs: Lab = { size: 1, startup: "echo startup-hangs-here; sleep 100000", bootTimeoutMs: 30_000 };
+    const failed = pulumi("up", hangs);
+    expect(failed.error).toContain("UMLFLEET_BOOT_TIMEOUT");
+    expect(failed.error).toContain("startup-hangs-here"); // the console tail
+    nothingRuns();
+    await converges();
+  });
+
+  it("panics at boot (its startup script crashes the kernel): up fails with UMLFLEET_BOOT_FAILED and the panic", async () => {
+    ok(pulumi("destroy", fixed));
+    const panics: Lab = {
+      size: 1,
+      startup: "echo about-to-panic; echo c > /proc/sysrq-trigger",
+      bootTimeoutMs: 30_000,
+    };
+    const failed = pulumi("up", panics);
+    expect(failed.error).toContain("UMLFLEET_BOOT_FAILED");
+    expect(failed.error).toContain("about-to-panic");
+    expect(failed.error).toMatch(/Kernel panic|sysrq/i);
+    nothingRuns();
+    await converges();
+  });
+
+  it("destroy leaves no process or file of the stack on the host", () => {
+    ok(pulumi("destroy", fixed));
     expect(leftOnHost()).toEqual({ processes: [], files: [] });
   });
 });
