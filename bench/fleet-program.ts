@@ -5,6 +5,7 @@
 import type { EngineEvent } from "@pulumi/pulumi/automation";
 import * as uf from "../provider/index";
 import { localStack } from "../automation/local-stack";
+import { quickUp, type UpTimings } from "../automation/quick-up";
 import { fleetNic } from "./lib";
 
 export interface FleetCfg {
@@ -25,8 +26,12 @@ export interface FleetCfg {
    * "resources": a Disk and an Instance resource per guest (2 per guest). Default "group".
    */
   shape?: "group" | "resources";
+  /** Each guest's bootTimeoutMs (large fleets on 2 cores: the default 60 s is too short for the last ones). */
+  bootTimeoutMs?: number;
   /** An empty program: no resources at all. */
   empty?: boolean;
+  /** `up` through quickUp (automation/quick-up.ts): without the Automation API's read-back commands. */
+  quick?: boolean;
   /** Extra environment for the CLI and provider (e.g. PULUMI_SKIP_CHECKPOINTS=true, an experiment knob). */
   extraEnv?: Record<string, string>;
 }
@@ -37,6 +42,8 @@ export interface FleetResult {
   summary?: unknown;
   error?: string;
   outputTail?: string;
+  /** quickUp's: the engine's first event, its summary, the CLI's exit (ms after the call). */
+  timings?: UpTimings;
   /** From engine events (time of receipt, ms after the operation started): per resource type. */
   phases?: Record<
     string,
@@ -54,7 +61,10 @@ function program(cfg: FleetCfg) {
     const { network, ipv4 } = fleetNic(i, cfg.networks);
     return { network: nets[network]!, ipv4 };
   };
-  const args = cfg.kernelArgs.length ? { kernelArgs: cfg.kernelArgs } : {};
+  const args = {
+    ...(cfg.kernelArgs.length ? { kernelArgs: cfg.kernelArgs } : {}),
+    ...(cfg.bootTimeoutMs ? { bootTimeoutMs: cfg.bootTimeoutMs } : {}),
+  };
   if ((cfg.shape ?? "group") === "group" && cfg.size > 0) {
     const members = Object.fromEntries(
       Array.from({ length: cfg.size }, (_, i) => [
@@ -109,6 +119,12 @@ async function main() {
   try {
     switch (cfg.action) {
       case "up": {
+        if (cfg.quick) {
+          const r = await quickUp(stack, { onOutput, ...par });
+          result.summary = r.summary.resourceChanges;
+          result.timings = r.timings;
+          break;
+        }
         const r = await stack.up({ onOutput, ...par });
         result.summary = r.summary.resourceChanges;
         break;

@@ -14,6 +14,15 @@ export function envInt(name: string, dflt: number): number {
   return Math.round(n);
 }
 
+/** A comma-separated list from the environment (BENCH_SIZES=8,32). */
+export function envList(name: string, dflt: string): string[] {
+  const v = process.env[name];
+  return (v === undefined || v === "" ? dflt : v)
+    .split(",")
+    .map((x) => x.trim())
+    .filter(Boolean);
+}
+
 export interface Stats {
   n: number;
   median: number;

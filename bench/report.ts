@@ -3,6 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fmtMiB, fmtS, MiB, stats, type Stats } from "./lib";
 import type { FleetRound, MemGuest, Results } from "./results";
+import { readySection, readyTargetRows, scaleSection, scaleTargetRows } from "./report-scale";
 
 const ratio = (a?: number, b?: number) =>
   a === undefined || b === undefined || b === 0 ? "n/a" : `${(a / b).toFixed(2)}x`;
@@ -54,7 +55,6 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
   const size = k.BENCH_FLEET_SIZE;
   const nproc = Number(m.nproc) || 1;
   const perCoreSec = (t?: number) => (t ? (size / (t / 1000) / nproc).toFixed(2) : "n/a");
-  const leanRt = bs.lean?.runtime;
   const allHang = [...(res.hangEarlier ?? []).flatMap((h) => h.rounds), ...res.hang.rounds];
   const hangReady = allHang.reduce((a, r) => a + r.ready, 0);
   const hangTotal = allHang.reduce((a, r) => a + r.size, 0);
@@ -109,9 +109,8 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
   L.push(
     `| lean kernel: host time to \`/init\` via LocalRuntime ≤ 0.2 s (median) | ${ms(leanInit)} (median / p90); bare linux.uml ${ms(bs.lean?.bareInit)}; with \`lpj=\` ${ms(bs["lean-lpj"]?.runtimeInit)} | ${pf(leanInit ? leanInit.median <= 200 : undefined)} |`,
   );
-  L.push(
-    `| (for information) lean kernel: to ready (\`UMLFLEET-READY\`, end of umlfleet's init) via LocalRuntime | ${ms(leanRt)}; bare ${ms(bs.lean?.bare)} | no target |`,
-  );
+  L.push(...readyTargetRows(res));
+  L.push(...scaleTargetRows(res));
   L.push(
     `| ${size}-guest fleet ready via \`pulumi up\` ≤ 15 s | ${upS ? fmtS(upS.median) : "n/a"} (median of ${upS?.n ?? 0}) | ${pf(upS && allFleetReady ? upS.median <= 15_000 : upS ? false : undefined)} |`,
   );
@@ -143,7 +142,7 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
   L.push(
     `${k.BENCH_BOOT_ROUNDS} rounds per variant, one guest at a time (64 MiB, no NIC). "bare": \`bench/bare-boot.sh\` starts linux.uml directly ` +
       "(no sandbox, no runtime; COW made by `uml_mkcow` before the clock starts; console to a file polled every 10 ms; guest RAM on tmpfs like the runtime's). " +
-      '"runtime": `LocalRuntime.createInstance` from call to return (overlay made before, by `ensureDisk`; the runtime polls every 20 ms too). ' +
+      '"runtime": `LocalRuntime.createInstance` from call to return (overlay made before, by `ensureDisk`; the runtime checks the console when inotify reports a change in the instance folder, at least every 20 ms). ' +
       "Both boot the same base image with `init=/umlfleet/init` and the same guest devices (a control line `con1` and two serial lines on FIFOs, which the init sets up) and stop the clock at `UMLFLEET-READY` " +
       "(runs before 2026-11-27 16:48 UTC gave bare guests neither line, so their init did less). " +
       `\`lpj=\` is ${res.lpj ?? "n/a"}, read from a lean boot's console ("lpj=NNN").`,
@@ -168,6 +167,8 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
     "The in-guest uptime is what umlfleet's init prints with the marker (`/proc/uptime`): kernel start to the end of init. Host time minus it is process start-up plus, for the runtime, its own work (validation, FIFOs, sandbox, polling).",
   );
   L.push("");
+  L.push(...readySection(res));
+  L.push(...scaleSection(res));
 
   L.push(`## 2. Fleet: ${size} guests, ${k.BENCH_FLEET_NETWORKS} networks, lean kernel`);
   L.push("");
@@ -348,8 +349,10 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
   );
   L.push(
     `  ${Object.entries(k)
-      .map(([n, v]) => `\`${n}=${v}\``)
-      .join(", ")}; \`BENCH_SKIP=disk,boot,fleet,memory,hang\` skips sections.`,
+      .map(([n, v]) => `\`${n}=${Array.isArray(v) ? v.join(",") : v}\``)
+      .join(
+        ", ",
+      )}; \`BENCH_SKIP=disk,micro,boot,fleet,scale,memory,hang\` skips sections; \`BENCH_SIZES=8,32\` picks the scale curve's sizes.`,
   );
   L.push(
     "- Everything runs in a fresh `/tmp/ufb-XXXXXX` (short for unix socket paths) that is destroyed at the end (`destroyAll` on both state folders, then SIGKILL to any process whose command line names it).",

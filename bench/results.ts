@@ -4,10 +4,24 @@
  * (bench/results/latest.json).
  */
 import type { FleetResult } from "./fleet-program";
-import { envInt, type GroupMemory, type Stats } from "./lib";
+import type { UpTimings } from "../automation/quick-up";
+import { envInt, envList, type GroupMemory, type Stats } from "./lib";
 
 export const KNOBS = {
   BENCH_BOOT_ROUNDS: envInt("BENCH_BOOT_ROUNDS", 10),
+  /** Boot variants: lean, lean-lpj, debian (Debian's 6.1 kernel panics on hosts with AMX: off by default). */
+  BENCH_BOOT_VARIANTS: envList("BENCH_BOOT_VARIANTS", "lean,lean-lpj"),
+  /** Fleet sizes of the scale curve (section "scale"): shell script, runtime and `pulumi up` at each. */
+  BENCH_SIZES: envList("BENCH_SIZES", "8,32,128,256").map((x) => {
+    const n = Number(x);
+    if (!Number.isInteger(n) || n < 1)
+      throw new Error(`BENCH_SIZES: ${x} is not a fleet size (a whole number >= 1)`);
+    return n;
+  }),
+  /** Networks of the scale curve's fleets (guest i on network i mod n). */
+  BENCH_SCALE_NETWORKS: envInt("BENCH_SCALE_NETWORKS", 4),
+  /** 1: the scale curve's `up` runs through quickUp (automation/quick-up.ts); 0: plain `stack.up()`. */
+  BENCH_SCALE_QUICK: envInt("BENCH_SCALE_QUICK", 1),
   BENCH_FLEET_ROUNDS: envInt("BENCH_FLEET_ROUNDS", 2),
   BENCH_FLEET_SIZE: envInt("BENCH_FLEET_SIZE", 32),
   BENCH_FLEET_NETWORKS: envInt("BENCH_FLEET_NETWORKS", 4),
@@ -37,6 +51,19 @@ export interface BootSample {
   guestUptimeS?: number;
   error?: string;
   freshOverlayBytes?: number;
+  /** Runtime boots: ms after the call at which each host-side step was reached (src/host/instance/boot-trace.ts). */
+  trace?: Record<string, number>;
+}
+
+/** One fleet size of the scale curve: the same guests by shell script, by the runtime and by `pulumi up`. */
+export interface ScalePoint {
+  size: number;
+  networks: number;
+  bare?: { ms?: number; ready: number; error?: string; memory?: MemGuest[] };
+  runtime?: { ms?: number; ready: number; error?: string };
+  pulumi?: NonNullable<FleetRound["pulumi"]>;
+  /** Host limits seen at this size (open fds of the provider, processes). */
+  loadavg?: string;
 }
 export interface HangRound {
   round: number;
@@ -66,6 +93,10 @@ export interface FleetRound {
     memory?: MemGuest[];
     shmemDeltaBytes?: number;
     noopUpMs?: number;
+    /** The no-op up through quickUp, with its timings. */
+    noopQuick?: { ms: number } & UpTimings;
+    /** quickUp's timings of the first up (when it ran through quickUp). */
+    upTimings?: UpTimings;
     noopSummary?: unknown;
     previewMs?: number;
     teardownMs?: number;
@@ -104,10 +135,18 @@ export interface Results {
   sectionsAt: Record<string, string>;
   mergedFrom?: string;
   memory: Record<string, MemGuest[]>;
-  fleet: { prepMs?: number; rounds: FleetRound[]; emptyUpMs: number[]; kernelArgs: string[] };
+  fleet: {
+    prepMs?: number;
+    rounds: FleetRound[];
+    emptyUpMs: number[];
+    /** Empty-stack ups through quickUp. */
+    emptyQuickUp?: ({ ms: number } & UpTimings)[];
+    kernelArgs: string[];
+  };
   /** Per-boot host-side costs inside createInstance, timed directly. */
   micro?: { kernelLibrariesMs: number[]; cacheEntriesAfter: number };
   hang: { rounds: HangRound[]; stoppedEarly?: boolean };
+  scale?: ScalePoint[];
   /** Hang rounds of earlier runs merged in (BENCH_MERGE=1 keeps them: the issue wants many rounds). */
   hangEarlier?: { startedAt: string; rounds: HangRound[] }[];
 }

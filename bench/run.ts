@@ -22,8 +22,9 @@ import { cpus, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { LocalRuntime } from "../src/host/runtime";
 import { kernelFiles, type Bind } from "../src/host/sandbox";
+import { bootTrace } from "../src/host/instance/boot-trace";
 import type { FleetCfg, FleetResult } from "./fleet-program";
-import { KNOBS, type BootSample, type FleetRound, type Results } from "./results";
+import { KNOBS, type BootSample, type FleetRound, type Results, type ScalePoint } from "./results";
 import {
   fleetNic,
   groupMemory,
@@ -78,7 +79,8 @@ let SHM: string | undefined;
 function setup(): void {
   T_START = performance.now();
   res = newResults();
-  ROOT = mkdtempSync("/tmp/ufb-");
+  // BENCH_TMP: the parent of the run's folder (default /tmp; keep it short: unix socket paths).
+  ROOT = mkdtempSync(join(process.env.BENCH_TMP ?? "/tmp", "ufb-"));
   [S, F, P, B] = ["s", "f", "p", "b"].map((d) => join(ROOT, d)) as [string, string, string, string];
   SHM = existsSync("/dev/shm") ? mkdtempSync("/dev/shm/ufb-") : undefined;
 }
@@ -230,7 +232,11 @@ async function runtimeBoot(
   const consoleLog = rt.state.consoleLog(name);
   let toInitMs: number | undefined;
   let watching = true;
+  const trace: Record<string, number> = {};
   const t0 = performance.now();
+  bootTrace.mark = (instance, step) => {
+    if (instance === name && !(step in trace)) trace[step] = Math.round((performance.now() - t0) * 10) / 10;
+  };
   const watcher = (async () => {
     while (watching && toInitMs === undefined) {
       try {
@@ -257,12 +263,14 @@ async function runtimeBoot(
       ms,
       guestUptimeS: uptimeOf(consoleText(name)),
       freshOverlayBytes,
+      trace,
       ...(toInitMs !== undefined ? { toInitMs } : {}),
     };
   } catch (e) {
     return { round: -1, error: `runtime: ${String(e).slice(0, 400)}`, freshOverlayBytes };
   } finally {
     watching = false;
+    bootTrace.mark = undefined;
     await dropInstance(rt, name);
   }
 }
@@ -272,7 +280,7 @@ async function benchBoot() {
     { id: "debian", kernel: DEBIAN_KERNEL, args: [] as string[] },
     { id: "lean", kernel: res.leanKernel, args: [] as string[] },
     ...(res.lpj ? [{ id: "lean-lpj", kernel: res.leanKernel, args: [`lpj=${res.lpj}`] }] : []),
-  ];
+  ].filter((v) => KNOBS.BENCH_BOOT_VARIANTS.includes(v.id));
   for (const v of variants) res.boot[v.id] = { bare: [], runtime: [], args: v.args, kernel: v.kernel };
   for (let r = 0; r < KNOBS.BENCH_BOOT_ROUNDS; r++) {
     for (const v of variants) {
@@ -375,7 +383,12 @@ async function pulumiOp(
 
 const prepCfg = { action: "up" as const, size: 0, networks: 0 };
 
-async function bareFleet(round: number, measureMemory: boolean): Promise<NonNullable<FleetRound["bare"]>> {
+async function bareFleet(
+  round: number | string,
+  measureMemory: boolean,
+  size = KNOBS.BENCH_FLEET_SIZE,
+  networks = KNOBS.BENCH_FLEET_NETWORKS,
+): Promise<NonNullable<FleetRound["bare"]>> {
   const dir = join(B, `fleet${round}`);
   rmSync(dir, { recursive: true, force: true });
   const p = spawnWatch(
@@ -385,12 +398,17 @@ async function bareFleet(round: number, measureMemory: boolean): Promise<NonNull
       res.leanKernel,
       baseImg,
       dir,
-      String(KNOBS.BENCH_FLEET_SIZE),
-      String(KNOBS.BENCH_FLEET_NETWORKS),
+      String(size),
+      String(networks),
       ...res.fleet.kernelArgs,
     ],
     /^(READY|TIMEOUT)/,
-    { timeoutMs: 5 * 60_000, ...bareEnv("BARE_TMPDIR_ROOT", `fleet${round}`) },
+    {
+      timeoutMs: 10 * 60_000,
+      ...(SHM
+        ? { env: { ...process.env, BARE_TMPDIR_ROOT: join(SHM, `fleet${round}`), BARE_TIMEOUT_S: "400" } }
+        : {}),
+    },
   );
   const line = await p.line;
   await p.done;
@@ -417,16 +435,20 @@ async function bareFleet(round: number, measureMemory: boolean): Promise<NonNull
 }
 
 /** The fleet as one InstanceGroup applied by the runtime directly (no Pulumi): from the call to its return. */
-async function runtimeFleet(): Promise<NonNullable<FleetRound["runtime"]>> {
-  const nets = Array.from({ length: KNOBS.BENCH_FLEET_NETWORKS }, (_, n) => `rnet${n}`);
+async function runtimeFleet(
+  size = KNOBS.BENCH_FLEET_SIZE,
+  networks = KNOBS.BENCH_FLEET_NETWORKS,
+): Promise<NonNullable<FleetRound["runtime"]>> {
+  const nets = Array.from({ length: networks }, (_, n) => `rnet${n}`);
   for (const n of nets) await rt.ensureNetwork({ name: n });
   const members = Object.fromEntries(
-    Array.from({ length: KNOBS.BENCH_FLEET_SIZE }, (_, i) => {
+    Array.from({ length: size }, (_, i) => {
       const { network, ipv4 } = fleetNic(i, nets.length);
       return [
         `r${i}`,
         {
           memoryMiB: 64,
+          bootTimeoutMs: BOOT_TIMEOUT_MS,
           nics: [{ network: nets[network]!, ipv4 }],
           ...(res.fleet.kernelArgs.length ? { kernelArgs: res.fleet.kernelArgs } : {}),
         },
@@ -456,10 +478,11 @@ async function pulumiFleet(
   measureMemory: boolean,
   noop: boolean,
   shape: "group" | "resources" = "group",
+  sized: Partial<FleetCfg> = {},
 ) {
   const fr = new LocalRuntime({ stateDir: F });
   const shmemBefore = meminfo().Shmem ?? 0;
-  const up = await pulumiOp({ action: "up", shape, ...(parallel ? { parallel } : {}) });
+  const up = await pulumiOp({ action: "up", shape, ...(parallel ? { parallel } : {}), ...sized });
   const names = fr.instances.list();
   const ready = names.filter((n) => fr.instanceStatus(n).state === "running").length;
   const out: NonNullable<FleetRound["pulumi"]> = {
@@ -467,6 +490,7 @@ async function pulumiFleet(
     upWallMs: up.wallMs,
     upSetupMs: up.setupMs,
     upPhases: up.phases,
+    ...(up.timings ? { upTimings: up.timings } : {}),
     ...(up.error ? { error: up.error.slice(-600) } : { upMs: up.ms }),
   };
   if (measureMemory && !up.error) {
@@ -475,10 +499,19 @@ async function pulumiFleet(
     out.shmemDeltaBytes = (meminfo().Shmem ?? 0) - shmemBefore;
   }
   if (noop && !up.error) {
-    const n = await pulumiOp({ action: "up", shape, ...(parallel ? { parallel } : {}) });
+    const n = await pulumiOp({ action: "up", shape, ...(parallel ? { parallel } : {}), ...sized });
     if (!n.error) out.noopUpMs = n.ms;
     out.noopSummary = n.summary;
-    const pv = await pulumiOp({ action: "preview", shape, ...(parallel ? { parallel } : {}) });
+    // The same no-op up without the Automation API's read-back commands (automation/quick-up.ts).
+    const q = await pulumiOp({
+      action: "up",
+      quick: true,
+      shape,
+      ...(parallel ? { parallel } : {}),
+      ...sized,
+    });
+    if (!q.error) out.noopQuick = { ms: q.ms, ...(q.timings ?? {}) };
+    const pv = await pulumiOp({ action: "preview", shape, ...(parallel ? { parallel } : {}), ...sized });
     if (!pv.error) out.previewMs = pv.ms;
   }
   const down = await pulumiOp({ ...prepCfg, ...(parallel ? { parallel } : {}) });
@@ -539,8 +572,53 @@ async function benchFleet() {
   for (let r = 0; r < KNOBS.BENCH_EMPTY_ROUNDS; r++) {
     const e = await pulumiOp({ action: "up", stackName: "empty", empty: true });
     if (!e.error) res.fleet.emptyUpMs.push(e.ms);
+    const q = await pulumiOp({ action: "up", stackName: "empty", empty: true, quick: true });
+    if (!q.error) (res.fleet.emptyQuickUp ??= []).push({ ms: q.ms, ...(q.timings ?? {}) });
   }
   log("empty-stack up ms", res.fleet.emptyUpMs);
+  await pulumiOp({ action: "destroy" });
+}
+
+// ---- scale curve: 8, 32, 128, 256 guests ------------------------------------------------
+
+/** Generous: at 256 guests on 2 shared cores the last guest of a wave may wait minutes for CPU. */
+const BOOT_TIMEOUT_MS = 300_000;
+
+async function benchScale() {
+  res.fleet.kernelArgs = KNOBS.BENCH_FLEET_LPJ && res.lpj ? [`lpj=${res.lpj}`] : [];
+  const prep = await pulumiOp(prepCfg);
+  if (prep.error) throw new Error(`scale prep failed: ${prep.error}`);
+  res.scale = [];
+  const networks = KNOBS.BENCH_SCALE_NETWORKS;
+  for (const [i, size] of KNOBS.BENCH_SIZES.entries()) {
+    const point: ScalePoint = { size, networks, loadavg: loadavg() };
+    res.scale.push(point);
+    // quick: the up without the Automation API's read-back commands (automation/quick-up.ts); the no-op up is timed both ways.
+    const sized = { size, networks, bootTimeoutMs: BOOT_TIMEOUT_MS, quick: KNOBS.BENCH_SCALE_QUICK === 1 };
+    // Alternate the order, so drift in the machine's other load hits all three alike.
+    const sides = [
+      async () => (point.bare = await bareFleet(`s${size}`, true, size, networks)),
+      async () => (point.runtime = await runtimeFleet(size, networks)),
+      async () =>
+        (point.pulumi = await pulumiFleet(
+          KNOBS.BENCH_FLEET_PARALLEL || undefined,
+          true,
+          true,
+          "group",
+          sized,
+        )),
+    ];
+    for (const side of i % 2 ? sides.reverse() : sides) await side();
+    log(
+      `scale ${size}`,
+      JSON.stringify({
+        bare: { ...point.bare, memory: undefined },
+        runtime: point.runtime,
+        pulumi: { ...point.pulumi, memory: undefined },
+      }),
+      loadavg(),
+    );
+  }
   await pulumiOp({ action: "destroy" });
 }
 
@@ -601,6 +679,7 @@ const OWNED: Record<string, (keyof Results)[]> = {
   memory: ["memory"],
   hang: ["hang"],
   micro: ["micro"],
+  scale: ["scale"],
 };
 
 function save() {
@@ -650,6 +729,7 @@ async function main() {
   await section("micro", benchMicro);
   await section("boot", benchBoot);
   await section("fleet", benchFleet);
+  await section("scale", benchScale);
   await section("memory", benchMemory);
   await section("hang", benchHang);
 }

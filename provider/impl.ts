@@ -340,7 +340,13 @@ export async function diff(kind: Kind, _id: string, olds: Props, news: Props): P
       for (const k of keys) if (!same(o[k], n[k])) mark(k, true);
     } else {
       const plan = planInstanceChange(before as never, after as never);
-      for (const c of plan.changes) mark(c.field.slice(1), c.kind === "replace");
+      // A nested field ("/nics/0/impairment") as Pulumi's property path ("nics[0].impairment").
+      const path = (f: string) =>
+        f
+          .slice(1)
+          .replace(/\/(\d+)(?=\/|$)/g, "[$1]")
+          .replace(/\//g, ".");
+      for (const c of plan.changes) mark(path(c.field), c.kind === "replace");
     }
     // A new kernel or root disk (replaced behind the same name) is a new machine.
     for (const k of ["kernelSha256", "rootDiskId", "stateDir"]) if (!same(o[k], n[k])) mark(k, true);

@@ -1,6 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { HOST_OUTPUTS } from "./host-outputs";
 import type { ChangePlan } from "../src/change-plan";
+import { placement } from "./placement";
 import { makeProvider } from "./shim";
 
 /** Options every umlfleet resource takes. */
@@ -108,21 +109,6 @@ function spanning(hosts: Host[]): pulumi.Output<unknown> {
     .apply((hs) =>
       hs.map(([hostId, ssh, stateDir]) => (ssh ? { hostId, ssh, stateDir } : { hostId, stateDir })),
     );
-}
-
-/**
- * A resource's `host` and `stateDir` inputs: the Host's identity and how to
- * reach it (a secret when it holds a key), and its state folder unless the
- * resource names one.
- */
-function placement<T extends HostArgs>(args: T): Omit<T, "host"> & { host?: pulumi.Output<unknown> } {
-  const { host, ...rest } = args;
-  if (!host) return rest;
-  return {
-    ...rest,
-    host: pulumi.all([host.hostId, host.ssh]).apply(([hostId, ssh]) => (ssh ? { hostId, ssh } : { hostId })),
-    stateDir: args.stateDir ?? host.stateDir,
-  };
 }
 
 /**
@@ -364,6 +350,17 @@ export interface NicArgs {
   /** The default route of its address family through this NIC. */
   gateway?: pulumi.Input<string>;
   routes?: RouteArgs[];
+  /** Delay, loss, rate limit, duplicates or a cut link (`down`), applied live through a wirefilter. */
+  impairment?: pulumi.Input<ImpairmentArgs>;
+}
+/** A NIC's link impairment (docs/resources.md): every change applies live, without a reboot. */
+export interface ImpairmentArgs {
+  delayMs?: pulumi.Input<number>;
+  jitterMs?: pulumi.Input<number>;
+  lossPercent?: pulumi.Input<number>;
+  rateKbit?: pulumi.Input<number>;
+  duplicatePercent?: pulumi.Input<number>;
+  down?: pulumi.Input<boolean>;
 }
 /** A file written into the guest's root at every boot: `content`, or a host file `source`. */
 export type GuestFileArgs = { path: pulumi.Input<string>; mode?: pulumi.Input<number> } & (
@@ -521,6 +518,7 @@ function memberProps(args: InstanceSettings): Record<string, unknown> {
             ...(n.ipv6 ? { ipv6: n.ipv6 } : {}),
             ...(n.gateway ? { gateway: n.gateway } : {}),
             ...(n.routes ? { routes: n.routes } : {}),
+            ...(n.impairment ? { impairment: n.impairment } : {}),
           })),
         }
       : {}),

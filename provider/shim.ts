@@ -23,3 +23,20 @@ export function makeProvider(kind: Kind): pulumi.dynamic.ResourceProvider {
     delete: (id, props) => (require("umlfleet/dist/provider/impl") as Impl).remove(kind, id, props),
   };
 }
+
+type ChecksImpl = typeof import("./checks-impl");
+
+/** LabChecks' provider: as makeProvider, loading provider/checks-impl by package name. */
+export function makeChecksProvider(): pulumi.dynamic.ResourceProvider {
+  return {
+    check: async (olds, news) =>
+      (require("umlfleet/dist/provider/checks-impl") as ChecksImpl).check(olds, news),
+    diff: async (id, olds, news) =>
+      (require("umlfleet/dist/provider/checks-impl") as ChecksImpl).diff(id, olds, news),
+    create: (inputs) => (require("umlfleet/dist/provider/checks-impl") as ChecksImpl).create(inputs),
+    read: (id, props) => (require("umlfleet/dist/provider/checks-impl") as ChecksImpl).read(id, props),
+    update: (id, olds, news) =>
+      (require("umlfleet/dist/provider/checks-impl") as ChecksImpl).update(id, olds, news),
+    delete: () => (require("umlfleet/dist/provider/checks-impl") as ChecksImpl).remove(),
+  };
+}

@@ -12,7 +12,17 @@ const { compile } = require("json-schema-to-typescript");
 const prettier = require("prettier");
 
 const ROOT = join(__dirname, "..");
-const SCHEMAS = ["base", "disk", "network", "instance", "serial-link", "kernel", "instance-group", "host"];
+const SCHEMAS = [
+  "base",
+  "disk",
+  "network",
+  "instance",
+  "serial-link",
+  "kernel",
+  "instance-group",
+  "host",
+  "lab-checks",
+];
 
 async function generate() {
   const parts = [];

@@ -6,9 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # mmdebstrap and uidmap build Debian bases; openssh and openssl serve the login and target-host
-# tests (sshd in network namespaces), util-linux's setpriv drops a guest to its runAs uid.
+# tests (sshd in network namespaces), util-linux's setpriv drops a guest to its runAs uid,
+# graphviz's dot renders `umlfleet graph --format svg`.
 debs=(user-mode-linux uml-utilities vde2 e2fsprogs busybox-static bubblewrap coreutils iproute2 procps
-  util-linux mmdebstrap uidmap openssh-client openssh-server openssl)
+  util-linux mmdebstrap uidmap openssh-client openssh-server openssl graphviz)
 missing=()
 for p in "${debs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -1,4 +1,4 @@
-import type { InstanceGroupSpec, InstanceSpec } from "./spec";
+import type { InstanceGroupSpec, InstanceSpec, NicSpec } from "./spec";
 import { memberInstanceSpec } from "./validation";
 
 /**
@@ -39,6 +39,28 @@ function listChange<T>(field: string, before: T[] = [], after: T[] = [], noun: s
   return { field, kind: "restart", why: `${noun} reordered or changed in place` };
 }
 
+/**
+ * Impairments of NICs that stay: a NIC with a wirefilter is set through its
+ * management socket; one plugged straight into its switch is re-plugged
+ * through a wirefilter (mconsole remove and config: the guest's link goes
+ * down and up, it keeps running).
+ */
+function impairmentChanges(before: NicSpec[], after: NicSpec[]): FieldChange[] {
+  const out: FieldChange[] = [];
+  for (let i = 0; i < Math.min(before.length, after.length); i++) {
+    const [a, b] = [before[i]!.impairment, after[i]!.impairment];
+    if (same(a, b)) continue;
+    out.push({
+      field: `/nics/${i}/impairment`,
+      kind: "live",
+      why: a
+        ? "set through the NIC's wirefilter management socket"
+        : "re-plug the NIC through a wirefilter (hot-plug, no reboot)",
+    });
+  }
+  return out;
+}
+
 /** Classify every changed field between two validated instance specs. */
 export function planInstanceChange(before: InstanceSpec, after: InstanceSpec): ChangePlan {
   const changes: FieldChange[] = [];
@@ -71,7 +93,9 @@ export function planInstanceChange(before: InstanceSpec, after: InstanceSpec): C
         add(listChange(path, before.disks, after.disks, "disk(s)"));
         break;
       case "nics": {
-        const c = listChange(path, before.nics, after.nics, "NIC(s)");
+        // Impairments change live (below): the NICs themselves are compared without them.
+        const bare = (l: InstanceSpec["nics"]) => (l ?? []).map(({ impairment: _, ...n }) => n);
+        const c = listChange(path, bare(before.nics), bare(after.nics), "NIC(s)");
         // A running guest's sandbox holds only the switch folders it booted with.
         const known = new Set((before.nics ?? []).map((n) => n.network));
         const fresh = [...new Set((after.nics ?? []).map((n) => n.network).filter((n) => !known.has(n)))];
@@ -82,6 +106,7 @@ export function planInstanceChange(before: InstanceSpec, after: InstanceSpec): C
             why: `network(s) ${fresh.join(", ")} are outside the running guest's sandbox`,
           });
         } else add(c);
+        for (const c of impairmentChanges(before.nics ?? [], after.nics ?? [])) add(c);
         break;
       }
       case "files":

@@ -47,6 +47,9 @@ export const ERROR_CODES = {
     "The target host's SSH host key is unknown or differs from the pinned one; nothing was sent.",
   UMLFLEET_HOST_AUTH_FAILED: "The target host refused the SSH user or key.",
   UMLFLEET_HOST_UNSUITABLE: "A host lacks what umlfleet needs to run guests there; nothing was made on it.",
+  UMLFLEET_LAB_INVALID:
+    "A Netkit/Kathará lab folder holds a line or file umlfleet cannot import; nothing was declared.",
+  UMLFLEET_CHECK_FAILED: "A lab check did not get what it expects; the update failed.",
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -89,6 +92,8 @@ export const STATUS_CODES: Record<ErrorCode, number> = {
   UMLFLEET_HOST_KEY_MISMATCH: 502,
   UMLFLEET_HOST_AUTH_FAILED: 502,
   UMLFLEET_HOST_UNSUITABLE: 422,
+  UMLFLEET_LAB_INVALID: 400,
+  UMLFLEET_CHECK_FAILED: 422,
 };
 
 const REASON: Record<number, string> = {

@@ -112,6 +112,15 @@ export function instanceFeatureProblems(s: InstanceSpec): FieldProblem[] {
         add(`${at}/routes/${j}/via`, r.via, `is IPv${via.family} while the route's "to" is IPv${to.family}`);
     });
     if (nic.routes?.length && !usesInit) needsInit(`${at}/routes`, nic.routes);
+    const imp = nic.impairment;
+    if (imp?.jitterMs !== undefined && imp.jitterMs > (imp.delayMs ?? 0))
+      add(
+        `${at}/impairment/jitterMs`,
+        imp.jitterMs,
+        `is more than delayMs (${imp.delayMs ?? 0}): a frame's delay would go below zero`,
+      );
+    // The wirefilter's socket, made as umlfleet's user, is not the runAs uid's to connect to.
+    if (imp && s.runAs) add(`${at}/impairment`, imp, "is not supported with runAs yet");
   });
 
   // Files: distinct paths, none inside another, within the size limits.

@@ -153,13 +153,14 @@ export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
 /**
  * Poll `check` every `intervalMs` until it returns a value, `timeoutMs`
  * passes or `signal` aborts (then undefined: the caller tells which from the
- * signal).
+ * signal). `pause` replaces the sleep between checks (one that may end early).
  */
 export async function waitFor<T>(
   check: () => T | undefined | null | false | Promise<T | undefined | null | false>,
   timeoutMs: number,
   intervalMs = 25,
   signal?: AbortSignal,
+  pause: (ms: number) => Promise<void> = sleep,
 ): Promise<T | undefined> {
   const deadline = performance.now() + timeoutMs;
   for (;;) {
@@ -167,7 +168,7 @@ export async function waitFor<T>(
     const v = await check();
     if (v) return v;
     if (performance.now() >= deadline) return undefined;
-    await sleep(intervalMs);
+    await pause(intervalMs);
   }
 }
 

@@ -213,6 +213,35 @@ export interface InstanceSpec {
        */
       via: string;
     }[];
+    /**
+     * Impair or cut this NIC's link, live: a wirefilter (Debian's vde2) sits between the NIC and its switch and applies these to the frames the guest sends (like netem on the NIC: a ping's round trip grows by delayMs and loses lossPercent of its requests). Changes apply to the running guest through wirefilter's management socket, without a reboot. A NIC without impairment is plugged into its switch directly.
+     */
+    impairment?: {
+      /**
+       * Added delay, in milliseconds. Default 0.
+       */
+      delayMs?: number;
+      /**
+       * Each frame's delay varies uniformly by up to this many milliseconds either way; at most delayMs. Default 0.
+       */
+      jitterMs?: number;
+      /**
+       * Share of frames dropped, in percent. Default 0.
+       */
+      lossPercent?: number;
+      /**
+       * Bandwidth limit in kilobits per second (1000 bits); frames beyond it queue, then drop. Default: no limit.
+       */
+      rateKbit?: number;
+      /**
+       * Share of frames sent twice, in percent. Default 0.
+       */
+      duplicatePercent?: number;
+      /**
+       * Cut the link both ways (every frame dropped; the guest's interface stays up, as with a cable cut behind a switch). Default false.
+       */
+      down?: boolean;
+    };
   }[];
   /**
    * How many serial lines (/dev/ttyS0..) the guest gets; each can be joined by a SerialLink.
@@ -448,5 +477,66 @@ export interface HostSpec {
      */
     stateDir?: string;
     connectTimeoutMs?: number;
+  };
+}
+
+/**
+ * Checks run in a lab's guests after they are up (LabChecks): each a reach (ping from one guest to an address) or a command (a script in a guest whose exit status and output must be as expected). A failing check fails the update.
+ */
+export interface LabChecksSpec {
+  /**
+   * @minItems 1
+   * @maxItems 64
+   */
+  checks: [LabCheck, ...LabCheck[]];
+}
+/**
+ * One check: exactly one of reach and command (checked after the schema).
+ */
+export interface LabCheck {
+  /**
+   * Names the check in outputs and messages: letters, digits, space and _.:/-, at most 64 characters.
+   */
+  name: string;
+  /**
+   * How long the check may run in the guest.
+   */
+  timeoutMs?: number;
+  /**
+   * `from` pings `to` (an IPv4 or IPv6 address); it passes when a reply comes back.
+   */
+  reach?: {
+    /**
+     * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+     */
+    from: string;
+    /**
+     * An IPv4 or IPv6 address without prefix length, e.g. 10.0.0.254 or fd00:10::fe.
+     */
+    to: string;
+    /**
+     * Echo requests sent; one reply passes.
+     */
+    count?: number;
+  };
+  /**
+   * `run` is a shell script run in guest `on` (as umlfleet exec runs it); it passes when its exit status is `expect.exitCode` (default 0) and its output holds `expect.output`.
+   */
+  command?: {
+    /**
+     * Resource name: lower-case letters, digits and '-', starting with a letter, at most 32 characters.
+     */
+    on: string;
+    /**
+     * A shell script, at most 2048 characters (it travels to the guest in one line of its control channel).
+     */
+    run: string;
+    expect?: {
+      exitCode?: number;
+      /**
+       * Text the output (stdout and stderr) must contain.
+       */
+      output?: string;
+    };
   };
 }

@@ -23,9 +23,13 @@ export type ShareSpec = NonNullable<InstanceSpec["shares"]>[number];
 export type HostInterfaceSpec = NonNullable<NetworkSpec["hostInterface"]>;
 export type CaptureSpec = NonNullable<NetworkSpec["capture"]>;
 export type RouteSpec = NonNullable<NicSpec["routes"]>[number];
+export type ImpairmentSpec = NonNullable<NicSpec["impairment"]>;
 export type GuestFileSpec = NonNullable<InstanceSpec["files"]>[number];
 export type SerialLinkSpec = G.SerialLinkSpec;
 export type SerialLinkEnd = G.End;
+/** LabChecks' spec (not a host resource: its checks run in guests through exec). */
+export type LabChecksSpec = G.LabChecksSpec;
+export type LabCheck = G.LabCheck;
 
 /** A path, or a build: the schema's oneOf (the generator widens it with an index signature). */
 export type KernelSpec = Pick<G.KernelSpec, "path" | "build">;

@@ -3,7 +3,8 @@ import { existsSync, readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { InvalidSpecError, type FieldProblem } from "./errors";
 import { captureRoots, instanceFeatureProblems, networkFeatureProblems } from "./feature-checks";
-import type { InstanceGroupSpec, InstanceSpec, SpecKind, SpecOf } from "./spec";
+import { labChecksProblems } from "./lab-checks";
+import type { InstanceGroupSpec, InstanceSpec, LabChecksSpec, SpecKind, SpecOf } from "./spec";
 
 /** The package root (holds package.json and schema/), from src/ or dist/src/. */
 export function packageRoot(): string {
@@ -56,6 +57,7 @@ export class SpecValidator {
   private readonly validators = new Map<SpecKind, ValidateFunction>();
   private readonly stateDir: ValidateFunction;
   private readonly host: ValidateFunction;
+  private readonly labChecks: ValidateFunction;
 
   /**
    * `kernel`: what a spec without one boots (default: defaultKernel()).
@@ -83,6 +85,7 @@ export class SpecValidator {
     }
     this.stateDir = ajv.compile({ $ref: "common.json#/definitions/stateDir" });
     this.host = ajv.getSchema("host.json")!;
+    this.labChecks = ajv.getSchema("lab-checks.json")!;
   }
 
   /**
@@ -117,6 +120,20 @@ export class SpecValidator {
     return simplify(this.host.errors ?? []).map((p) =>
       p.field.startsWith("/ssh/privateKey") ? { ...p, value: "(secret)" } : p,
     );
+  }
+
+  /** Problems with a LabChecks spec (schema/lab-checks.json, then src/lab-checks.ts), empty when valid. */
+  labChecksProblems(spec: unknown): FieldProblem[] {
+    if (!this.labChecks(spec)) return simplify(this.labChecks.errors ?? []);
+    return labChecksProblems(spec as LabChecksSpec);
+  }
+
+  /** A LabChecks spec with its defaults, or UMLFLEET_INVALID_SPEC naming every bad field. */
+  validateLabChecks(spec: unknown): LabChecksSpec {
+    const copy: unknown = structuredClone(spec);
+    const problems = this.labChecksProblems(copy);
+    if (problems.length > 0) throw new InvalidSpecError("lab-checks", problems);
+    return copy as LabChecksSpec;
   }
 
   /** Problems with `spec`, empty when valid. Fills defaults into `spec`. */

@@ -1,52 +1,88 @@
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { UmlfleetError } from "../errors";
 import { LocalRuntime } from "../host/runtime";
+import { run } from "../process";
 import { parseCommon } from "./options";
-import type { Verb } from "./verb";
+import { stackTopology } from "./stack-topology";
+import { topologyDot, topologyOf } from "./topology";
+import { USAGE_ERROR, type Verb } from "./verb";
 
-/** A DOT identifier, quoted (names are [a-z0-9-], but quoting keeps any input well-formed). */
-const id = (kind: string, name: string) => JSON.stringify(`${kind}:${name}`);
-const label = (text: string) => JSON.stringify(text);
+const FORMATS = ["dot", "svg"] as const;
 
-/**
- * The topology of a state folder as Graphviz DOT: machines (boxes), networks
- * (ellipses) and bases (cylinders) as nodes; a NIC as an edge from its machine
- * to its network, a serial link as a dashed edge between two machines, a root
- * overlay as a dotted edge to its base. Render with `dot -Tsvg`.
- */
-export async function topologyDot(rt: LocalRuntime): Promise<string> {
-  const inv = await rt.inventory();
-  const L = ["graph umlfleet {", "  node [fontname=sans];"];
-  for (const n of inv.networks) L.push(`  ${id("net", n)} [label=${label(n)}, shape=ellipse];`);
-  for (const b of inv.bases) L.push(`  ${id("base", b)} [label=${label(b)}, shape=cylinder];`);
-  for (const name of inv.instances) {
-    const spec = rt.instances.get(name)?.spec;
-    if (!spec) continue;
-    L.push(`  ${id("vm", name)} [label=${label(name)}, shape=box];`);
-    (spec.nics ?? []).forEach((nic, i) => {
-      const addr = nic.ipv4 ? ` ${nic.ipv4}` : "";
-      L.push(`  ${id("vm", name)} -- ${id("net", nic.network)} [label=${label(`eth${i}${addr}`)}];`);
-    });
-    const base = rt.disks.get(spec.rootDisk)?.spec.base;
-    if (base) L.push(`  ${id("vm", name)} -- ${id("base", base)} [style=dotted];`);
-  }
-  for (const l of inv.links) {
-    const s = rt.links.get(l)?.spec;
-    if (!s) continue;
-    L.push(
-      `  ${id("vm", s.a.instance)} -- ${id("vm", s.b.instance)} [style=dashed, label=${label(`${l}: ttyS${s.a.line}-ttyS${s.b.line}`)}];`,
+/** DOT rendered as SVG by Graphviz's `dot` (Debian's graphviz), spawned with argv. */
+export async function renderSvg(dot: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  // Not findOnPath: it resolves links, and dot is a link whose name picks the layout engine.
+  const file = (env.PATH ?? "/usr/bin:/bin")
+    .split(":")
+    .filter(Boolean)
+    .map((d) => join(d, "dot"))
+    .find((f) => existsSync(f));
+  if (!file)
+    throw new UmlfleetError(
+      "UMLFLEET_HOST_UNSUPPORTED",
+      "graph --format svg needs Graphviz's dot, which is not on PATH: apt-get install -y graphviz (or print DOT without --format)",
+      { field: "--format", value: "svg" },
     );
-  }
-  L.push("}");
-  return `${L.join("\n")}\n`;
+  return (await run(file, ["-Tsvg"], { input: dot, timeoutMs: 60_000, env })).stdout;
 }
 
-/** `umlfleet graph [--state-dir DIR]`: the topology as DOT on stdout (`| dot -Tsvg > lab.svg`). */
+/**
+ * `umlfleet graph [--state-dir DIR | --stack-export FILE] [--format dot|svg]`:
+ * the topology on stdout. From the state folder (this host, and the cables
+ * it runs to others), or from `pulumi stack export` (the whole program,
+ * target hosts included, read from the stack's outputs).
+ */
 export const graph: Verb = {
-  usage: "graph [--state-dir DIR]",
-  summary: "print the machines, networks, bases and serial links as Graphviz DOT",
+  usage: "graph [--state-dir DIR | --stack-export FILE] [--format dot|svg]",
+  summary:
+    "print the machines, networks, bases, serial links, cables and hosts as Graphviz DOT or SVG, from the state folder or a `pulumi stack export` file",
   async run(args, io) {
-    const o = parseCommon("graph", this.usage, args, io);
+    const fail = (msg: string) => {
+      io.err(`umlfleet graph: ${msg} (usage: umlfleet ${this.usage})\n`);
+      return USAGE_ERROR;
+    };
+    let format = "dot";
+    let stackExport: string | undefined;
+    const rest: string[] = [];
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i]!;
+      if (a === "--format" || a === "--stack-export") {
+        const v = args[++i];
+        if (v === undefined) return fail(`${a} needs a value`);
+        if (a === "--format") format = v;
+        else stackExport = v;
+      } else rest.push(a);
+    }
+    if (!(FORMATS as readonly string[]).includes(format))
+      return fail(`--format must be one of ${FORMATS.join(", ")} (got ${JSON.stringify(format)})`);
+    const o = parseCommon("graph", this.usage, rest, io);
     if (typeof o === "number") return o;
-    io.out(await topologyDot(new LocalRuntime({ stateDir: o.stateDir })));
+    if (o.rest.length > 0) return fail(`unexpected argument ${JSON.stringify(o.rest[0])}`);
+    if (stackExport !== undefined && rest.includes("--state-dir"))
+      return fail("--state-dir and --stack-export are two sources: give one");
+    let topology;
+    if (stackExport !== undefined) {
+      let exported: unknown;
+      try {
+        exported = JSON.parse(readFileSync(stackExport, "utf8"));
+      } catch (e) {
+        io.err(`umlfleet graph: --stack-export ${JSON.stringify(stackExport)}: ${(e as Error).message}\n`);
+        return 1;
+      }
+      topology = stackTopology(exported, stackExport);
+    } else topology = await topologyOf(new LocalRuntime({ stateDir: o.stateDir }));
+    const dot = topologyDot(topology);
+    if (format === "dot") io.out(dot);
+    else {
+      try {
+        io.out(await renderSvg(dot, io.env));
+      } catch (e) {
+        const code = e instanceof UmlfleetError ? `[${e.code}] ` : "";
+        io.err(`umlfleet graph: ${code}${e instanceof Error ? e.message : String(e)}\n`);
+        return 1;
+      }
+    }
     return 0;
   },
 };

@@ -1,6 +1,6 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { StateDir } from "../host/state";
-import { sleep } from "../process";
+import { followLog } from "./follow";
 import { parseCommon } from "./options";
 import { USAGE_ERROR, type Verb } from "./verb";
 
@@ -34,25 +34,11 @@ export const logs: Verb = {
     const file = state.consoleLog(name);
     io.out(readLog(file));
     if (!o.flags.has("-f")) return 0;
-    // Follow: print what grows; when the relay rotates (console.log becomes .1 and
-    // a new console.log starts), print the rest of the old one, then the new one.
-    let offset = existsSync(file) ? statSync(file).size : 0;
-    let ino = existsSync(file) ? statSync(file).ino : 0;
-    while (!io.stop?.aborted) {
-      await sleep(200);
-      if (!existsSync(file)) continue;
-      const st = statSync(file);
-      if (st.ino !== ino) {
-        const old = existsSync(`${file}.1`) ? readFileSync(`${file}.1`) : Buffer.alloc(0);
-        if (old.length > offset) io.out(old.subarray(offset).toString("utf8"));
-        ino = st.ino;
-        offset = 0;
-      }
-      if (st.size > offset) {
-        io.out(readFileSync(file).subarray(offset).toString("utf8"));
-        offset = st.size;
-      }
-    }
+    await followLog(
+      file,
+      (t) => io.out(t),
+      () => io.stop?.aborted === true,
+    );
     return 0;
   },
 };

@@ -1,18 +1,30 @@
 import { withSbinOnPath } from "../process";
+import { consoleVerb } from "./console";
 import { doctor } from "./doctor";
 import { exec } from "./exec";
 import { gc } from "./gc";
 import { graph } from "./graph";
 import { logs } from "./logs";
 import { ls } from "./ls";
+import { serial } from "./serial";
 import { USAGE_ERROR, type Io, type Verb } from "./verb";
 
 /** A new verb (ls, logs, ...) is one entry here and a module beside this one. */
-const VERBS: Record<string, Verb> = { doctor, ls, logs, exec, graph, gc };
+export const VERBS: Record<string, Verb> = {
+  doctor,
+  ls,
+  logs,
+  exec,
+  console: consoleVerb,
+  serial,
+  graph,
+  gc,
+};
 
 function help(io: Io): void {
   io.out("usage: umlfleet <command> [arguments]\n\n");
   for (const v of Object.values(VERBS)) io.out(`  umlfleet ${v.usage}\n      ${v.summary}\n`);
+  io.out("\n`umlfleet <command> --help` shows one command; exit status 0 ok, 1 failed, 2 usage error\n");
 }
 
 export async function main(argv: string[], io: Io): Promise<number> {
@@ -27,6 +39,12 @@ export async function main(argv: string[], io: Io): Promise<number> {
       `umlfleet: unknown command ${JSON.stringify(name)} (commands: ${Object.keys(VERBS).join(", ")})\n`,
     );
     return USAGE_ERROR;
+  }
+  // `--help` (or -h) anywhere before a `--` (after it, the words are a guest's command).
+  const own = args.includes("--") ? args.slice(0, args.indexOf("--")) : args;
+  if (own.includes("--help") || own.includes("-h")) {
+    io.out(`usage: umlfleet ${verb.usage}\n\n${verb.summary}\n${verb.help ? `\n${verb.help}` : ""}`);
+    return 0;
   }
   return verb.run(args, io);
 }
@@ -43,6 +61,7 @@ export function cli(): void {
     out: (t) => process.stdout.write(t),
     err: (t) => process.stderr.write(t),
     env: process.env,
+    stdin: process.stdin,
   };
   main(process.argv.slice(2), io).then(
     (status) => (process.exitCode = status),

@@ -5,12 +5,16 @@ export interface Io {
   env: NodeJS.ProcessEnv;
   /** Ends a verb that runs until interrupted (`logs -f`); the command line never sets it. */
   stop?: AbortSignal;
+  /** What `console` and `serial` read keystrokes from (the command line's stdin). */
+  stdin?: NodeJS.ReadStream;
 }
 
 /** One `umlfleet <verb>`: its own arguments in, an exit status out. */
 export interface Verb {
   usage: string;
   summary: string;
+  /** More for `umlfleet VERB --help`: options, exit statuses (lines ending in newlines). */
+  help?: string;
   run(args: string[], io: Io): Promise<number>;
 }
 

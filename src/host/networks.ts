@@ -16,6 +16,7 @@ import {
   SANDBOX_BIN,
   switchSandboxArgv,
 } from "./sandbox";
+import { SECCOMP_FD, seccompFile } from "./seccomp";
 import { claimed, refuseForeign, withOwners, type Owned } from "./owners";
 import { readJson, STATE_SCHEMA_VERSION, writeJson, type StateDir } from "./state";
 
@@ -171,15 +172,19 @@ export class Networks {
       ? await openHostLink(spec.hostInterface, existing?.hostLink)
       : undefined;
     if (hostLink) args.push("-t", hostLink.name);
+    const seccomp = seccompFile(this.state.root);
     const argv = [
       SANDBOX_BIN,
-      ...switchSandboxArgv(switchDir, binaryFiles(vdeSwitch), 3, { hostLink: !!hostLink }),
+      ...switchSandboxArgv(switchDir, binaryFiles(vdeSwitch), 3, {
+        hostLink: !!hostLink,
+        ...(seccomp ? { seccompFd: SECCOMP_FD } : {}),
+      }),
       vdeSwitch,
       ...args,
     ];
     // In the foreground (a daemon would leave its sandbox's pid 1), detached
     // from us; its console reads a FIFO it holds open itself, so never sees EOF.
-    const line = `exec env -i ${argv.map(shellQuote).join(" ")} 0<>${shellQuote(stdin)} >>${shellQuote(join(runDir, "switch.log"))} 2>&1 3>${shellQuote(info)}`;
+    const line = `exec env -i ${argv.map(shellQuote).join(" ")} 0<>${shellQuote(stdin)} >>${shellQuote(join(runDir, "switch.log"))} 2>&1 3>${shellQuote(info)}${seccomp ? ` ${SECCOMP_FD}<${shellQuote(seccomp)}` : ""}`;
     const child = spawn("bash", ["-c", line], {
       detached: true,
       stdio: "ignore",

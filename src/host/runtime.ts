@@ -38,6 +38,7 @@ import { Networks, type NetworkStatus } from "./networks";
 import { checkOwner, ownersOf, refuseForeign, refuseForeignUses } from "./owners";
 import { SerialLinks } from "./serial-links";
 import { StateDir, stateWriteError, withLock } from "./state";
+import { traceBoot } from "./instance/boot-trace";
 
 /** Where the default state folder came from, for an error that names it. */
 function stateDirSource(env: NodeJS.ProcessEnv = process.env): string {
@@ -237,6 +238,7 @@ export class LocalRuntime implements HostDriver {
     opts: CallOptions & { launcher?: Launcher } = {},
   ): Promise<InstanceInfo> {
     const s = this.validator.validate("instance", spec);
+    traceBoot(s.name, "validated");
     const owner = checkOwner(opts.owner);
     refuseForeignUses(`instance ${JSON.stringify(s.name)}`, s, owner, this, this.stateDir);
     // A runAs account this host lacks, or a uid this process may not switch to: refused before anything is made.

@@ -42,6 +42,8 @@ export interface SandboxPlan {
   infoFd: number;
   /** The host uid and gid the kernel runs as (an instance's runAs): setpriv drops to them in the sandbox. */
   runAs?: { uid: number; gid: number };
+  /** bwrap loads the seccomp filter (seccomp.ts) from this fd, after its own set-up. */
+  seccompFd?: number;
 }
 
 /** Switches uid and gid inside the sandbox, then execs the kernel (the sandbox's pid 1 stays the kernel). */
@@ -88,6 +90,12 @@ export function sandboxArgv(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
     "/dev",
     "--proc",
     "/proc",
+    // Read-only: the guest's root reaches this /proc through hostfs, and
+    // through a writable /proc/1/mem it rewrote its kernel process's memory on
+    // the host (measured: argv changed as the host saw it), which is running
+    // host code. UML only reads /proc (cpuinfo, <pid>/stat).
+    "--remount-ro",
+    "/proc",
     // Guest RAM is a file in $TMPDIR that must allow exec: a private tmpfs
     // (writable by the runAs uid too: nothing else of the host is in it).
     ...(plan.runAs ? ["--perms", "1777"] : []),
@@ -107,6 +115,7 @@ export function sandboxArgv(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
     plan.hostfsRoot,
     "--info-fd",
     String(plan.infoFd),
+    ...(plan.seccompFd !== undefined ? ["--seccomp", String(plan.seccompFd)] : []),
   ];
   for (const s of plan.shares) {
     args.push(s.readOnly ? "--ro-bind-fd" : "--bind-fd", String(s.fd), `${plan.hostfsRoot}/${s.name}`);
@@ -227,7 +236,7 @@ export function switchSandboxArgv(
   switchDir: string,
   files: Bind[],
   infoFd: number | undefined,
-  opts: { hostLink?: boolean; guestUids?: boolean } = {},
+  opts: { hostLink?: boolean; guestUids?: boolean; extraDirs?: readonly string[]; seccompFd?: number } = {},
 ): string[] {
   // Guests run as other uids (runAs, root only): for each port vde_switch
   // checks the client's socket with access(2) and chowns the port's socket to
@@ -266,7 +275,10 @@ export function switchSandboxArgv(
     "--bind",
     switchDir,
     switchDir,
+    // A wirefilter's other side (a guest's links folder) and its management folder (impairment.ts).
+    ...(opts.extraDirs ?? []).flatMap((d) => ["--bind", d, d]),
     ...(infoFd !== undefined ? ["--info-fd", String(infoFd)] : []),
+    ...(opts.seccompFd !== undefined ? ["--seccomp", String(opts.seccompFd)] : []),
     "--chdir",
     "/",
     "--",

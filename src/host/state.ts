@@ -161,8 +161,9 @@ export function stateWriteError(e: unknown, file: string): Error {
   );
 }
 
-export function writeJson(file: string, value: unknown): void {
-  writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
+/** `durable: false`: no fsync (see writeFileAtomic), for a record a durable write follows or that means nothing after a host crash. */
+export function writeJson(file: string, value: unknown, opts: { durable?: boolean } = {}): void {
+  writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`, 0o600, opts);
 }
 
 /**

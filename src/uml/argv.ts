@@ -29,6 +29,8 @@ export interface BootNic {
   switchDir: string;
   mac: string;
   ipv4?: string;
+  /** A point-to-point socket (vdeplug ptp://) to plug into instead of the switch: an impaired NIC's wirefilter. */
+  ptp?: string;
 }
 
 export interface BootShare {
@@ -41,6 +43,8 @@ export interface BootShare {
 export interface BootFds {
   /** Console output (con0): the console log. */
   console: number;
+  /** Console input (con0), a FIFO `umlfleet console` writes; none: con0 reads nothing. */
+  consoleIn?: number;
   /** The control channel (con1 = guest /dev/tty1): guest reads `in`, writes `out`. */
   control: { in: number; out: number };
   /** Serial lines sslN = guest /dev/ttySN. */
@@ -84,9 +88,10 @@ export function ubdArg(d: BootDisk): string {
 export const nicDevice = (n: Pick<BootNic, "driver" | "index">) => `${n.driver}${n.index}`;
 
 export function nicArg(n: BootNic): string {
+  const vnl = n.ptp ? `ptp://${n.ptp}` : `vde://${n.switchDir}`;
   return n.driver === "vec"
-    ? `vec${n.index}:transport=vde,vnl=vde://${n.switchDir},mac=${n.mac}`
-    : `eth${n.index}=vde,${n.switchDir},${n.mac}`;
+    ? `vec${n.index}:transport=vde,vnl=${vnl},mac=${n.mac}`
+    : `eth${n.index}=vde,${n.ptp ? vnl : n.switchDir},${n.mac}`;
 }
 
 /** The NIC driver for a kernel version ("6.1.176" -> "eth"). */
@@ -109,7 +114,9 @@ export function umlArgv(p: BootPlan): string[] {
     // Lines not given a channel do not exist ("none"): the guest cannot open
     // them, so they cost no IRQ slot (a "null" line opened costs one for good).
     "con=none",
-    `con0=null,fd:${p.fds.console}`,
+    p.fds.consoleIn === undefined
+      ? `con0=null,fd:${p.fds.console}`
+      : `con0=fd:${p.fds.consoleIn},fd:${p.fds.console}`,
     `con1=fd:${p.fds.control.in},fd:${p.fds.control.out}`,
     "ssl=none",
     ...p.fds.serial.map((s) => `ssl${s.line}=fd:${s.in},fd:${s.out}`),

@@ -1,5 +1,13 @@
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
 import { haveCli, useExample } from "./example-harness";
+
+const REPO = resolve(__dirname, "..", "..");
+const NETWORKS = ["br-ab", "br-bc", "br-ca"];
+/** The committed picture of this lab (docs/img/); UMLFLEET_REGEN_DOCS=1 rewrites it from the test's stack. */
+const DOC_DOT = join(REPO, "docs", "img", "bridge-lab.dot");
 
 const GUESTS = ["bridge-a", "bridge-b", "bridge-c"];
 const ADDRESS: Record<string, string> = {
@@ -67,6 +75,29 @@ describe.skipIf(!haveCli)("examples/bridge-lab", () => {
     expect(Object.keys(states).sort()).toEqual(GUESTS.flatMap((g) => [`${g}/eth0`, `${g}/eth1`]));
     expect(Object.entries(states).filter(([, s]) => s === BLOCKING)).toEqual([["bridge-c/eth0", BLOCKING]]);
     expect(Object.values(states).filter((s) => s === FORWARDING)).toHaveLength(5);
+  });
+
+  it("umlfleet graph draws the lab the same from the stack export and from the state folder; the SVG names every machine and network; docs/img holds this picture", () => {
+    const exported = join(ex.dir, "export.json");
+    writeFileSync(exported, JSON.stringify(ex.ok(ex.pulumi("export")).deployment));
+    const umlfleet = (...args: string[]) =>
+      execFileSync(join(REPO, "bin", "umlfleet"), ["graph", ...args], { encoding: "utf8" });
+    const fromStack = umlfleet("--stack-export", exported);
+    expect(umlfleet("--state-dir", ex.stateDir)).toBe(fromStack);
+    const nics = [...fromStack.matchAll(/"vm:([a-z-]+)" -- "net:([a-z-]+)"/g)].map((m) => `${m[1]} ${m[2]}`);
+    expect(nics.sort()).toEqual(
+      ["a br-ab", "a br-ca", "b br-ab", "b br-bc", "c br-bc", "c br-ca"].map((x) => `bridge-${x}`),
+    );
+    const svg = umlfleet("--stack-export", exported, "--format", "svg");
+    const texts = [...svg.matchAll(/>([^<]*)<\/text>/g)].map((m) => m[1]!.replace(/&#45;/g, "-"));
+    for (const name of [...GUESTS, ...NETWORKS, "bridge-base"]) expect(texts, name).toContain(name);
+    if (process.env.UMLFLEET_REGEN_DOCS === "1") {
+      writeFileSync(DOC_DOT, fromStack);
+      writeFileSync(DOC_DOT.replace(/\.dot$/, ".svg"), svg);
+    }
+    expect(fromStack, "docs/img/bridge-lab.dot is stale: run this test with UMLFLEET_REGEN_DOCS=1").toBe(
+      readFileSync(DOC_DOT, "utf8"),
+    );
   });
 
   it("every guest pings every other, and frame counters stay bounded: no broadcast storm", async () => {

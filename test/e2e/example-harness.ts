@@ -21,7 +21,7 @@ export function useExample(name: string, opts: { env?: Record<string, string>; t
   const stateDir = join(dir, "s");
   const backendDir = join(dir, "b");
   const pulumi = (
-    action: "up" | "preview" | "destroy" | "export",
+    action: "up" | "preview" | "refresh" | "destroy" | "export",
     options: Record<string, unknown> = {},
   ): Result => {
     const out = execFileSync(

@@ -25,13 +25,17 @@ export interface Lab {
   bootTimeoutMs?: number;
   /** Put before every name but the base's (several stacks on one state folder). */
   prefix?: string;
+  /** m0's first NIC's impairment (docs/resources.md). */
+  impairment?: Record<string, number | boolean>;
 }
 export interface Result {
   summary?: Record<string, number>;
   outputs?: Record<string, unknown>;
   deployment?: {
     version: number;
-    deployment: { resources: { type: string; urn: string; outputs?: Record<string, unknown> }[] };
+    deployment: {
+      resources: { type: string; urn: string; outputs?: Record<string, unknown>; dependencies?: string[] }[];
+    };
   };
   error?: string;
   stdout: string;

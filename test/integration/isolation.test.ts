@@ -1,5 +1,13 @@
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, readlinkSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { guestKernelPid, TestHost } from "../helpers/runtime";
 
@@ -81,12 +89,21 @@ describe("guest isolation and host shares", () => {
     for (const p of paths) {
       const r = await host.rt.exec(
         "a",
-        `mkdir -p /mnt/x; if mount -t hostfs none /mnt/x -o ${p} 2>/dev/null; then ls -a /mnt/x; grep -rl --exclude-dir=proc ${token} /mnt/x 2>/dev/null; cat /mnt/x/hostname /mnt/x/passwd 2>/dev/null; umount /mnt/x; fi; true`,
+        `mkdir -p /mnt/x; if mount -t hostfs none /mnt/x -o ${p} 2>/dev/null; then ls -a /mnt/x; find /mnt/x \\( -path /mnt/x/proc -o -path /mnt/x/dev \\) -prune -o -type f -print | xargs grep -l ${token} 2>/dev/null; cat /mnt/x/hostname /mnt/x/passwd 2>/dev/null; umount /mnt/x; fi; true`,
         { timeoutMs: 60_000 },
       );
       expect(r.output, p).not.toContain(token);
       expect(r.output, p).not.toMatch(/root:x:0:0/); // host /etc/passwd
     }
+    // Control: the same walk finds the token where the guest may read it (its own share).
+    await host.sh("a", `echo ${token} > /mnt/rw/control-token`);
+    const found = await host.sh(
+      "a",
+      `mount -t hostfs none /mnt/x -o /../../.. && find /mnt/x \\( -path /mnt/x/proc -o -path /mnt/x/dev \\) -prune -o -type f -print | xargs grep -l ${token}; umount /mnt/x`,
+      60_000,
+    );
+    expect(found).toContain("umlfleet-shares/rw/control-token");
+    rmSync(`${rwShare}/control-token`);
     // What the guest can see of the state folder: its own vm/ folder only.
     const view = await host.sh(
       "a",

@@ -59,6 +59,18 @@ describe("UML argv", () => {
     );
   });
 
+  it("plugs an impaired NIC into its wirefilter's point-to-point socket instead of the switch", () => {
+    const nic = { index: 1, switchDir: "/sw", mac: "52:54:00:00:00:02", ptp: "/s/i/a/links/nic1.ptp" };
+    expect(nicArg({ ...nic, driver: "eth" })).toBe("eth1=vde,ptp:///s/i/a/links/nic1.ptp,52:54:00:00:00:02");
+    expect(nicArg({ ...nic, driver: "vec" })).toBe(
+      "vec1:transport=vde,vnl=ptp:///s/i/a/links/nic1.ptp,mac=52:54:00:00:00:02",
+    );
+  });
+
+  it("gives con0 an input when the boot plan has one (umlfleet console), else none", () => {
+    expect(umlArgv({ ...plan, fds: { ...plan.fds, consoleIn: 7 } })).toContain("con0=fd:7,fd:1");
+  });
+
   it("marks a read-only plain disk r, never a COW", () => {
     expect(ubdArg({ index: 3, file: "/f", readOnly: true })).toBe("ubd3r=/f");
     expect(ubdArg({ index: 0, file: "/c", backing: "/b", readOnly: true })).toBe("ubd0=/c,/b");

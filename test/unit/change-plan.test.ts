@@ -61,6 +61,37 @@ describe("planInstanceChange", () => {
     expect(p.kind).toBe("restart");
     expect(p.changes[0]!.why).toContain("dmz");
   });
+  it("a NIC's impairment -> live, set or re-plugged through a wirefilter; other NIC fields still count", () => {
+    const impaired = { ...base, nics: [{ network: "lan", impairment: { delayMs: 200 } }] };
+    const added = planInstanceChange(base, impaired);
+    expect(added).toEqual({
+      kind: "live",
+      changes: [
+        {
+          field: "/nics/0/impairment",
+          kind: "live",
+          why: "re-plug the NIC through a wirefilter (hot-plug, no reboot)",
+        },
+      ],
+    });
+    const changed = planInstanceChange(impaired, {
+      ...base,
+      nics: [{ network: "lan", impairment: { delayMs: 20, down: true } }],
+    });
+    expect(changed.kind).toBe("live");
+    expect(changed.changes[0]!.why).toContain("management socket");
+    expect(planInstanceChange(impaired, base).kind).toBe("live");
+    // An impairment with a NIC added behind: both live.
+    const both = planInstanceChange(base, { ...impaired, nics: [...impaired.nics, { network: "lan" }] });
+    expect(both.kind).toBe("live");
+    expect(both.changes.map((c) => c.field)).toEqual(["/nics", "/nics/0/impairment"]);
+    // A NIC changed in place besides its impairment is still a restart.
+    const moved = planInstanceChange(impaired, {
+      ...base,
+      nics: [{ network: "lan", ipv4: "10.0.0.9/24", impairment: { delayMs: 5 } }],
+    });
+    expect(moved.kind).toBe("restart");
+  });
   it("boot-time fields -> restart; bookkeeping -> none", () => {
     for (const f of [
       { hostname: "x" },

@@ -26,8 +26,50 @@ describe("the umlfleet command", () => {
   it("names an unknown command and the ones it has", async () => {
     const r = await umlfleet(["lss"]);
     expect(r.status).toBe(2);
-    expect(r.err).toContain('unknown command "lss" (commands: doctor, ls, logs, exec, graph, gc)');
+    expect(r.err).toContain(
+      'unknown command "lss" (commands: doctor, ls, logs, exec, console, serial, graph, gc)',
+    );
     expect((await umlfleet(["toString"])).status).toBe(2);
+  });
+
+  it("--help on every verb prints its usage and exits 0; after `--` it is the guest command's", async () => {
+    for (const verb of ["doctor", "ls", "logs", "exec", "console", "serial", "graph", "gc"]) {
+      const r = await umlfleet([verb, "--help"]);
+      expect(r.status, verb).toBe(0);
+      expect(r.out, verb).toMatch(new RegExp(`^usage: umlfleet ${verb} `));
+    }
+    expect((await umlfleet(["console", "-h"])).out).toContain("Ctrl-] detaches");
+    const passed = await umlfleet([
+      "exec",
+      "--state-dir",
+      "/nonexistent/umlfleet-cli-test",
+      "a",
+      "--",
+      "ls",
+      "--help",
+    ]);
+    expect(passed.out).not.toContain("usage:");
+  });
+
+  it("console and serial: name what is wrong with their arguments", async () => {
+    const env = { UMLFLEET_STATE_DIR: "/nonexistent/umlfleet-cli-test" };
+    const cases: [string[], number, string][] = [
+      [["console"], 2, "give one instance name"],
+      [["console", "a", "b"], 2, "give one instance name"],
+      [["serial", "a"], 2, "give NAME and LINE"],
+      [
+        ["console", "--wait-ms", "soon", "a"],
+        2,
+        '--wait-ms must be a positive whole number of milliseconds (got "soon")',
+      ],
+      [["serial", "--bogus", "a", "0"], 2, 'unknown option "--bogus"'],
+      [["console", "a"], 1, "no state folder /nonexistent/umlfleet-cli-test"],
+    ];
+    for (const [args, status, message] of cases) {
+      const r = await umlfleet(args, env);
+      expect(r.status, args.join(" ")).toBe(status);
+      expect(r.err, args.join(" ")).toContain(message);
+    }
   });
 
   it("exec: names what is wrong with its arguments, before touching any state", async () => {

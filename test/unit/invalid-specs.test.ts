@@ -9,8 +9,62 @@ const v = new SpecValidator("/usr/bin/linux.uml", ["/home/user", "/tmp"]);
 const inst = { name: "web", rootDisk: "web-root" };
 const grp = { name: "g", base: "bb" };
 
+const reach = { name: "ping", reach: { from: "pc1", to: "10.0.0.2" } };
+const cmd = { name: "cmd", command: { on: "pc1", run: "true" } };
+
 /** [label, kind, spec, the field the error must name]. */
-const cases: [string, SpecKind, unknown, string][] = [
+const cases: [string, SpecKind | "lab-checks", unknown, string][] = [
+  ["lab-checks: no checks", "lab-checks", { checks: [] }, "/checks"],
+  ["lab-checks: unknown field", "lab-checks", { checks: [{ ...reach, colour: "red" }] }, "/checks/0/colour"],
+  [
+    "lab-checks: name with a newline",
+    "lab-checks",
+    { checks: [{ ...reach, name: "a\nb" }] },
+    "/checks/0/name",
+  ],
+  ["lab-checks: neither reach nor command", "lab-checks", { checks: [{ name: "x" }] }, "/checks/0"],
+  [
+    "lab-checks: both reach and command",
+    "lab-checks",
+    { checks: [{ ...reach, command: cmd.command }] },
+    "/checks/0",
+  ],
+  [
+    "lab-checks: two checks of one name",
+    "lab-checks",
+    { checks: [reach, { ...cmd, name: "ping" }] },
+    "/checks/1/name",
+  ],
+  [
+    "lab-checks: reach to a shell word",
+    "lab-checks",
+    { checks: [{ name: "p", reach: { from: "pc1", to: "10.0.0.2;reboot" } }] },
+    "/checks/0/reach/to",
+  ],
+  [
+    "lab-checks: reach from a path",
+    "lab-checks",
+    { checks: [{ name: "p", reach: { from: "../pc1", to: "10.0.0.2" } }] },
+    "/checks/0/reach/from",
+  ],
+  [
+    "lab-checks: count of 0",
+    "lab-checks",
+    { checks: [{ name: "p", reach: { from: "pc1", to: "10.0.0.2", count: 0 } }] },
+    "/checks/0/reach/count",
+  ],
+  [
+    "lab-checks: script too long",
+    "lab-checks",
+    { checks: [{ name: "c", command: { on: "pc1", run: "x".repeat(2049) } }] },
+    "/checks/0/command/run",
+  ],
+  [
+    "lab-checks: exit code 256",
+    "lab-checks",
+    { checks: [{ name: "c", command: { on: "pc1", run: "true", expect: { exitCode: 256 } } }] },
+    "/checks/0/command/expect/exitCode",
+  ],
   ["instance: missing name", "instance", { rootDisk: "r" }, "/name"],
   ["instance: missing rootDisk", "instance", { name: "a" }, "/rootDisk"],
   ["instance: upper-case name", "instance", { ...inst, name: "Web" }, "/name"],
@@ -282,6 +336,78 @@ const cases: [string, SpecKind, unknown, string][] = [
   ],
   ["instance: kernelArgs with a quote", "instance", { ...inst, kernelArgs: ['a="b c"'] }, "/kernelArgs/0"],
   ["instance: bad readiness", "instance", { ...inst, readiness: "ssh" }, "/readiness"],
+  [
+    "instance: impairment delay above a minute",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { delayMs: 60001 } }] },
+    "/nics/0/impairment/delayMs",
+  ],
+  [
+    "instance: impairment negative delay",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { delayMs: -1 } }] },
+    "/nics/0/impairment/delayMs",
+  ],
+  [
+    "instance: impairment fractional delay",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { delayMs: 1.5 } }] },
+    "/nics/0/impairment/delayMs",
+  ],
+  [
+    "instance: impairment jitter above the delay",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { delayMs: 10, jitterMs: 20 } }] },
+    "/nics/0/impairment/jitterMs",
+  ],
+  [
+    "instance: impairment loss above 100",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { lossPercent: 101 } }] },
+    "/nics/0/impairment/lossPercent",
+  ],
+  [
+    "instance: impairment negative loss",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { lossPercent: -5 } }] },
+    "/nics/0/impairment/lossPercent",
+  ],
+  [
+    "instance: impairment rate of zero",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { rateKbit: 0 } }] },
+    "/nics/0/impairment/rateKbit",
+  ],
+  [
+    "instance: impairment duplicates above 100",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { duplicatePercent: 150 } }] },
+    "/nics/0/impairment/duplicatePercent",
+  ],
+  [
+    "instance: impairment down not boolean",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { down: "yes" } }] },
+    "/nics/0/impairment/down",
+  ],
+  [
+    "instance: impairment unknown field",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { corruptPercent: 1 } }] },
+    "/nics/0/impairment/corruptPercent",
+  ],
+  [
+    "instance: impairment delay as a string",
+    "instance",
+    { ...inst, nics: [{ network: "n", impairment: { delayMs: "100ms" } }] },
+    "/nics/0/impairment/delayMs",
+  ],
+  [
+    "instance: impairment with runAs",
+    "instance",
+    { ...inst, runAs: { pool: true }, nics: [{ network: "n", impairment: { delayMs: 5 } }] },
+    "/nics/0/impairment",
+  ],
   [
     "instance: route via an address outside every NIC's subnet",
     "instance",
@@ -749,7 +875,8 @@ describe("invalid specs are rejected before any side effect, naming the field", 
     const before = JSON.stringify(spec);
     let err: unknown;
     try {
-      v.validate(kind, spec);
+      if (kind === "lab-checks") v.validateLabChecks(spec);
+      else v.validate(kind, spec);
     } catch (e) {
       err = e;
     }

@@ -13,6 +13,8 @@ export interface BootInput {
   /** Disks as linked into vm/ (`file`), with their bases (`backing`). */
   disks: BootDisk[];
   nics: BootNic[];
+  /** The instance's links folder (impaired NICs' plugs, impairment.ts): bound at every boot, for re-plugs. */
+  linksDir?: string;
   /** Checked shares, in order; each is handed over as an open fd. */
   shares: { name: string; guestPath: string; readOnly: boolean }[];
   /** The FIFO of a channel's end: control, ttyS0, ... */
@@ -23,6 +25,8 @@ export interface BootInput {
   setup?: boolean;
   /** The host uid and gid the kernel runs as (host-users.ts), when runAs names one. */
   runAs?: { uid: number; gid: number };
+  /** The fd bwrap reads the seccomp filter from (seccomp.ts), when the host applies one. */
+  seccompFd?: number;
 }
 
 export interface BootPlan {
@@ -48,6 +52,9 @@ export function planBoot(b: BootInput): BootPlan {
     fifos.push(b.fifo(`ttyS${line}`, "in"), b.fifo(`ttyS${line}`, "out"));
     return { line, in: inFd, out: inFd + 1 };
   });
+  // The console's input (umlfleet console), after the serial lines.
+  const consoleIn = FD_CONTROL_IN + fifos.length;
+  fifos.push(b.fifo("console", "in"));
   const bound = [...b.shares, ...(b.setup ? [{ name: SETUP_SHARE, readOnly: true }] : [])];
   const fds = guestFds(fifos.length, bound.length);
   const uml = umlArgv({
@@ -61,7 +68,7 @@ export function planBoot(b: BootInput): BootPlan {
     shares: b.shares,
     hostfsRoot: HOSTFS_ROOT,
     hostname: s.hostname ?? s.name,
-    fds: { console: 1, control: { in: FD_CONTROL_IN, out: FD_CONTROL_IN + 1 }, serial },
+    fds: { console: 1, consoleIn, control: { in: FD_CONTROL_IN, out: FD_CONTROL_IN + 1 }, serial },
     umlfleetInit: s.readiness === "marker",
     kernelArgs: s.kernelArgs ?? [],
     ...(b.setup ? { setup: SETUP_SHARE } : {}),
@@ -71,11 +78,12 @@ export function planBoot(b: BootInput): BootPlan {
       kernel: s.kernel,
       vmDir: b.vmDir,
       readOnlyPaths: [...new Set(b.disks.flatMap((d) => (d.backing ? [d.backing] : [])))],
-      readWritePaths: [...new Set(b.nics.map((n) => n.switchDir))],
+      readWritePaths: [...new Set(b.nics.map((n) => n.switchDir)), ...(b.linksDir ? [b.linksDir] : [])],
       shares: bound.map((sh, i) => ({ name: sh.name, fd: fds.pass[i]!, readOnly: sh.readOnly })),
       hostfsRoot: HOSTFS_ROOT,
       infoFd: fds.info,
       ...(b.runAs ? { runAs: b.runAs } : {}),
+      ...(b.seccompFd !== undefined ? { seccompFd: b.seccompFd } : {}),
     },
     b.kernelFiles,
   );

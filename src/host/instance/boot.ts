@@ -4,19 +4,22 @@ import { BootError } from "../../errors";
 import { abortError, throwIfAborted } from "../../deadline";
 import { identify, isAlive, waitFor, type ProcessIdentity } from "../../process";
 import { READY_MARKER } from "../../uml/argv";
-import { DEFAULT_CONSOLE_LOG_KIB, LogFollower, rotateForBoot } from "../console-log";
+import { changePause, DEFAULT_CONSOLE_LOG_KIB, LogFollower, rotateForBoot } from "../console-log";
 import { execOverChannel } from "../guest-channel";
 import { handOver, handOverTree, resolveHostIds } from "../host-users";
 import { SETUP_SHARE, stageSetup, startupExitIn, startupExitInLog } from "../guest-setup";
 import { nicDevice } from "../../uml/argv";
 import { directLauncher } from "../launcher";
 import { kernelFiles, readSandboxPid, removeTree } from "../sandbox";
+import { SECCOMP_FD, seccompFile } from "../seccomp";
 import { openShare } from "../shares";
 import { writeJson, writeJsonAsync } from "../state";
 import { planBoot } from "./boot-plan";
+import { linksDir, nicPlug, startWirefilter, stopWirefilters, type WirefilterRecord } from "../impairment";
+import { traceBoot } from "./boot-trace";
 import type { Instances } from "./instances";
 import { cleanRuntimeFiles, reapGuest, stopGuest } from "./stop";
-import type { InstanceRecord, StartOptions } from "./types";
+import { bootNic, type InstanceRecord, type StartOptions } from "./types";
 
 type Outcome = "ready" | "exited" | "panic";
 
@@ -52,6 +55,7 @@ export async function bootGuest(
       ...facts,
     });
   throwIfAborted(opts.signal, `booting ${name}`);
+  traceBoot(name, "boot");
   try {
     accessSync(s.kernel, constants.X_OK);
   } catch {
@@ -60,6 +64,7 @@ export async function bootGuest(
   const { disks, nics, shares, sources } = await inst.resolve(s);
   for (const n of nics) if (!inst.networks.isRunning(n.rec)) await inst.networks.ensure(n.rec.spec);
 
+  traceBoot(name, "resolved");
   const vm = inst.state.vmDir(name);
   // Whatever is left of an earlier boot goes first: its processes (they
   // would hold its disks' locks; none can exist without the folder, so a
@@ -76,7 +81,15 @@ export async function bootGuest(
   const ids = await resolveHostIds(s, { key: `${inst.state.root}\0${name}`, others }, r.hostIds);
   handOver([vm], ids);
   const driver = await inst.nicDriver(s.kernel);
-  const bootNics = nics.map((n, i) => inst.bootNic(name, i, n.nic, n.rec.switchDir, driver));
+  // Impaired NICs plug into their own wirefilter (impairment.ts). The links
+  // folder is bound at every boot, so a NIC can be re-plugged through one live.
+  const instDir = inst.state.instanceDir(name);
+  await removeTree(linksDir(instDir));
+  mkdirSync(linksDir(instDir), { mode: 0o700 });
+  handOver([linksDir(instDir)], ids);
+  const bootNics = nics.map((n, i) =>
+    bootNic(name, i, n.nic, n.rec.switchDir, driver, n.nic.impairment ? nicPlug(instDir, i) : undefined),
+  );
   // Files, startup script and routes: staged host-only, bound read-only by fd (guest-setup.ts).
   const setupDir = stageSetup(
     join(inst.state.instanceDir(name), "setup"),
@@ -84,9 +97,12 @@ export async function bootGuest(
     bootNics.map(nicDevice),
     sources,
   );
+  const seccomp = seccompFile(inst.state.root);
   const plan = planBoot({
     spec: s,
+    ...(seccomp ? { seccompFd: SECCOMP_FD } : {}),
     vmDir: vm,
+    linksDir: linksDir(instDir),
     disks: disks.map((d) => inst.bootDisk(vm, d, ids)),
     nics: bootNics,
     setup: setupDir !== undefined,
@@ -100,11 +116,18 @@ export async function bootGuest(
     kernelFiles: kernelFiles(s.kernel, inst.kernelFileCache),
   });
   if (setupDir) handOverTree(setupDir, ids);
+  traceBoot(name, "planned");
   await inst.makeFifos(s);
   rotateForBoot(consoleLog);
+  traceBoot(name, "fifos");
 
   const shareFds: number[] = [];
+  const wirefilters: Record<string, WirefilterRecord> = {};
   try {
+    for (const [i, n] of nics.entries()) {
+      if (n.nic.impairment)
+        wirefilters[i] = await startWirefilter(instDir, i, n.rec.switchDir, n.nic.impairment, opts.signal);
+    }
     for (const sh of shares) shareFds.push(openShare(sh));
     if (setupDir)
       shareFds.push(
@@ -125,7 +148,9 @@ export async function bootGuest(
       fifos: plan.fifos,
       infoFile,
       passFds: shareFds,
+      ...(seccomp ? { seccompFile: seccomp } : {}),
     });
+    traceBoot(name, "launched");
     const proc: ProcessIdentity | null = launched.pid ? identify(launched.pid) : null;
     let record: InstanceRecord = {
       ...r,
@@ -138,16 +163,21 @@ export async function bootGuest(
       argv: plan.argv,
       nicDriver: driver,
       hostIds: ids,
+      wirefilters,
     };
     await writeJsonAsync(inst.state.instanceRecord(name), record);
+    traceBoot(name, "recorded");
 
     const timeoutMs = opts.timeoutMs ?? s.bootTimeoutMs;
     const log = new LogFollower(consoleLog);
-    let tick = 0;
+    // The console log and bwrap's report are written in the instance folder: a change there ends the pause.
+    const changes = changePause(inst.state.instanceDir(name));
+    let askedAt = -Infinity;
     let startupExitCode: number | undefined;
     const outcome = await waitFor<Outcome>(
       async () => {
         const text = log.poll();
+        if (text.includes("as init process")) traceBoot(name, "init");
         startupExitCode = startupExitIn(text) ?? startupExitCode;
         if (/Kernel panic/.test(text)) return "panic";
         if (launched.exit() || (proc && !isAlive(proc)) || !proc) return "exited";
@@ -157,11 +187,13 @@ export async function bootGuest(
           const id = sandboxPid ? identify(sandboxPid) : null;
           if (!id) return undefined;
           record = { ...record, sandbox: id };
+          traceBoot(name, "sandbox");
           await writeJsonAsync(inst.state.instanceRecord(name), record);
         }
         if (s.readiness === "marker") return text.includes(READY_MARKER) ? "ready" : undefined;
-        // mconsole readiness costs a process per try: ask every 10th tick.
-        if (tick++ % 10 !== 0) return undefined;
+        // mconsole readiness costs a process per try: ask every 200 ms.
+        if (performance.now() - askedAt < 200) return undefined;
+        askedAt = performance.now();
         return inst
           .mconsole(name, 1_000, record)
           .send("version")
@@ -173,8 +205,13 @@ export async function bootGuest(
       timeoutMs,
       20,
       opts.signal,
-    ).finally(() => log.close());
+      changes.pause,
+    ).finally(() => {
+      changes.close();
+      log.close();
+    });
 
+    traceBoot(name, `outcome:${outcome ?? "timeout"}`);
     const startupFailed = s.startupMustSucceed === true && !!startupExitCode;
     if (outcome === "ready" && !startupFailed)
       return await completeBoot(inst, { ...record, startupExitCode });
@@ -196,6 +233,7 @@ export async function bootGuest(
         sandbox: undefined,
         booting: undefined,
         startedAtMs: undefined,
+        wirefilters: undefined,
       });
     if (opts.signal?.aborted) throw abortError(opts.signal, `booting ${name}`);
     if (outcome === undefined) {
@@ -215,6 +253,10 @@ export async function bootGuest(
         kernelHint(inst.consoleTail(name, 200)),
       { ...facts, consoleTail },
     );
+  } catch (e) {
+    // Whatever failed before the guest's own clean-up (which stops them too) left them running.
+    await stopWirefilters(instDir, wirefilters);
+    throw e;
   } finally {
     // The sandbox has bound the shares by now (or never will): our copies go.
     for (const fd of shareFds) closeSync(fd);
@@ -226,7 +268,9 @@ async function completeBoot(inst: Instances, r: InstanceRecord): Promise<void> {
   const s = r.spec;
   const heldBack = (s.maxMemoryMiB ?? s.memoryMiB) - s.memoryMiB;
   if (heldBack > 0) await inst.mconsole(s.name, 5_000, r).send(`config mem=-${heldBack}M`);
-  writeJson(inst.state.instanceRecord(s.name), { ...r, booting: false });
+  // No fsync: the spec is on disk already (the boot's durable writes); `booting` means nothing after a host crash.
+  writeJson(inst.state.instanceRecord(s.name), { ...r, booting: false }, { durable: false });
+  traceBoot(s.name, "complete");
 }
 
 /**

@@ -7,8 +7,8 @@ import type { Spec } from "./types";
 export async function makeFifos(dir: string, s: Spec): Promise<void> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const names = ["control", ...Array.from({ length: s.serialLines }, (_, i) => `ttyS${i}`)];
-  const missing = names
-    .flatMap((n) => [`${n}.in`, `${n}.out`])
+  // The console has only an input here: its output is the console log.
+  const missing = [...names.flatMap((n) => [`${n}.in`, `${n}.out`]), "console.in"]
     .map((f) => join(dir, f))
     .filter((f) => !existsSync(f));
   if (missing.length > 0) await mkfifos(missing);

@@ -4,8 +4,10 @@ import { join } from "node:path";
 import { UmlfleetError } from "../../errors";
 import { nicArg, nicDevice, ubdArg, ubdDevice } from "../../uml/argv";
 import { withLock, writeJson } from "../state";
+import { nicPlug, setImpairment, startWirefilter, stopWirefilter, wirefilterRuns } from "../impairment";
+import type { NicSpec } from "../../spec";
 import type { Instances } from "./instances";
-import { vmDiskEntry, type InstanceRecord, type Spec } from "./types";
+import { bootNic, vmDiskEntry, type InstanceRecord, type Spec } from "./types";
 
 /**
  * Apply a change to a running guest without a reboot (the change plan said
@@ -68,38 +70,71 @@ export async function applyLive(
     await send(`config ${ubdArg(bd)}`);
     save({ ...current, disks: [...(current.disks ?? []), d] });
   }
-  // NICs: the same, by position.
+  // NICs: the same, by position; an impaired NIC plugs into its wirefilter (impairment.ts).
   const oldNics = current.nics ?? [];
   const newNics = next.nics ?? [];
-  for (let i = oldNics.length - 1; i >= newNics.length; i--) {
-    const dev = nicDevice({ driver: await inst.nicDriver(current.kernel), index: i });
+  const instDir = inst.state.instanceDir(name);
+  const driver = await inst.nicDriver(next.kernel);
+  const wirefilters = { ...(inst.require(name).wirefilters ?? {}) };
+  const saveWirefilters = () =>
+    writeJson(inst.state.instanceRecord(name), { ...inst.require(name), wirefilters });
+  // Addresses, IPv6, gateway and routes, as umlfleet's init sets them at boot (guest-setup.ts).
+  const configure = async (i: number, nic: NicSpec) => {
+    const dev = nicDevice({ driver, index: i });
+    const lines = nicCommands(dev, nic, true);
+    if (lines.length <= 1 || next.readiness !== "marker") return;
+    const res = await inst.execUnlocked(name, lines.join("\n"));
+    // Each command reports its own failure: any report fails the change.
+    if (res.exitCode !== 0 || res.output.includes("umlfleet: failed:")) {
+      throw new UmlfleetError("UMLFLEET_COMMAND_FAILED", `configuring ${dev} in ${name}: ${res.output}`, {
+        field: `/nics/${i}`,
+      });
+    }
+  };
+  const plug = async (i: number, nic: NicSpec) => {
+    const net = inst.networks.require(nic.network, `/nics/${i}/network`);
+    if (!inst.networks.isRunning(net)) await inst.networks.ensure(net.spec);
+    if (nic.impairment && !wirefilterRuns(wirefilters[i])) {
+      wirefilters[i] = await startWirefilter(instDir, i, net.switchDir, nic.impairment, signal);
+      saveWirefilters();
+    }
+    const ptp = wirefilters[i] ? nicPlug(instDir, i) : undefined;
+    await send(`config ${nicArg(bootNic(name, i, nic, net.switchDir, driver, ptp))}`);
+  };
+  const unplug = async (i: number) => {
+    const dev = nicDevice({ driver, index: i });
     // UML refuses to remove a NIC that is up ("Device is currently open").
     if (next.readiness === "marker") await inst.execUnlocked(name, `ip link set ${dev} down; true`);
     await send(`remove ${dev}`);
+  };
+  for (let i = oldNics.length - 1; i >= newNics.length; i--) {
+    await unplug(i);
+    const wf = wirefilters[i];
+    if (wf) {
+      await stopWirefilter(wf);
+      delete wirefilters[i];
+      saveWirefilters();
+    }
     save({ ...current, nics: oldNics.slice(0, i) });
+  }
+  // Impairments of NICs that stay: set through the management socket, or
+  // (a NIC plugged straight into its switch) re-plugged through a wirefilter.
+  for (let i = 0; i < Math.min(oldNics.length, newNics.length); i++) {
+    const nic = newNics[i]!;
+    if (JSON.stringify(oldNics[i]!.impairment ?? null) === JSON.stringify(nic.impairment ?? null)) continue;
+    if (wirefilterRuns(wirefilters[i])) await setImpairment(instDir, i, nic.impairment);
+    else if (nic.impairment) {
+      await unplug(i);
+      await plug(i, nic);
+      await configure(i, nic);
+    }
+    save({ ...current, nics: (current.nics ?? []).map((n, j) => (j === i ? nic : n)) });
   }
   for (let i = oldNics.length; i < newNics.length; i++) {
     const nic = newNics[i]!;
-    const net = inst.networks.require(nic.network, `/nics/${i}/network`);
-    if (!inst.networks.isRunning(net)) await inst.networks.ensure(net.spec);
-    const bn = inst.bootNic(name, i, nic, net.switchDir, await inst.nicDriver(next.kernel));
-    await send(`config ${nicArg(bn)}`);
+    await plug(i, nic);
     save({ ...current, nics: [...(current.nics ?? []), nic] });
-    // Its ipv4, IPv6, gateway and routes, as umlfleet's init sets them at boot (guest-setup.ts).
-    const configure = nicCommands(nicDevice(bn), nic, true);
-    if (configure.length > 1 && next.readiness === "marker") {
-      const res = await inst.execUnlocked(name, configure.join("\n"));
-      // Each command reports its own failure: any report fails the change.
-      if (res.exitCode !== 0 || res.output.includes("umlfleet: failed:")) {
-        throw new UmlfleetError(
-          "UMLFLEET_COMMAND_FAILED",
-          `configuring ${nicDevice(bn)} in ${name}: ${res.output}`,
-          {
-            field: `/nics/${i}`,
-          },
-        );
-      }
-    }
+    await configure(i, nic);
   }
   save(next);
 }
@@ -138,9 +173,18 @@ export async function replugNics(inst: Instances, network: string, signal?: Abor
         const driver = await inst.nicDriver(r.spec.kernel);
         const marker = r.spec.readiness === "marker";
         const mc = inst.mconsole(name);
+        const instDir = inst.state.instanceDir(name);
+        const wirefilters = { ...(r.wirefilters ?? {}) };
         for (const [i, nic] of (r.spec.nics ?? []).entries()) {
           if (nic.network !== network) continue;
-          const bn = inst.bootNic(name, i, nic, net.switchDir, driver);
+          // An impaired NIC's wirefilter was plugged into the dead switch: it is started again.
+          const wf = wirefilters[i];
+          if (wf) {
+            await stopWirefilter(wf);
+            wirefilters[i] = await startWirefilter(instDir, i, net.switchDir, nic.impairment, signal);
+            writeJson(inst.state.instanceRecord(name), { ...inst.require(name), wirefilters });
+          }
+          const bn = bootNic(name, i, nic, net.switchDir, driver, wf ? nicPlug(instDir, i) : undefined);
           const dev = nicDevice(bn);
           // UML refuses to remove a NIC that is up ("Device is currently open").
           if (marker) await inst.execUnlocked(name, `ip link set ${dev} down; true`);

@@ -4,8 +4,7 @@ import { join } from "node:path";
 import { planInstanceChange, type ChangePlan } from "../../change-plan";
 import { UmlfleetError } from "../../errors";
 import { isAlive } from "../../process";
-import type { NicSpec } from "../../spec";
-import { type BootDisk, type BootNic, type NicDriver } from "../../uml/argv";
+import { type BootDisk, type NicDriver } from "../../uml/argv";
 import { MconsoleClient } from "../../uml/mconsole";
 import { tailOf } from "../console-log";
 import type { Disks } from "../disks";
@@ -24,7 +23,6 @@ import { applyLive } from "./hotplug";
 import { inspect, statusOf, type InstanceInspection } from "./status";
 import { stopGuest } from "./stop";
 import {
-  nicMac,
   SWAP_UBD_INDEX,
   UMID,
   vmDiskEntry,
@@ -139,8 +137,9 @@ export class Instances {
       // Every reference checked before anything is written.
       await this.checkAndRecord(spec, async () => {
         mkdirSync(this.state.instanceDir(spec.name), { recursive: true, mode: 0o700 });
+        // No fsync before the launch (it cost 0-20 ms of every boot): the boot writes the record durably once the guest runs.
+        writeJson(this.state.instanceRecord(spec.name), record, { durable: false });
         await this.makeFifos(spec);
-        await writeJsonAsync(this.state.instanceRecord(spec.name), record);
       });
       try {
         await bootGuest(this, record, opts, true);
@@ -349,16 +348,6 @@ export class Instances {
       file: target,
       ...(d.rec.backingPath ? { backing: d.rec.backingPath } : {}),
       readOnly: d.readOnly,
-    };
-  }
-
-  bootNic(name: string, index: number, nic: NicSpec, switchDir: string, driver: NicDriver): BootNic {
-    return {
-      index,
-      driver,
-      switchDir,
-      mac: nicMac(name, index, nic),
-      ...(nic.ipv4 ? { ipv4: nic.ipv4 } : {}),
     };
   }
 

@@ -2,6 +2,7 @@ import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { isAlive, killAllNaming, killGroup, signalGroup, waitFor } from "../../process";
 import { removeTree } from "../sandbox";
+import { linksDir, stopWirefilters } from "../impairment";
 import { writeJson } from "../state";
 import type { Instances } from "./instances";
 import { UMID, type InstanceRecord, type StopOptions } from "./types";
@@ -42,6 +43,7 @@ export async function stopGuest(inst: Instances, r: InstanceRecord, opts: StopOp
       sandbox: undefined,
       booting: undefined,
       startedAtMs: undefined,
+      wirefilters: undefined,
     });
   }
 }
@@ -55,11 +57,15 @@ export async function stopGuest(inst: Instances, r: InstanceRecord, opts: StopOp
 export async function reapGuest(inst: Instances, r: InstanceRecord): Promise<void> {
   if (r.sandbox) await killGroup(r.sandbox);
   if (r.process) await killGroup(r.process);
+  // Its NICs' wirefilters (their record, then anything naming the folder below).
+  await stopWirefilters(inst.state.instanceDir(r.spec.name), r.wirefilters);
   await killAllNaming(inst.state.instanceDir(r.spec.name));
 }
 
 /** UML's pid/mconsole folder and bwrap's report only exist while a guest runs (its processes are gone here). */
 export async function cleanRuntimeFiles(inst: Instances, name: string): Promise<void> {
   await removeTree(join(inst.state.vmDir(name), UMID));
+  // Guests write the links folder (their NICs' ptp sockets): rm -r only.
+  await removeTree(linksDir(inst.state.instanceDir(name)));
   rmSync(inst.sandboxInfoFile(name), { force: true });
 }

@@ -1,9 +1,10 @@
 import type { NicSpec, SpecOf } from "../../spec";
 import type { ProcessIdentity } from "../../process";
 import { deterministicMac } from "../../uml/mac";
-import type { NicDriver } from "../../uml/argv";
+import type { BootNic, NicDriver } from "../../uml/argv";
 import type { Launcher } from "../launcher";
 import type { Owned } from "../owners";
+import type { WirefilterRecord } from "../impairment";
 
 export type Spec = SpecOf["instance"];
 
@@ -30,6 +31,8 @@ export interface InstanceRecord extends Owned {
   startupExitCode?: number;
   /** The host uid and gid its kernel ran as in the last boot (spec.runAs; host-users.ts). */
   hostIds?: { uid: number; gid: number };
+  /** Per NIC index: the wirefilter an impaired NIC is plugged into (impairment.ts). */
+  wirefilters?: Record<string, WirefilterRecord>;
 }
 
 export interface InstanceStatus {
@@ -80,6 +83,19 @@ export const vmDiskEntry = (disk: string) => `disk-${disk}`;
 export const SWAP_UBD_INDEX = 15;
 /** Fds of the UML process: 0 /dev/null, 1+2 console, 3/4 control, 5.. serial pairs, then bwrap's and shares. */
 export const FD_CONTROL_IN = 3;
+
+/** A NIC as the kernel's argv names it; `ptp` plugs it into its wirefilter instead of the switch. */
+export function bootNic(
+  name: string,
+  index: number,
+  nic: NicSpec,
+  switchDir: string,
+  driver: NicDriver,
+  ptp?: string,
+): BootNic {
+  const mac = nicMac(name, index, nic);
+  return { index, driver, switchDir, mac, ...(nic.ipv4 ? { ipv4: nic.ipv4 } : {}), ...(ptp ? { ptp } : {}) };
+}
 
 export function nicMac(instance: string, index: number, nic: NicSpec): string {
   return nic.mac ?? deterministicMac(instance, index, nic.network);
