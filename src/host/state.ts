@@ -70,6 +70,9 @@ export class StateDir {
     const isEmpty = (d: string) => !existsSync(d) || readdirSync(d).length === 0;
     if (!subs.every((d) => isEmpty(join(this.root, d)))) return;
     for (const d of subs) rmSync(join(this.root, d), { recursive: true, force: true });
+    // The compiled seccomp filter (seccomp.ts) is made again by the next boot.
+    for (const f of readdirSync(this.root))
+      if (/^seccomp-[0-9a-f]+\.bpf$/.test(f)) rmSync(join(this.root, f), { force: true });
     try {
       rmdirSync(this.root);
     } catch {
