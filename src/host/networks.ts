@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { refuseIfInUse, UmlfleetError } from "../errors";
 import type { NetworkSpec, ShareSpec } from "../spec";
@@ -141,8 +141,11 @@ export class Networks {
       return repaired;
     }
     if (existing) await this.stopSwitch(existing);
-    // Guests can write the switch folder: removed only with rm -r (sandbox.ts).
-    await removeTree(switchDir);
+    // Guests can write the switch folder: its entries go only with rm -r
+    // (sandbox.ts). The folder itself is kept: running guests' sandboxes bind
+    // it, and see the restarted switch's sockets in it (replugNics).
+    if (existsSync(switchDir))
+      for (const entry of readdirSync(switchDir)) await removeTree(join(switchDir, entry));
     rmSync(runDir, { recursive: true, force: true });
     mkdirSync(switchDir, { recursive: true, mode: 0o700 });
     mkdirSync(runDir, { recursive: true, mode: 0o700 });
