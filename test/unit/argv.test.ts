@@ -118,6 +118,27 @@ describe("sandbox argv", () => {
     expect(joined).not.toMatch(/--(ro-)?bind \/etc|--bind \/ |--ro-bind \/usr \/usr/);
     expect(a[a.length - 1]).toBe("--");
     expect(joined).not.toContain("setpriv");
+    // /proc read-only (no /proc/1/mem write through hostfs), after it is mounted.
+    expect(joined).toContain("--proc /proc --remount-ro /proc");
+    expect(joined).not.toContain("--seccomp");
+  });
+
+  it("loads the seccomp filter from the fd it is given", () => {
+    const a = sandboxArgv(
+      {
+        kernel: "/k",
+        vmDir: "/s/vm",
+        readOnlyPaths: [],
+        readWritePaths: [],
+        shares: [],
+        hostfsRoot: "/h",
+        infoFd: 5,
+        seccompFd: 99,
+      },
+      [],
+    );
+    expect(a.join(" ")).toContain("--seccomp 99");
+    expect(a.indexOf("--seccomp")).toBeLessThan(a.indexOf("--"));
   });
 
   it("with runAs: no user namespace, setpriv drops to the uid before the kernel, folders above binds open", () => {

@@ -15,8 +15,8 @@ import { SECCOMP_FD, seccompFile } from "../seccomp";
 import { openShare } from "../shares";
 import { writeJson, writeJsonAsync } from "../state";
 import { planBoot } from "./boot-plan";
-import { traceBoot } from "./boot-trace";
 import { linksDir, nicPlug, startWirefilter, stopWirefilters, type WirefilterRecord } from "../impairment";
+import { traceBoot } from "./boot-trace";
 import type { Instances } from "./instances";
 import { cleanRuntimeFiles, reapGuest, stopGuest } from "./stop";
 import { bootNic, type InstanceRecord, type StartOptions } from "./types";
@@ -126,7 +126,14 @@ export async function bootGuest(
   try {
     for (const [i, n] of nics.entries()) {
       if (n.nic.impairment)
-        wirefilters[i] = await startWirefilter(instDir, i, n.rec.switchDir, n.nic.impairment, opts.signal);
+        wirefilters[i] = await startWirefilter(
+          instDir,
+          i,
+          n.rec.switchDir,
+          n.nic.impairment,
+          opts.signal,
+          ids,
+        );
     }
     for (const sh of shares) shareFds.push(openShare(sh));
     if (setupDir)
