@@ -93,7 +93,6 @@ export function scaleTargetRows(res: Results): string[] {
     `| ${top.size} guests via \`pulumi up\`: every one ready | ${top.pulumi?.ready ?? 0}/${top.size}${top.pulumi?.error ? ` (${top.pulumi.error.slice(0, 120)})` : ""} | ${pf(allReady(top))} |`,
     `| … per-guest time at ${top.size} ≤ 1.3x the per-guest time at 32 (\`pulumi up\`) | ${g !== undefined ? `${g.toFixed(2)}x` : "n/a"} | ${pf(g !== undefined ? g <= 1.3 : undefined)} |`,
     `| … host memory per idle guest at ${top.size} ≤ guest memory + 8 MiB (72 MiB, every guest) | max ${fmtMiB(mem)}, median ${fmtMiB(medPss(top.pulumi?.memory))} | ${pf(mem !== undefined ? mem <= 72 * MiB : undefined)} |`,
-    "| 3 hosts x 32 guests on one spanning network through one `up` ≤ 1.5x of 32 guests on one host; cross-host ping RTT per cable kind | no benchmark yet (bench/NOTES.md) | not measured |",
   ];
 }
 

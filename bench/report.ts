@@ -4,6 +4,7 @@ import { dirname, join } from "node:path";
 import { fmtMiB, fmtS, MiB, stats, type Stats } from "./lib";
 import type { FleetRound, MemGuest, Results } from "./results";
 import { readySection, readyTargetRows, scaleSection, scaleTargetRows } from "./report-scale";
+import { hostsSection, hostsTargetRows } from "./report-hosts";
 
 const ratio = (a?: number, b?: number) =>
   a === undefined || b === undefined || b === 0 ? "n/a" : `${(a / b).toFixed(2)}x`;
@@ -111,6 +112,7 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
   );
   L.push(...readyTargetRows(res));
   L.push(...scaleTargetRows(res));
+  L.push(...hostsTargetRows(res));
   L.push(
     `| ${size}-guest fleet ready via \`pulumi up\` ≤ 15 s | ${upS ? fmtS(upS.median) : "n/a"} (median of ${upS?.n ?? 0}) | ${pf(upS && allFleetReady ? upS.median <= 15_000 : upS ? false : undefined)} |`,
   );
@@ -169,6 +171,7 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
   L.push("");
   L.push(...readySection(res));
   L.push(...scaleSection(res));
+  L.push(...hostsSection(res));
 
   L.push(`## 2. Fleet: ${size} guests, ${k.BENCH_FLEET_NETWORKS} networks, lean kernel`);
   L.push("");
@@ -352,7 +355,7 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
       .map(([n, v]) => `\`${n}=${Array.isArray(v) ? v.join(",") : v}\``)
       .join(
         ", ",
-      )}; \`BENCH_SKIP=disk,micro,boot,fleet,scale,memory,hang\` skips sections; \`BENCH_SIZES=8,32\` picks the scale curve's sizes.`,
+      )}; \`BENCH_SKIP=disk,micro,boot,fleet,scale,memory,hang\` skips sections; \`BENCH_SIZES=8,32\` picks the scale curve's sizes; section \`hosts\` (three namespace hosts over SSH) runs only with \`BENCH_HOSTS=1\`, as root (\`BENCH_HOSTS_PER_HOST\`, default 32, sets its fleet).`,
   );
   L.push(
     "- Everything runs in a fresh `/tmp/ufb-XXXXXX` (short for unix socket paths) that is destroyed at the end (`destroyAll` on both state folders, then SIGKILL to any process whose command line names it).",

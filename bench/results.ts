@@ -4,6 +4,7 @@
  * (bench/results/latest.json).
  */
 import type { FleetResult } from "./fleet-program";
+import type { HostsResult } from "./hosts";
 import type { UpTimings } from "../automation/quick-up";
 import { envInt, envList, type GroupMemory, type Stats } from "./lib";
 
@@ -39,6 +40,17 @@ export const KNOBS = {
   BENCH_HANG_ROUNDS: envInt("BENCH_HANG_ROUNDS", 3),
   BENCH_HANG_SIZE: envInt("BENCH_HANG_SIZE", 32),
   BENCH_HANG_TIMEOUT_MS: envInt("BENCH_HANG_TIMEOUT_MS", 60_000),
+  /**
+   * 1: run section "hosts" (three network-namespace hosts with sshd, over SSH: needs root, makes
+   * users and namespaces, all removed at the end). Off by default; a run without it keeps the
+   * previous results of the section only with BENCH_MERGE=1.
+   */
+  BENCH_HOSTS: envInt("BENCH_HOSTS", 0),
+  /** Guests per host in section "hosts" (the issue's figure is 32). */
+  BENCH_HOSTS_PER_HOST: envInt("BENCH_HOSTS_PER_HOST", 32),
+  BENCH_HOSTS_CALLS: envInt("BENCH_HOSTS_CALLS", 50),
+  BENCH_HOSTS_PINGS: envInt("BENCH_HOSTS_PINGS", 50),
+  BENCH_HOSTS_TCP_MIB: envInt("BENCH_HOSTS_TCP_MIB", 64),
   /** Hang rounds stop early once the whole run has taken this long. */
   BENCH_BUDGET_MIN: envInt("BENCH_BUDGET_MIN", 25),
 };
@@ -147,6 +159,8 @@ export interface Results {
   micro?: { kernelLibrariesMs: number[]; cacheEntriesAfter: number };
   hang: { rounds: HangRound[]; stoppedEarly?: boolean };
   scale?: ScalePoint[];
+  /** Section "hosts" (BENCH_HOSTS=1): three namespace hosts over SSH (bench/hosts.ts). */
+  hosts?: HostsResult;
   /** Hang rounds of earlier runs merged in (BENCH_MERGE=1 keeps them: the issue wants many rounds). */
   hangEarlier?: { startedAt: string; rounds: HangRound[] }[];
 }

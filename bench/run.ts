@@ -38,6 +38,7 @@ import {
   stats,
 } from "./lib";
 import { writeReport } from "./report";
+import { benchHosts } from "./hosts";
 
 const REPO = join(__dirname, "..", "..");
 const BENCH_SRC = join(REPO, "bench");
@@ -45,6 +46,8 @@ const DEBIAN_KERNEL = "/usr/bin/linux.uml";
 
 // BENCH_PULUMI_ENV='{"PULUMI_SKIP_CHECKPOINTS":"true"}': extra environment for every Pulumi operation (experiments).
 const SKIP = new Set((process.env.BENCH_SKIP ?? "").split(",").filter(Boolean));
+// Section "hosts" needs root and makes namespaces and users: only when asked for.
+if (KNOBS.BENCH_HOSTS !== 1) SKIP.add("hosts");
 
 let T_START = performance.now();
 const elapsedMin = () => (performance.now() - T_START) / 60_000;
@@ -680,6 +683,7 @@ const OWNED: Record<string, (keyof Results)[]> = {
   hang: ["hang"],
   micro: ["micro"],
   scale: ["scale"],
+  hosts: ["hosts"],
 };
 
 function save() {
@@ -732,10 +736,21 @@ async function main() {
   await section("scale", benchScale);
   await section("memory", benchMemory);
   await section("hang", benchHang);
+  await section("hosts", async () => {
+    res.hosts = await benchHosts({
+      stateDir: join(ROOT, "h"),
+      perHost: KNOBS.BENCH_HOSTS_PER_HOST,
+      calls: KNOBS.BENCH_HOSTS_CALLS,
+      pings: KNOBS.BENCH_HOSTS_PINGS,
+      tcpMiB: KNOBS.BENCH_HOSTS_TCP_MIB,
+      log,
+    });
+    res.errors.push(...res.hosts.errors);
+  });
 }
 
 async function cleanup() {
-  for (const dir of [S, F]) {
+  for (const dir of [S, F, join(ROOT, "h")]) {
     try {
       if (existsSync(dir)) await new LocalRuntime({ stateDir: dir }).destroyAll({ timeoutMs: 3_000 });
     } catch (e) {

@@ -10,7 +10,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { killPids } from "../../src/process";
 import { TEST_ROOT } from "./paths";
 
@@ -25,8 +25,17 @@ import { TEST_ROOT } from "./paths";
  * suite's global teardown finds what a crashed test left (`leftoverHosts`).
  */
 
-/** The root of the package the agent runs from (the tests' checkout; readable by every user). */
-const PACKAGE_ROOT = resolve(__dirname, "..", "..");
+/**
+ * The root of the package the agent runs from (the tests' checkout; readable by every user):
+ * the nearest folder up with a package.json (this file also runs compiled, from dist/test/helpers, in the benchmarks).
+ */
+const PACKAGE_ROOT = packageRoot(__dirname);
+
+function packageRoot(from: string): string {
+  for (let d = from; d !== dirname(d); d = dirname(d))
+    if (existsSync(join(d, "bin", "umlfleet-agent"))) return d;
+  return resolve(from, "..", "..");
+}
 const SSHD = "/usr/sbin/sshd";
 
 /** 3 hex digits naming this test root in every namespace, link and user a lab makes. */
@@ -94,7 +103,7 @@ function freeSubnet(): number {
     (k) => !used.includes(` 10.231.${k}.`),
   );
   if (candidates.length === 0) throw new Error("no free 10.231.<k>.0/24 subnet");
-  return candidates[Math.floor(Math.random() * candidates.length)];
+  return candidates[Math.floor(Math.random() * candidates.length)]!;
 }
 
 function sshdConfig(h: {
@@ -335,7 +344,7 @@ const prefix = (tag: string, id = "") => `uf${tag}${id}`;
 function listNetns(tag: string, id = ""): string[] {
   return run("ip", ["netns", "list"])
     .split("\n")
-    .map((l) => l.split(" ")[0])
+    .map((l) => l.split(" ")[0] ?? "")
     .filter((n) => n.startsWith(prefix(tag, id)));
 }
 
@@ -350,8 +359,8 @@ function listUsers(tag: string, id = ""): { name: string; uid: number }[] {
   return readFileSync("/etc/passwd", "utf8")
     .split("\n")
     .map((l) => l.split(":"))
-    .filter((f) => new RegExp(`^umlf-h\\d+-${tag}${id}`).test(f[0]))
-    .map((f) => ({ name: f[0], uid: Number(f[2]) }));
+    .filter((f) => new RegExp(`^umlf-h\\d+-${tag}${id}`).test(f[0] ?? ""))
+    .map((f) => ({ name: f[0] ?? "", uid: Number(f[2]) }));
 }
 
 /**
