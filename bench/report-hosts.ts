@@ -80,7 +80,7 @@ export function hostsSection(res: Results): string[] {
     const t = h.tcp;
     const fmt = (xs: number[]) => xs.map((x) => x.toFixed(1)).join(", ");
     L.push(
-      `TCP throughput, in the guest: \`dd if=/dev/zero bs=64k\` of ${t.mib} MiB piped into busybox \`nc\`, timed by the sending guest's clock (\`/proc/uptime\`, 10 ms steps); the receiver's \`nc -l\` writes to /dev/null. Rounds alternate.`,
+      `TCP throughput, in the guest: \`dd if=/dev/zero bs=64k\` of ${t.mib} MiB piped into busybox \`nc\`, timed by the sending guest's clock (\`/proc/uptime\`, 10 ms steps) until its \`nc\` exits; the receiver's \`nc -l\` pipes into \`wc -c\`, and a round counts only if every byte arrived. What is still in socket buffers (and, across a cable, in \`ssh\`'s and \`dpipe\`'s) when the sender exits is not timed: with 64 MiB that is a few percent at most. Both guests' CPU is this machine's (2 shared cores), so this is CPU-bound, not link-bound. Rounds alternate.`,
       "",
       "| path | MiB/s median | rounds | ratio to one switch |",
       "|---|---|---|---|",

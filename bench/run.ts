@@ -710,6 +710,13 @@ function save() {
       ];
     } else if (prev.hangEarlier) res.hangEarlier = prev.hangEarlier;
     res.errors.push(...(prev.errors ?? []).filter((e) => [...SKIP].some((s) => e.startsWith(s))));
+    // The kept sections were measured with the earlier run's knobs: keep those, but for the ones set now.
+    if (prev.knobs) {
+      const set = Object.fromEntries(
+        Object.entries(KNOBS).filter(([key]) => process.env[key] !== undefined || !(key in prev.knobs)),
+      );
+      res.knobs = { ...prev.knobs, ...set };
+    }
     res.mergedFrom = prev.startedAt;
   }
   writeFileSync(latest, JSON.stringify(res, null, 2) + "\n");
