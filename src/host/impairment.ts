@@ -1,11 +1,12 @@
 import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { UmlfleetError } from "../errors";
 import { identify, isAlive, killGroup, run, signalGroup, waitFor, type ProcessIdentity } from "../process";
 import type { ImpairmentSpec } from "../spec";
 import { shellQuote } from "./console-log";
 import { findOnPath, plugFiles, readSandboxPid, SANDBOX_BIN, switchSandboxArgv } from "./sandbox";
+import { SECCOMP_FD, seccompFile } from "./seccomp";
 import { applyImpairment } from "./wirefilter-mgmt";
 
 /**
@@ -64,10 +65,15 @@ export async function startWirefilter(
   rmSync(info, { force: true });
   rmSync(stdin, { force: true });
   await run("mkfifo", ["-m", "600", stdin], { timeoutMs: 60_000, signal });
+  // The filter file lives at the state folder's root (<state>/instances/<name> is instanceDir).
+  const seccomp = seccompFile(dirname(dirname(instanceDir)));
   // -v splits at the first ':': the switch folder must come first, the ptp URL second.
   const argv = [
     SANDBOX_BIN,
-    ...switchSandboxArgv(switchDir, plugFiles(bin), 3, { extraDirs: [links, mgmt] }),
+    ...switchSandboxArgv(switchDir, plugFiles(bin), 3, {
+      extraDirs: [links, mgmt],
+      ...(seccomp ? { seccompFd: SECCOMP_FD } : {}),
+    }),
     bin,
     "-v",
     `${switchDir}:ptp://${nicPlug(instanceDir, index)}`,
@@ -76,7 +82,7 @@ export async function startWirefilter(
   ];
   // In the foreground as its sandbox's pid 1, its console on a FIFO it holds open (never EOF).
   const log = join(wfDir(instanceDir), `nic${index}.log`);
-  const line = `exec env -i ${argv.map(shellQuote).join(" ")} 0<>${shellQuote(stdin)} >>${shellQuote(log)} 2>&1 3>${shellQuote(info)}`;
+  const line = `exec env -i ${argv.map(shellQuote).join(" ")} 0<>${shellQuote(stdin)} >>${shellQuote(log)} 2>&1 3>${shellQuote(info)}${seccomp ? ` ${SECCOMP_FD}<${shellQuote(seccomp)}` : ""}`;
   const child = spawn("bash", ["-c", line], {
     detached: true,
     stdio: "ignore",

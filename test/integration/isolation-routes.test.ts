@@ -95,7 +95,12 @@ describe("isolation routes: what a guest's root reaches through its own process"
     expect(paths.some((p) => p.startsWith(`${vmA}/`))).toBe(true);
     const state = paths.filter((p) => p.startsWith(`${host.stateDir}/`));
     for (const p of state) {
-      const allowed = [vmA, `${host.stateDir}/images`, `${host.stateDir}/switches`]; // its base (read-only), its switch folder
+      const allowed = [
+        vmA,
+        `${host.rt.state.instanceDir("a")}/links`,
+        `${host.stateDir}/images`,
+        `${host.stateDir}/switches`,
+      ]; // its NICs' plug folder, its base (read-only), its switch folder
       const ok = allowed.some((d) => p === d || p.startsWith(`${d}/`) || `${d}/`.startsWith(`${p}/`)); // or their ancestors (mount points)
       expect(ok, p).toBe(true);
     }
