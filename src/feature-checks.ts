@@ -119,8 +119,6 @@ export function instanceFeatureProblems(s: InstanceSpec): FieldProblem[] {
         imp.jitterMs,
         `is more than delayMs (${imp.delayMs ?? 0}): a frame's delay would go below zero`,
       );
-    // The wirefilter's socket, made as umlfleet's user, is not the runAs uid's to connect to.
-    if (imp && s.runAs) add(`${at}/impairment`, imp, "is not supported with runAs yet");
   });
 
   // Files: distinct paths, none inside another, within the size limits.

@@ -234,7 +234,7 @@ export interface InstanceSpec {
        */
       rateKbit?: number;
       /**
-       * Share of frames sent twice, in percent. Default 0.
+       * Share of frames sent twice (or more: each copy may be duplicated again), in percent, at most 50 (wirefilter copies a frame while a draw falls below it: at 100 it never stops). Default 0.
        */
       duplicatePercent?: number;
       /**

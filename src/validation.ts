@@ -49,15 +49,16 @@ export function defaultKernel(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /**
- * Validates specs against schema/. Schemas are compiled once, at construction.
+ * Validates specs against schema/. Each schema is compiled once, when first
+ * used: the provider makes four validators at load, and compiling every
+ * schema for each took most of the 3 s its first call waited (measured under
+ * load; a no-op `up` uses a few kinds only).
  * `validate` never mutates its input: it returns a copy with defaults filled in,
  * or throws InvalidSpecError (UMLFLEET_INVALID_SPEC) naming every bad field.
  */
 export class SpecValidator {
-  private readonly validators = new Map<SpecKind, ValidateFunction>();
-  private readonly stateDir: ValidateFunction;
-  private readonly host: ValidateFunction;
-  private readonly labChecks: ValidateFunction;
+  private readonly ajv: Ajv;
+  private readonly compiled = new Map<string, ValidateFunction>();
 
   /**
    * `kernel`: what a spec without one boots (default: defaultKernel()).
@@ -67,25 +68,41 @@ export class SpecValidator {
     private readonly kernel: string = defaultKernel(),
     readonly captureDirs: readonly string[] = captureRoots(),
   ) {
-    const ajv = new Ajv({
+    this.ajv = new Ajv({
       allErrors: true,
       useDefaults: true,
       verbose: true,
       discriminator: true,
       strict: false,
     });
-    for (const file of readdirSync(SCHEMA_DIR)) {
-      if (file.endsWith(".json"))
-        ajv.addSchema(JSON.parse(readFileSync(join(SCHEMA_DIR, file), "utf8")) as object, file);
+    const files = readdirSync(SCHEMA_DIR).filter((f) => f.endsWith(".json"));
+    for (const file of files)
+      this.ajv.addSchema(JSON.parse(readFileSync(join(SCHEMA_DIR, file), "utf8")) as object, file);
+    for (const file of Object.values(SCHEMA_FILE))
+      if (!files.includes(file)) throw new Error(`umlfleet: schema ${file} missing`);
+  }
+
+  /** The compiled validator of a schema file (or the state folder's definition), compiled on first use. */
+  private fn(key: string): ValidateFunction {
+    let fn = this.compiled.get(key);
+    if (!fn) {
+      fn =
+        key === "stateDir"
+          ? this.ajv.compile({ $ref: "common.json#/definitions/stateDir" })
+          : this.ajv.getSchema(key);
+      if (!fn) throw new Error(`umlfleet: schema ${key} missing`);
+      this.compiled.set(key, fn);
     }
-    for (const [kind, file] of Object.entries(SCHEMA_FILE) as [SpecKind, string][]) {
-      const fn = ajv.getSchema(file);
-      if (!fn) throw new Error(`umlfleet: schema ${file} missing`);
-      this.validators.set(kind, fn);
-    }
-    this.stateDir = ajv.compile({ $ref: "common.json#/definitions/stateDir" });
-    this.host = ajv.getSchema("host.json")!;
-    this.labChecks = ajv.getSchema("lab-checks.json")!;
+    return fn;
+  }
+  private get stateDir(): ValidateFunction {
+    return this.fn("stateDir");
+  }
+  private get host(): ValidateFunction {
+    return this.fn("host.json");
+  }
+  private get labChecks(): ValidateFunction {
+    return this.fn("lab-checks.json");
   }
 
   /**
@@ -138,7 +155,7 @@ export class SpecValidator {
 
   /** Problems with `spec`, empty when valid. Fills defaults into `spec`. */
   problems(kind: SpecKind, spec: unknown): FieldProblem[] {
-    const fn = this.validators.get(kind)!;
+    const fn = this.fn(SCHEMA_FILE[kind]);
     const kernelFromHost =
       (kind === "instance" || kind === "instance-group") &&
       !!spec &&

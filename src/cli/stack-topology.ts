@@ -78,6 +78,7 @@ export function stackTopology(exported: unknown, file = "the stack export"): Top
     return (declared.length > 0 ? declared : list(info)).map((n) => ({
       network: str(n.network) ?? "?",
       ...(str(n.ipv4) ? { ipv4: str(n.ipv4) } : {}),
+      ...(n.impairment && typeof n.impairment === "object" ? { impairment: n.impairment } : {}),
     }));
   };
   for (const r of of("Instance")) {

@@ -10,11 +10,25 @@ import { Cables, type CableSpec } from "../host/cables";
  * "local", or ssh://user@host:port as the Host resource names it.
  */
 export interface Topology {
-  machines: { host: string; name: string; base?: string; nics: { network: string; ipv4?: string }[] }[];
+  machines: { host: string; name: string; base?: string; nics: TopologyNic[] }[];
   networks: { host: string; name: string }[];
   bases: { host: string; name: string }[];
   links: { host: string; name: string; a: LinkEnd; b: LinkEnd }[];
   cables: { name: string; network: string; from: string; to: string; up: boolean }[];
+}
+export interface TopologyNic {
+  network: string;
+  ipv4?: string;
+  /** The link's declared impairment (schema/instance.json nics[].impairment). */
+  impairment?: Impairment;
+}
+interface Impairment {
+  delayMs?: number;
+  jitterMs?: number;
+  lossPercent?: number;
+  rateKbit?: number;
+  duplicatePercent?: number;
+  down?: boolean;
 }
 interface LinkEnd {
   instance: string;
@@ -37,7 +51,11 @@ export async function topologyOf(rt: LocalRuntime): Promise<Topology> {
       host: LOCAL,
       name,
       ...(base ? { base } : {}),
-      nics: (spec.nics ?? []).map((n) => ({ network: n.network, ...(n.ipv4 ? { ipv4: n.ipv4 } : {}) })),
+      nics: (spec.nics ?? []).map((n) => ({
+        network: n.network,
+        ...(n.ipv4 ? { ipv4: n.ipv4 } : {}),
+        ...(n.impairment ? { impairment: n.impairment } : {}),
+      })),
     });
   }
   for (const name of inv.links) {
@@ -104,8 +122,13 @@ export function topologyDot(t: Topology): string {
   }
   for (const m of byName(t.machines)) {
     m.nics.forEach((nic, i) => {
-      const label = `eth${i}${nic.ipv4 ? ` ${nic.ipv4}` : ""}`;
-      L.push(`  ${id("vm", m.host, m.name)} -- ${id("net", m.host, nic.network)} [label=${q(label)}];`);
+      const imp = impairmentText(nic.impairment);
+      const label = `eth${i}${nic.ipv4 ? ` ${nic.ipv4}` : ""}${imp ? `\n${imp}` : ""}`;
+      // A cut link (impairment down) is drawn as a cable that is down.
+      const style = nic.impairment?.down ? ", style=dashed, color=red" : "";
+      L.push(
+        `  ${id("vm", m.host, m.name)} -- ${id("net", m.host, nic.network)} [label=${q(label)}${style}];`,
+      );
     });
     if (m.base) L.push(`  ${id("vm", m.host, m.name)} -- ${id("base", m.host, m.base)} [style=dotted];`);
   }
@@ -119,4 +142,17 @@ export function topologyDot(t: Topology): string {
     );
   L.push("}");
   return `${L.join("\n")}\n`;
+}
+
+/** "delay 20ms ±5ms, loss 1%, 512 kbit/s, dup 2%, down": what a link's impairment declares. */
+export function impairmentText(i: Impairment | undefined): string {
+  if (!i) return "";
+  const parts = [
+    ...(i.delayMs ? [`delay ${i.delayMs}ms${i.jitterMs ? ` ±${i.jitterMs}ms` : ""}`] : []),
+    ...(i.lossPercent ? [`loss ${i.lossPercent}%`] : []),
+    ...(i.rateKbit ? [`${i.rateKbit} kbit/s`] : []),
+    ...(i.duplicatePercent ? [`dup ${i.duplicatePercent}%`] : []),
+    ...(i.down ? ["down"] : []),
+  ];
+  return parts.join(", ");
 }

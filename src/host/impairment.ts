@@ -5,7 +5,16 @@ import { UmlfleetError } from "../errors";
 import { identify, isAlive, killGroup, run, signalGroup, waitFor, type ProcessIdentity } from "../process";
 import type { ImpairmentSpec } from "../spec";
 import { shellQuote } from "./console-log";
-import { findOnPath, plugFiles, readSandboxPid, SANDBOX_BIN, switchSandboxArgv } from "./sandbox";
+import { handOver, type HostIds } from "./host-users";
+import {
+  binaryFiles,
+  findOnPath,
+  plugFiles,
+  readSandboxPid,
+  SANDBOX_BIN,
+  SETPRIV_BIN,
+  switchSandboxArgv,
+} from "./sandbox";
 import { SECCOMP_FD, seccompFile } from "./seccomp";
 import { applyImpairment } from "./wirefilter-mgmt";
 
@@ -43,6 +52,7 @@ export async function startWirefilter(
   switchDir: string,
   imp: ImpairmentSpec | undefined,
   signal?: AbortSignal,
+  ids?: HostIds,
 ): Promise<WirefilterRecord> {
   let bin: string;
   try {
@@ -58,6 +68,9 @@ export async function startWirefilter(
   mkdirSync(wfDir(instanceDir), { recursive: true, mode: 0o700 });
   rmSync(mgmt, { recursive: true, force: true }); // host-only: no guest writes it
   mkdirSync(mgmt, { mode: 0o700 });
+  // A guest run as another uid (runAs) connects to the NIC's socket only if
+  // that uid made it (vdeplug makes ptp sockets 0700): the wirefilter runs as it.
+  handOver([mgmt], ids);
   // A direct entry of the links folder: unlink acts on the name, never follows it.
   rmSync(nicPlug(instanceDir, index), { force: true });
   const info = join(wfDir(instanceDir), `nic${index}.json`);
@@ -70,10 +83,14 @@ export async function startWirefilter(
   // -v splits at the first ':': the switch folder must come first, the ptp URL second.
   const argv = [
     SANDBOX_BIN,
-    ...switchSandboxArgv(switchDir, plugFiles(bin), 3, {
+    ...switchSandboxArgv(switchDir, [...plugFiles(bin), ...(ids ? binaryFiles(SETPRIV_BIN) : [])], 3, {
       extraDirs: [links, mgmt],
+      ...(ids ? { runAs: ids } : {}),
       ...(seccomp ? { seccompFd: SECCOMP_FD } : {}),
     }),
+    ...(ids
+      ? [SETPRIV_BIN, `--reuid=${ids.uid}`, `--regid=${ids.gid}`, "--clear-groups", "--inh-caps=-all", "--"]
+      : []),
     bin,
     "-v",
     `${switchDir}:ptp://${nicPlug(instanceDir, index)}`,

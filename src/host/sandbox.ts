@@ -103,7 +103,16 @@ export function sandboxArgv(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
     "/tmp",
     // bwrap makes a bound path's missing folders with the host folders'
     // modes (/root 0700): the runAs uid could not reach the kernel under it.
-    ...(plan.runAs ? openAncestors(plan, kernelFiles) : []),
+    ...(plan.runAs
+      ? openAncestors([
+          plan.kernel,
+          ...kernelFiles.map((b) => b.sandbox),
+          plan.vmDir,
+          ...plan.readOnlyPaths,
+          ...plan.readWritePaths,
+          plan.hostfsRoot,
+        ])
+      : []),
     ...ro(plan.kernel),
     ...kernelFiles.flatMap((b) => ["--ro-bind", b.host, b.sandbox]),
     "--bind",
@@ -129,15 +138,7 @@ export function sandboxArgv(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
 }
 
 /** `--perms 0755 --dir` for every folder above a bound path, outermost first (sandbox folders: mount points only). */
-function openAncestors(plan: SandboxPlan, kernelFiles: Bind[]): string[] {
-  const bound = [
-    plan.kernel,
-    ...kernelFiles.map((b) => b.sandbox),
-    plan.vmDir,
-    ...plan.readOnlyPaths,
-    ...plan.readWritePaths,
-    plan.hostfsRoot,
-  ];
+function openAncestors(bound: readonly string[]): string[] {
   const dirs = new Set<string>();
   for (const p of bound) {
     const parts = p.split("/").filter(Boolean);
@@ -236,7 +237,15 @@ export function switchSandboxArgv(
   switchDir: string,
   files: Bind[],
   infoFd: number | undefined,
-  opts: { hostLink?: boolean; guestUids?: boolean; extraDirs?: readonly string[]; seccompFd?: number } = {},
+  opts: {
+    hostLink?: boolean;
+    guestUids?: boolean;
+    extraDirs?: readonly string[];
+    /** The program drops to this uid with setpriv (a runAs guest's wirefilter); it needs the caps to. */
+    runAs?: { uid: number; gid: number };
+    /** bwrap loads the seccomp filter (seccomp.ts) from this fd. */
+    seccompFd?: number;
+  } = {},
 ): string[] {
   // Guests run as other uids (runAs, root only): for each port vde_switch
   // checks the client's socket with access(2) and chowns the port's socket to
@@ -267,10 +276,15 @@ export function switchSandboxArgv(
     ...(forUids
       ? ["--cap-add", "CAP_DAC_OVERRIDE", "--cap-add", "CAP_CHOWN", "--cap-add", "CAP_FOWNER"]
       : []),
+    ...(opts.runAs ? ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"] : []),
     "--clearenv",
     "--dev",
     "/dev",
     ...(opts.hostLink ? ["--dev-bind", "/dev/net/tun", "/dev/net/tun"] : []),
+    // A program that drops to another uid must reach what is bound (see sandboxArgv).
+    ...(opts.runAs
+      ? openAncestors([...files.map((b) => b.sandbox), switchDir, ...(opts.extraDirs ?? [])])
+      : []),
     ...files.flatMap((b) => ["--ro-bind", b.host, b.sandbox]),
     "--bind",
     switchDir,

@@ -70,6 +70,9 @@ export class StateDir {
     const isEmpty = (d: string) => !existsSync(d) || readdirSync(d).length === 0;
     if (!subs.every((d) => isEmpty(join(this.root, d)))) return;
     for (const d of subs) rmSync(join(this.root, d), { recursive: true, force: true });
+    // The sandboxes' seccomp filter (src/host/seccomp.ts, named by content): no sandbox is left to use it.
+    for (const f of existsSync(this.root) ? readdirSync(this.root) : [])
+      if (/^seccomp-[0-9a-f]{16}\.bpf$/.test(f)) rmSync(join(this.root, f), { force: true });
     try {
       rmdirSync(this.root);
     } catch {

@@ -103,9 +103,17 @@ describe.skipIf(!haveCli)("examples/lab-import", () => {
     expect(mended.outputs?.checks).toMatchObject({ "pc1 reaches pc2": { ok: true } });
   });
 
-  it("a second up changes nothing", () => {
+  it("a second up changes nothing, and a refresh of the working lab (checks run again) finds no drift", () => {
     const r = ex.ok(ex.pulumi("up", { dir: LAB }));
     expect(Object.keys(r.summary ?? {})).toEqual(["same"]);
+    const checks = () =>
+      ex
+        .ok(ex.pulumi("export"))
+        .deployment!.deployment.resources.find((x) => x.type.endsWith("umlfleet:LabChecks"))!.outputs;
+    const before = checks();
+    const refreshed = ex.ok(ex.pulumi("refresh", { dir: LAB }));
+    expect(Object.keys(refreshed.summary ?? {})).toEqual(["same"]);
+    expect(checks()).toEqual(before);
   });
 
   it("destroys to a clean host", () => ex.destroyClean());

@@ -151,6 +151,29 @@ describe.skipIf(!haveCli || hostsUnsupported() !== undefined)("a stack on three 
     expect(dep).toContain("4dabf18193072939515e22adb298388d"); // Pulumi's secret signature: the key is there, encrypted
   });
 
+  it("umlfleet graph draws the three hosts, their guests and the cables from the stack export (keys encrypted), and the first host's cables from its state folder", async () => {
+    const exported = join(lab.dir, "export.json");
+    writeFileSync(exported, JSON.stringify(ok(await pulumi("export")).deployment));
+    const dot = execFileSync(join(ROOT, "bin", "umlfleet"), ["graph", "--stack-export", exported], {
+      encoding: "utf8",
+    });
+    const ids = lab.hosts.map((h) => `ssh://${h.user}@${h.address}:22`);
+    for (const [i, id] of ids.entries()) {
+      expect(dot).toContain(`subgraph "cluster_${id}" {`);
+      expect(dot).toContain(`"vm:${id}/g${i}" -- "net:${id}/lan" [label="eth0 10.0.0.${i + 1}/24"];`);
+    }
+    const cables = [
+      ...dot.matchAll(
+        /^ {2}"net:([^"]+)\/lan" -- "net:([^"]+)\/lan" \[penwidth=2, label="cable (\S+)"\];$/gm,
+      ),
+    ];
+    expect(cables.map((m) => [m[1], m[2]]).sort()).toEqual([ids.slice(0, 2), [ids[0], ids[2]]].sort());
+    // On the first host, its state folder: the same cables, to the other two hosts.
+    const onHub = lab.hosts[0]!.ssh(`${join(ROOT, "bin", "umlfleet")} graph`);
+    for (const m of cables)
+      expect(onHub).toContain(`"net:lan" -- "net:${m[2]}/lan" [penwidth=2, label="cable ${m[3]}"];`);
+  });
+
   it("finds a cable killed behind its back on refresh, re-makes it on up, and ping works again", async () => {
     const [a, , c] = lab.hosts;
     // The cable's SSH connection to host 3 dies (its ssh killed on host 1).

@@ -1,4 +1,4 @@
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mgmtSocket } from "../../src/host/impairment";
 import { showInfo } from "../../src/host/wirefilter-mgmt";
@@ -85,6 +85,26 @@ describe("link impairment through wirefilter", () => {
     expect(p.received, p.out).toBeLessThanOrEqual(75);
   });
 
+  it("jitter spreads the delay; a rate limit delays large frames; duplicates show as DUP!", async () => {
+    await host.rt.updateInstance(nicOf(a, { delayMs: 100, jitterMs: 50 }));
+    const j = await ping(host, "a", "10.0.0.2", 20, 0.3);
+    expect(j.received, j.out).toBeGreaterThanOrEqual(16);
+    expect(Math.min(...j.rtts), j.out).toBeGreaterThanOrEqual(49);
+    expect(Math.max(...j.rtts) - Math.min(...j.rtts), j.out).toBeGreaterThanOrEqual(20);
+    // 64 kbit/s is 8000 bytes/s: a 1442-byte frame takes some 180 ms to pass, a 92-byte one 12 ms.
+    await host.rt.updateInstance(nicOf(a, { rateKbit: 64 }));
+    const big = await host.rt.exec("a", "ping -c 4 -i 1 -W 3 -s 1400 10.0.0.2 2>&1; true", {
+      timeoutMs: 60_000,
+    });
+    const bigRtts = [...big.output.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
+    expect(bigRtts.length, big.output).toBeGreaterThanOrEqual(3);
+    expect(Math.min(...bigRtts), big.output).toBeGreaterThanOrEqual(170);
+    await host.rt.updateInstance(nicOf(a, { duplicatePercent: 50 }));
+    const dup = await host.rt.exec("a", "ping -c 10 -i 0.3 -W 2 10.0.0.2 2>&1; true", { timeoutMs: 60_000 });
+    expect(dup.output).toMatch(/DUP!/);
+    a = nicOf(a, { duplicatePercent: 50 });
+  });
+
   it("down cuts the link without a reboot; down false restores it", async () => {
     const before = await uptime(host, "a");
     const down = nicOf(a, { down: true });
@@ -113,6 +133,27 @@ describe("link impairment through wirefilter", () => {
     expect(await uptime(host, "b")).toBeGreaterThan(before);
     expect(host.rt.instanceStatus("b").bootCount).toBe(1);
   });
+
+  it.runIf(process.getuid?.() === 0)(
+    "a guest run as another uid (runAs) gets a wirefilter run as that uid",
+    async () => {
+      await host.rt.ensureDisk({ name: "c-root", kind: "overlay", base: "bb" });
+      await host.rt.createInstance({
+        name: "c",
+        rootDisk: "c-root",
+        runAs: { pool: true },
+        nics: [{ network: "lan", ipv4: "10.0.0.3/24", impairment: { delayMs: 50 } }],
+      });
+      const uid = host.rt.instances.get("c")!.hostIds!.uid;
+      const wf = host.rt.instances.get("c")!.wirefilters!["0"]!.sandbox.pid;
+      expect(readFileSync(`/proc/${wf}/status`, "utf8")).toMatch(new RegExp(`^Uid:\\s+${uid}\\s`, "m"));
+      const p = await ping(host, "c", "10.0.0.1", 4);
+      expect(p.received, p.out).toBeGreaterThanOrEqual(3);
+      expect(p.median, p.out).toBeGreaterThanOrEqual(49);
+      await host.rt.removeInstance("c");
+      await host.rt.removeDisk("c-root");
+    },
+  );
 
   it("a restart keeps the impairment; removing the instance leaves no wirefilter and no socket", async () => {
     await host.rt.restartInstance("b");

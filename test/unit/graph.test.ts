@@ -145,6 +145,33 @@ describe("umlfleet graph", () => {
     expect(local).toContain('"vm:v" -- "net:n" [label="eth0"];');
   });
 
+  it("labels an impaired link with what it declares, and draws a cut one (down) dashed red", () => {
+    const dot = topologyDot({
+      machines: [
+        {
+          host: "local",
+          name: "v",
+          nics: [
+            { network: "wan", ipv4: "10.0.0.1/24", impairment: { delayMs: 20, jitterMs: 5, lossPercent: 1 } },
+            { network: "lan", impairment: { rateKbit: 512, down: true } },
+          ],
+        },
+      ],
+      networks: [],
+      bases: [],
+      links: [],
+      cables: [],
+    });
+    expect(dot).toContain('"vm:v" -- "net:wan" [label="eth0 10.0.0.1/24\\ndelay 20ms ±5ms, loss 1%"];');
+    expect(dot).toContain('"vm:v" -- "net:lan" [label="eth1\\n512 kbit/s, down", style=dashed, color=red];');
+    const exported = structuredClone(EXPORT);
+    const vm = exported.deployment.resources.find((r) => r.urn === "urn:vm:a")!;
+    (vm.outputs as { nics: unknown[] }).nics = [{ network: "lan", impairment: { down: true } }];
+    expect(stackTopology(exported).machines[0]!.nics).toEqual([
+      { network: "lan", impairment: { down: true } },
+    ]);
+  });
+
   it("reads a state folder's cables: the far end is another host", async () => {
     const stateDir = join(dir, "s");
     const cable = join(stateDir, "cables", "lan-1234abcd");

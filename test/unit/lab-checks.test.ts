@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { UmlfleetError } from "../../src/errors";
 import { checkScript, checksFailed, judge, MAX_OUTPUT, runChecks } from "../../src/lab-checks";
 import type { LabChecksSpec } from "../../src/spec";
-import { diff } from "../../provider/checks-impl";
+import { diff, sameVerdicts } from "../../provider/checks-impl";
 
 const reach = { name: "ping", reach: { from: "pc1", to: "10.0.0.2" } };
 const cmd = { name: "web", command: { on: "pc2", run: "wget -qO- localhost", expect: { output: "<html" } } };
@@ -85,4 +85,16 @@ describe("LabChecks' diff: when checks run again", () => {
       changes: true,
       detailedDiff: { passed: { kind: "update", inputDiff: false } },
     }));
+});
+
+describe("LabChecks' refresh keeps the recorded results while every verdict is the same", () => {
+  const ok = (output: string) => ({ ok: true, on: "pc1", exitCode: 0, output });
+  it("same verdicts, other output: no drift", () =>
+    expect(sameVerdicts({ a: ok("time=0.4 ms") }, { a: ok("time=0.7 ms") })).toBe(true));
+  it("a verdict that changed, a check added or removed, or nothing recorded: drift", () => {
+    expect(sameVerdicts({ a: ok("") }, { a: { ...ok(""), ok: false } })).toBe(false);
+    expect(sameVerdicts({ a: ok("") }, { a: ok(""), b: ok("") })).toBe(false);
+    expect(sameVerdicts({ a: ok(""), b: ok("") }, { a: ok("") })).toBe(false);
+    expect(sameVerdicts(undefined, { a: ok("") })).toBe(false);
+  });
 });

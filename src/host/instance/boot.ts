@@ -126,7 +126,14 @@ export async function bootGuest(
   try {
     for (const [i, n] of nics.entries()) {
       if (n.nic.impairment)
-        wirefilters[i] = await startWirefilter(instDir, i, n.rec.switchDir, n.nic.impairment, opts.signal);
+        wirefilters[i] = await startWirefilter(
+          instDir,
+          i,
+          n.rec.switchDir,
+          n.nic.impairment,
+          opts.signal,
+          ids,
+        );
     }
     for (const sh of shares) shareFds.push(openShare(sh));
     if (setupDir)

@@ -95,7 +95,7 @@ export async function applyLive(
     const net = inst.networks.require(nic.network, `/nics/${i}/network`);
     if (!inst.networks.isRunning(net)) await inst.networks.ensure(net.spec);
     if (nic.impairment && !wirefilterRuns(wirefilters[i])) {
-      wirefilters[i] = await startWirefilter(instDir, i, net.switchDir, nic.impairment, signal);
+      wirefilters[i] = await startWirefilter(instDir, i, net.switchDir, nic.impairment, signal, r.hostIds);
       saveWirefilters();
     }
     const ptp = wirefilters[i] ? nicPlug(instDir, i) : undefined;
