@@ -93,6 +93,7 @@ export function scaleTargetRows(res: Results): string[] {
     `| ${top.size} guests via \`pulumi up\`: every one ready | ${top.pulumi?.ready ?? 0}/${top.size}${top.pulumi?.error ? ` (${top.pulumi.error.slice(0, 120)})` : ""} | ${pf(allReady(top))} |`,
     `| … per-guest time at ${top.size} ≤ 1.3x the per-guest time at 32 (\`pulumi up\`) | ${g !== undefined ? `${g.toFixed(2)}x` : "n/a"} | ${pf(g !== undefined ? g <= 1.3 : undefined)} |`,
     `| … host memory per idle guest at ${top.size} ≤ guest memory + 8 MiB (72 MiB, every guest) | max ${fmtMiB(mem)}, median ${fmtMiB(medPss(top.pulumi?.memory))} | ${pf(mem !== undefined ? mem <= 72 * MiB : undefined)} |`,
+    "| 3 hosts x 32 guests on one spanning network through one `up` ≤ 1.5x of 32 guests on one host; cross-host ping RTT per cable kind | no benchmark yet (bench/NOTES.md) | not measured |",
   ];
 }
 
@@ -111,7 +112,7 @@ export function scaleSection(res: Results): string[] {
     "",
     `One fleet per size (guest i on network i mod ${base.networks}, 64 MiB, one NIC with an IPv4, lean kernel), each size by the three ways in turn (order alternating by size): ` +
       '"shell" (`bench/bare-fleet.sh`, every guest started at once), "runtime" (`LocalRuntime.groups.apply` of one `InstanceGroup` in the benchmark process), ' +
-      '"pulumi up" (`stack.up()` of the same group, from the call to its return; "ready" is the end of the group\'s create step). ' +
+      '"pulumi up" (the same group, from the call to its return: through `quickUp` (automation/quick-up.ts) when `BENCH_SCALE_QUICK=1`, else `stack.up()`; "all ready" is the end of the group\'s create step). ' +
       `Per-guest time is time to all ready divided by the size; growth is relative to the same column at ${base.size}. ` +
       "Memory: Pss per guest (every address space of the guest's processes once, `/proc/<pid>/smaps_rollup`) after the fleet was idle " +
       `${res.knobs.BENCH_IDLE_S} s. Sizes run: \`BENCH_SIZES=${res.knobs.BENCH_SIZES.join(",")}\`.`,

@@ -55,7 +55,7 @@ const META: Record<SpecKind, string[]> = {
 const OUTPUTS: Record<SpecKind, string[]> = {
   kernel: ["sha256", "version", "bootPath"],
   base: ["imagePath", "imageSha", "sizeBytes", "drift"],
-  disk: ["path", "sizeBytes", "backingPath", "diskId"],
+  disk: ["path", "sizeBytes", "backingPath", "diskId", "drift"],
   network: ["switchDir", "running", "pid", "switches", "cables"],
   instance: [
     "state",
@@ -373,6 +373,9 @@ export async function diff(kind: Kind, _id: string, olds: Props, news: Props): P
       detailedDiff.running = { kind: "update", inputDiff: false };
     if (kind === "base" && typeof o.drift === "string" && o.drift !== "" && !replaces.length)
       detailedDiff.drift = { kind: "update", inputDiff: false };
+    // A disk file deleted, truncated or rewritten behind our back: its data is
+    // gone, and only a new disk (and a new instance on it) can follow.
+    if (kind === "disk" && typeof o.drift === "string" && o.drift !== "") mark("drift", true);
     if (kind === "serial-link" && o.up === false && !replaces.length)
       detailedDiff.up = { kind: "update", inputDiff: false };
   }
@@ -440,7 +443,8 @@ async function outputsOnHost(
       return b && baseOuts(b);
     }
     case "disk": {
-      // A disk file deleted behind our back is gone: the next up makes it again.
+      // A disk file deleted, truncated or rewritten behind our back is `drift`,
+      // naming the file: the next up replaces it (its data is gone).
       const di = await d.diskInfo(id);
       return di && diskOuts(di);
     }
@@ -617,6 +621,7 @@ function diskOuts(d: DiskInfo): Props {
     sizeBytes: d.sizeBytes,
     ...(d.backingPath ? { backingPath: d.backingPath } : {}),
     diskId: d.diskId,
+    drift: d.problem ?? "",
   };
 }
 

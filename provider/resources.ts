@@ -247,6 +247,12 @@ export class Disk extends pulumi.dynamic.Resource {
   declare readonly path: pulumi.Output<string>;
   declare readonly diskId: pulumi.Output<string>;
   declare readonly sizeBytes: pulumi.Output<number>;
+  /**
+   * "" while the file is as made; after a refresh that found it deleted,
+   * truncated or with another overlay header, what was found, naming the
+   * file: the next up replaces the disk (and its instance) with a new, empty one.
+   */
+  declare readonly drift: pulumi.Output<string>;
   /** The Host it is on (undefined: the machine running the provider). Not an output. */
   readonly placedOn: Host | undefined;
   constructor(name: string, args: DiskArgs, o?: pulumi.CustomResourceOptions) {
@@ -263,6 +269,7 @@ export class Disk extends pulumi.dynamic.Resource {
       diskId: undefined,
       sizeBytes: undefined,
       backingPath: undefined,
+      drift: undefined,
     };
     if (args.kind === "overlay") {
       props.base = args.base.name;

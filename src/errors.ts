@@ -12,6 +12,8 @@ export const ERROR_CODES = {
   UMLFLEET_BASE_CHANGED:
     "A base image no longer holds the bytes recorded when it was made (or is gone): nothing boots or is made over it.",
   UMLFLEET_COW_CORRUPT: "A file is not a valid UML COW v3 overlay.",
+  UMLFLEET_DISK_DAMAGED:
+    "A disk file was deleted, truncated or its overlay header changed behind umlfleet's back: nothing boots on it.",
   UMLFLEET_BOOT_FAILED: "The guest exited or panicked before it was ready.",
   UMLFLEET_BOOT_TIMEOUT: "The guest did not become ready before the deadline; it was killed.",
   UMLFLEET_MCONSOLE_TIMEOUT: "An mconsole call got no answer before its deadline.",
@@ -28,6 +30,8 @@ export const ERROR_CODES = {
   UMLFLEET_PERMISSION_DENIED:
     "The host user lacks a privilege the spec needs (CAP_NET_ADMIN to make a host link's tap).",
   UMLFLEET_STATE_CORRUPT: "A state file could not be read.",
+  UMLFLEET_STATE_WRITE_FAILED:
+    "A file in the state folder could not be written (no space left, read-only, no permission); nothing was recorded for it.",
   UMLFLEET_HOST_UNSUPPORTED:
     "This host cannot do what the spec asks (a missing tool, privilege or apt mirror); nothing was done.",
   UMLFLEET_BAD_REQUEST: "An agent request's body is not a JSON object; nothing was done.",
@@ -59,6 +63,7 @@ export const STATUS_CODES: Record<ErrorCode, number> = {
   UMLFLEET_BASE_MISMATCH: 409,
   UMLFLEET_BASE_CHANGED: 409,
   UMLFLEET_COW_CORRUPT: 422,
+  UMLFLEET_DISK_DAMAGED: 409,
   UMLFLEET_BOOT_FAILED: 500,
   UMLFLEET_BOOT_TIMEOUT: 504,
   UMLFLEET_MCONSOLE_TIMEOUT: 504,
@@ -73,6 +78,7 @@ export const STATUS_CODES: Record<ErrorCode, number> = {
   UMLFLEET_RESTART_REQUIRED: 409,
   UMLFLEET_PERMISSION_DENIED: 403,
   UMLFLEET_STATE_CORRUPT: 500,
+  UMLFLEET_STATE_WRITE_FAILED: 507,
   UMLFLEET_HOST_UNSUPPORTED: 501,
   UMLFLEET_BAD_REQUEST: 400,
   UMLFLEET_REQUEST_TOO_LARGE: 413,

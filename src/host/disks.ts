@@ -1,21 +1,23 @@
 import {
   closeSync,
-  existsSync,
   ftruncateSync,
+  lstatSync,
   mkdirSync,
   openSync,
   rmSync,
   statSync,
   constants,
 } from "node:fs";
+import { createHash } from "node:crypto";
 import { dirname } from "node:path";
+import type { DiskInfo } from "./driver";
 import { refuseIfInUse, UmlfleetError } from "../errors";
 import type { DiskSpec } from "../spec";
-import { createCowFile, cowMismatch, readCowHeader } from "../uml/cow";
+import { cowLayout, createCowFile, cowMismatch, readCowHeader } from "../uml/cow";
 import type { Images } from "./images";
 import { run } from "../process";
 import { claimed, refuseForeign, withOwners, type Owned } from "./owners";
-import { readJson, STATE_SCHEMA_VERSION, writeJsonAsync, type StateDir } from "./state";
+import { readJson, STATE_SCHEMA_VERSION, stateWriteError, writeJsonAsync, type StateDir } from "./state";
 
 export interface DiskRecord extends Owned {
   schemaVersion: number;
@@ -38,9 +40,29 @@ export class Disks {
     return readJson<DiskRecord>(this.state.diskRecord(name));
   }
 
+  /** The disk as the driver reports it; a damaged file is named in `problem`. */
+  info(name: string): DiskInfo | undefined {
+    const r = this.get(name);
+    if (!r) return undefined;
+    const st = statSync(r.path, { throwIfNoEntry: false });
+    const problem = this.problem(r);
+    return {
+      name,
+      path: r.path,
+      sizeBytes: r.sizeBytes,
+      ...(r.backingPath ? { backingPath: r.backingPath } : {}),
+      // The file's identity: a disk made again under the same name gets a new one.
+      diskId: st
+        ? createHash("sha256").update(`${r.path}\0${st.birthtimeMs}\0${st.ino}`).digest("hex").slice(0, 16)
+        : "",
+      ...(problem ? { problem } : {}),
+    };
+  }
+
   require(name: string, field: string): DiskRecord {
     const r = this.get(name);
-    if (!r || !existsSync(r.path)) {
+    if (r) this.refuseDamaged(r, field);
+    if (!r) {
       throw new UmlfleetError("UMLFLEET_NOT_FOUND", `${field}: disk ${JSON.stringify(name)} does not exist`, {
         field,
         value: name,
@@ -68,7 +90,10 @@ export class Disks {
     const existing = this.get(spec.name);
     refuseForeign("disk", spec.name, existing, owner, "create", this.state.root);
     const owners = claimed(existing, owner);
-    if (existing && existsSync(existing.path)) {
+    // A damaged disk is never silently made anew: its data is gone, and the
+    // caller must say so (refresh reports it as drift; up replaces it).
+    if (existing) this.refuseDamaged(existing, "/name");
+    if (existing) {
       if (JSON.stringify(existing.spec) !== JSON.stringify(spec)) {
         throw new UmlfleetError(
           "UMLFLEET_CONFLICT",
@@ -129,7 +154,7 @@ export class Disks {
       return record;
     } catch (e) {
       rmSync(path, { force: true });
-      throw e;
+      throw stateWriteError(e, path);
     }
   }
 
@@ -140,9 +165,12 @@ export class Disks {
    * otherwise, with a far less clear message, after boot has begun).
    */
   async verifyOverlay(r: DiskRecord, field = "/rootDisk"): Promise<void> {
+    this.refuseDamaged(r, field);
     if (r.spec.kind !== "overlay") return;
-    const base = this.images.require(r.spec.base!, `${field} (base of ${r.spec.name})`);
-    await this.images.verify(base, `${field} (base of ${r.spec.name})`);
+    // Both files named: the overlay that would boot, and the base under it.
+    const where = `${field} (overlay ${r.path} of disk ${JSON.stringify(r.spec.name)})`;
+    const base = this.images.require(r.spec.base!, where);
+    await this.images.verify(base, where);
     const header = readCowHeader(r.path);
     const st = statSync(base.imagePath, { bigint: true });
     const why = cowMismatch(header, {
@@ -153,10 +181,50 @@ export class Disks {
     if (why) {
       throw new UmlfleetError(
         "UMLFLEET_BASE_MISMATCH",
-        `${field}: overlay ${JSON.stringify(r.spec.name)} does not fit base ${JSON.stringify(r.spec.base)}: ${why}`,
-        { field, disk: r.spec.name, base: r.spec.base, reason: why },
+        `${field}: overlay ${JSON.stringify(r.spec.name)} (${r.path}) does not fit base ${JSON.stringify(r.spec.base)} (${base.imagePath}): ${why}`,
+        { field, disk: r.spec.name, file: r.path, base: r.spec.base, baseFile: base.imagePath, reason: why },
       );
     }
+  }
+
+  /**
+   * What is wrong with the disk's file, judged by its size and (overlay) its
+   * COW header, not its mtime: gone, not a regular file, shorter than made,
+   * or a header no longer over the recorded base image. Undefined when
+   * nothing is. No side effect: refresh reports it as the Disk's drift.
+   */
+  problem(r: DiskRecord): string | undefined {
+    const st = lstatSync(r.path, { bigint: true, throwIfNoEntry: false });
+    if (!st) return `disk file ${r.path} is missing: the data in it is gone`;
+    if (!st.isFile()) return `disk file ${r.path} is not a regular file`;
+    if (r.spec.kind !== "overlay") {
+      return st.size < BigInt(r.sizeBytes)
+        ? `disk file ${r.path} is truncated to ${st.size} of its ${r.sizeBytes} bytes: the data past that is gone`
+        : undefined;
+    }
+    let header;
+    try {
+      header = readCowHeader(r.path);
+    } catch (e) {
+      return `overlay ${r.path} is damaged (${e instanceof Error ? e.message : String(e)}): the data in it is lost`;
+    }
+    if (header.backingPath !== r.backingPath)
+      return `overlay ${r.path} names ${header.backingPath} as its base, not ${r.backingPath}`;
+    const need = cowLayout(header).fileSizeBytes;
+    if (st.size < need)
+      return `overlay ${r.path} is truncated to ${st.size} of its ${need} bytes: the data past that is gone`;
+    return undefined;
+  }
+
+  private refuseDamaged(r: DiskRecord, field: string): void {
+    const why = this.problem(r);
+    if (!why) return;
+    throw new UmlfleetError(
+      "UMLFLEET_DISK_DAMAGED",
+      `${field}: ${why}; nothing boots on it. Restore the file from a copy, or replace the disk ` +
+        "(`pulumi refresh` then `pulumi up` make a new, empty one)",
+      { field, disk: r.spec.name, file: r.path, problem: why },
+    );
   }
 
   remove(name: string, usedBy: string[], owner?: string): void {

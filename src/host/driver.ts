@@ -104,6 +104,8 @@ export interface DiskInfo {
   backingPath?: string;
   /** Identity of this disk file: a disk made again under the same name gets a new one. */
   diskId: string;
+  /** Its file deleted, truncated or its overlay header changed behind our back (Disks.problem). */
+  problem?: string;
 }
 
 export interface NetworkInfo {

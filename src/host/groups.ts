@@ -212,7 +212,7 @@ export class InstanceGroups {
     if (root.spec.kind !== "overlay" || root.spec.base !== base)
       return `disk ${JSON.stringify(name)} is not an overlay over base ${JSON.stringify(base)}`;
     if (!existsSync(root.path)) return `overlay ${JSON.stringify(name)} has no file (${root.path} is gone)`;
-    return undefined;
+    return this.rt.disks.problem(root);
   }
 
   /**

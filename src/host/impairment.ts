@@ -1,11 +1,10 @@
-import { spawn } from "node:child_process";
 import { existsSync, mkdirSync, rmSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { UmlfleetError } from "../errors";
 import { identify, isAlive, killGroup, run, signalGroup, waitFor, type ProcessIdentity } from "../process";
 import type { ImpairmentSpec } from "../spec";
-import { shellQuote } from "./console-log";
 import { handOver, type HostIds } from "./host-users";
+import { SECCOMP_FD } from "./seccomp";
 import {
   binaryFiles,
   findOnPath,
@@ -13,9 +12,9 @@ import {
   readSandboxPid,
   SANDBOX_BIN,
   SETPRIV_BIN,
+  spawnSandboxed,
   switchSandboxArgv,
 } from "./sandbox";
-import { SECCOMP_FD, seccompFile } from "./seccomp";
 import { applyImpairment } from "./wirefilter-mgmt";
 
 /**
@@ -51,9 +50,15 @@ export async function startWirefilter(
   index: number,
   switchDir: string,
   imp: ImpairmentSpec | undefined,
-  signal?: AbortSignal,
-  ids?: HostIds,
+  opts: {
+    signal?: AbortSignal;
+    /** A runAs guest's uid and gid: the wirefilter runs as them. */
+    ids?: HostIds;
+    /** The compiled seccomp filter (seccomp.ts seccompFile), when the host applies one. */
+    seccomp?: string;
+  } = {},
 ): Promise<WirefilterRecord> {
+  const { signal, ids, seccomp } = opts;
   let bin: string;
   try {
     bin = findOnPath("wirefilter");
@@ -78,8 +83,6 @@ export async function startWirefilter(
   rmSync(info, { force: true });
   rmSync(stdin, { force: true });
   await run("mkfifo", ["-m", "600", stdin], { timeoutMs: 60_000, signal });
-  // The filter file lives at the state folder's root (<state>/instances/<name> is instanceDir).
-  const seccomp = seccompFile(dirname(dirname(instanceDir)));
   // -v splits at the first ':': the switch folder must come first, the ptp URL second.
   const argv = [
     SANDBOX_BIN,
@@ -97,16 +100,8 @@ export async function startWirefilter(
     "-M",
     mgmtSocket(instanceDir, index),
   ];
-  // In the foreground as its sandbox's pid 1, its console on a FIFO it holds open (never EOF).
   const log = join(wfDir(instanceDir), `nic${index}.log`);
-  const line = `exec env -i ${argv.map(shellQuote).join(" ")} 0<>${shellQuote(stdin)} >>${shellQuote(log)} 2>&1 3>${shellQuote(info)}${seccomp ? ` ${SECCOMP_FD}<${shellQuote(seccomp)}` : ""}`;
-  const child = spawn("bash", ["-c", line], {
-    detached: true,
-    stdio: "ignore",
-    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
-  });
-  child.unref();
-  const outer = child.pid ? identify(child.pid) : null;
+  const outer = spawnSandboxed(argv, { stdin, log, info, ...(seccomp ? { seccomp } : {}) });
   const wf = await waitFor(
     () => {
       if (outer && !isAlive(outer)) return null;

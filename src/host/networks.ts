@@ -1,5 +1,4 @@
-import { spawn } from "node:child_process";
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { refuseIfInUse, UmlfleetError } from "../errors";
 import type { NetworkSpec, ShareSpec } from "../spec";
@@ -7,13 +6,13 @@ import { captureRoots } from "../feature-checks";
 import { checkCapture, startCapture, stopCapture } from "./capture";
 import { checkHostLink, closeHostLink, openHostLink, type HostLinkRecord } from "./host-link";
 import { identify, isAlive, killGroup, run, signalGroup, waitFor, type ProcessIdentity } from "../process";
-import { shellQuote } from "./console-log";
 import {
   binaryFiles,
   findOnPath,
   readSandboxPid,
   removeTree,
   SANDBOX_BIN,
+  spawnSandboxed,
   switchSandboxArgv,
 } from "./sandbox";
 import { SECCOMP_FD, seccompFile } from "./seccomp";
@@ -142,8 +141,11 @@ export class Networks {
       return repaired;
     }
     if (existing) await this.stopSwitch(existing);
-    // Guests can write the switch folder: removed only with rm -r (sandbox.ts).
-    await removeTree(switchDir);
+    // Guests can write the switch folder: its entries go only with rm -r
+    // (sandbox.ts). The folder itself is kept: running guests' sandboxes bind
+    // it, and see the restarted switch's sockets in it (replugNics).
+    if (existsSync(switchDir))
+      for (const entry of readdirSync(switchDir)) await removeTree(join(switchDir, entry));
     rmSync(runDir, { recursive: true, force: true });
     mkdirSync(switchDir, { recursive: true, mode: 0o700 });
     mkdirSync(runDir, { recursive: true, mode: 0o700 });
@@ -179,16 +181,7 @@ export class Networks {
       vdeSwitch,
       ...args,
     ];
-    // In the foreground (a daemon would leave its sandbox's pid 1), detached
-    // from us; its console reads a FIFO it holds open itself, so never sees EOF.
-    const line = `exec env -i ${argv.map(shellQuote).join(" ")} 0<>${shellQuote(stdin)} >>${shellQuote(join(runDir, "switch.log"))} 2>&1 3>${shellQuote(info)}${seccomp ? ` ${SECCOMP_FD}<${shellQuote(seccomp)}` : ""}`;
-    const child = spawn("bash", ["-c", line], {
-      detached: true,
-      stdio: "ignore",
-      env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
-    });
-    child.unref();
-    const outer = child.pid ? identify(child.pid) : null;
+    const outer = spawnSandboxed(argv, { stdin, log: join(runDir, "switch.log"), info, seccomp });
     const sw = await waitFor(
       () => {
         if (!existsSync(join(switchDir, "ctl"))) return undefined;

@@ -31,13 +31,13 @@ import type { ExecResult } from "./guest-channel";
 import { InstanceGroups } from "./groups";
 import { hostFacts, type HostFact } from "./host-facts";
 import { Images, type BaseRecord } from "./images";
-import { Instances, type InstanceStatus, type StartOptions, type StopOptions } from "./instance";
+import { Instances, withReplug, type InstanceStatus, type StartOptions, type StopOptions } from "./instance";
 import type { Launcher } from "./launcher";
 import { buildKernel, isExecutableFile, kernelFacts } from "./kernels";
 import { Networks, type NetworkStatus } from "./networks";
 import { checkOwner, ownersOf, refuseForeign, refuseForeignUses } from "./owners";
 import { SerialLinks } from "./serial-links";
-import { StateDir, withLock } from "./state";
+import { StateDir, stateWriteError, withLock } from "./state";
 import { traceBoot } from "./instance/boot-trace";
 
 /** Where the default state folder came from, for an error that names it. */
@@ -170,16 +170,8 @@ export class LocalRuntime implements HostDriver {
     });
   }
   diskInfo(name: string): Promise<DiskInfo | undefined> {
-    const r = this.disks.get(name);
-    const st = r && statSync(r.path, { throwIfNoEntry: false });
-    if (!r || !st) return Promise.resolve(undefined); // deleted behind our back: made again by the next ensure
-    return Promise.resolve({
-      name,
-      path: r.path,
-      sizeBytes: r.sizeBytes,
-      ...(r.backingPath ? { backingPath: r.backingPath } : {}),
-      diskId: digest16(`${r.path}\0${st.birthtimeMs}\0${st.ino}`),
-    });
+    // A file deleted, truncated or rewritten behind our back is drift, named in `problem`.
+    return Promise.resolve(this.disks.info(name));
   }
   async removeDisk(name: string, opts: CallOptions = {}): Promise<void> {
     const owner = checkOwner(opts.owner);
@@ -197,7 +189,8 @@ export class LocalRuntime implements HostDriver {
     const s = this.validator.validate("network", spec);
     const owner = checkOwner(opts.owner);
     return this.guarded(`network ${s.name}`, `network-${s.name}`, opts, async (signal) => {
-      await this.networks.ensure(s, signal, owner);
+      // A switch restarted under running guests: their NICs on it connect again.
+      await withReplug(this.instances, s.name, signal, () => this.networks.ensure(s, signal, owner));
       return (await this.networkInfo(s.name))!;
     });
   }
@@ -253,6 +246,8 @@ export class LocalRuntime implements HostDriver {
     return withDeadline(`instance ${s.name}`, opts, async (signal) => {
       await this.instances.create(s, { signal, launcher: opts.launcher, owner });
       return this.instanceInfoNow(s.name);
+    }).catch((e: unknown) => {
+      throw stateWriteError(e, this.stateDir);
     });
   }
   planInstance(spec: unknown): Promise<ChangePlan> {
@@ -281,6 +276,8 @@ export class LocalRuntime implements HostDriver {
     return withDeadline(`starting ${name}`, opts, async (signal) => {
       await this.instances.start(name, { signal });
       return this.instanceInfoNow(name);
+    }).catch((e: unknown) => {
+      throw stateWriteError(e, this.stateDir);
     });
   }
   stopInstance(name: string, opts: StopOptions = {}): Promise<void> {
@@ -371,7 +368,9 @@ export class LocalRuntime implements HostDriver {
   ): Promise<T> {
     return withDeadline(what, opts, (signal) =>
       withLock(this.state, key, () => fn(signal), LOCK_WAIT_MS, signal),
-    );
+    ).catch((e: unknown) => {
+      throw stateWriteError(e, this.stateDir);
+    });
   }
 
   /**

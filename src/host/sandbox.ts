@@ -1,7 +1,9 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { run } from "../process";
+import { identify, run, type ProcessIdentity } from "../process";
+import { shellQuote } from "./console-log";
+import { SECCOMP_FD } from "./seccomp";
 
 /**
  * bubblewrap confinement for one UML process. hostfs= is not a boundary
@@ -350,4 +352,28 @@ export function findOnPath(name: string, env: NodeJS.ProcessEnv = process.env): 
     }
   }
   throw new Error(`${name} is not on PATH`);
+}
+
+/**
+ * Start a helper's sandbox (`argv` is bwrap's) detached from us, in the
+ * foreground as its sandbox's pid 1 (a daemon would leave it), with a clean
+ * environment. Its console reads a FIFO it holds open itself, so it never sees
+ * EOF; its output is appended to `log`; bwrap reports its pid 1 on fd 3 into
+ * `info`. Returns the outer process group's leader.
+ */
+export function spawnSandboxed(
+  argv: readonly string[],
+  files: { stdin: string; log: string; info: string; seccomp?: string },
+): ProcessIdentity | null {
+  const q = shellQuote;
+  // The seccomp filter (seccomp.ts), when `argv` has bwrap read it from SECCOMP_FD.
+  const filter = files.seccomp ? ` ${SECCOMP_FD}<${q(files.seccomp)}` : "";
+  const line = `exec env -i ${argv.map(q).join(" ")} 0<>${q(files.stdin)} >>${q(files.log)} 2>&1 3>${q(files.info)}${filter}`;
+  const child = spawn("bash", ["-c", line], {
+    detached: true,
+    stdio: "ignore",
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+  });
+  child.unref();
+  return child.pid ? identify(child.pid) : null;
 }

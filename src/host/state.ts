@@ -127,12 +127,41 @@ export function writeFileAtomic(
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   const fd = openSync(tmp, "wx", mode);
   try {
-    writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
-    if (durable) fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+    try {
+      writeSync(fd, typeof data === "string" ? Buffer.from(data) : data);
+      if (durable) fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
+  } catch (e) {
+    // A full or read-only folder: the old file stays whole, and no temp is left.
+    rmSync(tmp, { force: true });
+    throw stateWriteError(e, file);
   }
-  renameSync(tmp, file);
+}
+
+/**
+ * A write into the state folder that failed for want of space or of write
+ * access, as a typed error naming the file; any other error as it is.
+ */
+export function stateWriteError(e: unknown, file: string): Error {
+  let code = (e as NodeJS.ErrnoException | undefined)?.code;
+  let path = (e as NodeJS.ErrnoException | undefined)?.path ?? file;
+  // A helper command (rm, mkfifo) that failed the same way: its message names the file.
+  const tool = e instanceof UmlfleetError && e.code === "UMLFLEET_COMMAND_FAILED" ? e.message : "";
+  const said = /'([^']+)': (Read-only file system|No space left on device)/.exec(tool);
+  if (said) [code, path] = [said[2]!.startsWith("Read") ? "EROFS" : "ENOSPC", said[1]!];
+  else if (e instanceof UmlfleetError) return e;
+  if (!(e instanceof Error)) return new Error(String(e));
+  if (!code || !["ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM"].includes(code)) return e;
+  return new UmlfleetError(
+    "UMLFLEET_STATE_WRITE_FAILED",
+    `cannot write ${path} in the state folder (${code}: ${e.message}); nothing was recorded for it. ` +
+      "Free space or make the folder writable, then run the operation again",
+    { file: path, errno: code },
+    { cause: e },
+  );
 }
 
 /** `durable: false`: no fsync (see writeFileAtomic), for a record a durable write follows or that means nothing after a host crash. */
@@ -151,12 +180,17 @@ export async function writeFileAtomicAsync(file: string, data: string | Buffer, 
   const tmp = `${file}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
   const fh = await fsp.open(tmp, "wx", mode);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.rename(tmp, file);
+  } catch (e) {
+    await fsp.rm(tmp, { force: true });
+    throw stateWriteError(e, file);
   }
-  await fsp.rename(tmp, file);
 }
 
 export function writeJsonAsync(file: string, value: unknown): Promise<void> {
@@ -185,8 +219,14 @@ export async function withLock<T>(
     try {
       mkdirSync(dirname(dir), { recursive: true, mode: 0o700 });
       mkdirSync(dir);
-      // No fsync: a lock means nothing after a host crash (its owner is gone too).
-      writeFileAtomic(ownerFile, `${JSON.stringify(me)}\n`, 0o600, { durable: false });
+      try {
+        // No fsync: a lock means nothing after a host crash (its owner is gone too).
+        writeFileAtomic(ownerFile, `${JSON.stringify(me)}\n`, 0o600, { durable: false });
+      } catch (e) {
+        // A full or read-only folder: a lock without its owner would hold everyone off.
+        rmSync(dir, { recursive: true, force: true });
+        throw e;
+      }
       break;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== "EEXIST") throw e;

@@ -20,6 +20,9 @@ export interface Lab {
   group?: boolean;
   /** A base imported from this image file instead of a busybox build. */
   baseImage?: string;
+  /** The first guest's startup script and boot deadline. */
+  startup?: string;
+  bootTimeoutMs?: number;
   /** Put before every name but the base's (several stacks on one state folder). */
   prefix?: string;
   /** m0's first NIC's impairment (docs/resources.md). */

@@ -59,17 +59,23 @@ describe("a guest that fails to boot", () => {
     expectNothingLeft("m");
   });
 
-  it("refuses an overlay whose base changed, before boot, naming the field", async () => {
+  it("refuses an overlay whose base changed, before boot, naming the field and both files", async () => {
     await host.rt.ensureBase({ name: "other", source: { kind: "busybox", sizeMiB: 40 } });
     await host.rt.ensureDisk({ name: "o", kind: "overlay", base: "other" });
     // Simulate a base swapped behind our back: the record now names another image.
     const { writeJson } = await import("../../src/host/state");
     const rec = host.rt.disks.get("o")!;
     writeJson(`${host.stateDir}/disks/o.json`, { ...rec, spec: { ...rec.spec, base: "bb" } });
-    await expect(host.rt.createInstance({ name: "o", rootDisk: "o" })).rejects.toMatchObject({
+    const err = (await host.rt
+      .createInstance({ name: "o", rootDisk: "o" })
+      .catch((e: unknown) => e)) as Error;
+    expect(err).toMatchObject({
       code: "UMLFLEET_BASE_MISMATCH",
       message: expect.stringContaining("/rootDisk"),
     });
+    // Both files: the overlay, and the base image it was checked against.
+    expect(err.message).toContain(rec.path);
+    expect(err.message).toContain(host.rt.images.get("bb")!.imagePath);
     expectNothingLeft("o");
     host.rt.disks.remove("o", []);
   });

@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { mgmtSocket } from "../../src/host/impairment";
+import { seccompFile } from "../../src/host/seccomp";
 import { showInfo } from "../../src/host/wirefilter-mgmt";
 import type { InstanceSpec } from "../../src/spec";
 import { processesMentioning, TestHost } from "../helpers/runtime";
@@ -52,6 +53,11 @@ describe("link impairment through wirefilter", () => {
 
   it("an impaired NIC gets a wirefilter, a plain one none; a ping's round trip carries the declared delay", async () => {
     expect(wirefilters(host)).toHaveLength(1);
+    // Sandboxed like a switch: pid 1 of its own namespace, under the seccomp filter where the host applies one.
+    const wf = host.rt.instances.get("a")!.wirefilters!["0"]!.sandbox.pid;
+    const status = readFileSync(`/proc/${wf}/status`, "utf8");
+    expect(status).toMatch(/^NSpid:\s+\d+\s+1$/m);
+    if (seccompFile(host.stateDir)) expect(status).toMatch(/^Seccomp:\s+2$/m);
     expect(await showInfo(mgmtSocket(host.rt.state.instanceDir("a"), 0))).toMatchObject({
       Delay: expect.stringMatching(/R->L 200\+0U/),
     });

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { InstanceGroupSpec } from "../../src/spec";
+import { bootTrace } from "../../src/host/instance/boot-trace";
 import { TestHost, processesMentioning } from "../helpers/runtime";
 
 const group = (members: InstanceGroupSpec["members"]): InstanceGroupSpec => ({
@@ -113,4 +114,39 @@ describe("an instance group: many instances applied as one", () => {
     expect(host.rt.state.list("disks")).toEqual([]);
     expect(processesMentioning(`${host.stateDir}/instances/`)).toEqual([]);
   });
+
+  it("a group larger than one wave boots every member; the next wave starts before the first is ready", async () => {
+    // 40 members: a wave of 32 (groups.ts parallelism() on this 2-core host), then 8.
+    const names = Array.from({ length: 40 }, (_, i) => `w${i}`);
+    const big: InstanceGroupSpec = {
+      name: "big",
+      base: "bb",
+      members: Object.fromEntries(names.map((n) => [n, { memoryMiB: 64, bootTimeoutMs: 300_000 }])),
+    };
+    const order: string[] = [];
+    bootTrace.mark = (instance, step) => {
+      if (["boot", "launched", "outcome:ready"].includes(step)) order.push(`${step} ${instance}`);
+    };
+    try {
+      await gs().apply(big);
+    } finally {
+      bootTrace.mark = undefined;
+    }
+    for (const n of names) expect(host.rt.instanceStatus(n).state, n).toBe("running");
+    // The second wave began its boots (bootGuest) while some guest of the first wave was still booting
+    // (its launch needs every one of its members prepared, which takes as long as the machine is busy).
+    const launches = order.filter((e) => e.startsWith("launched")).map((e) => e.split(" ")[1]!);
+    expect(launches).toHaveLength(40);
+    const firstWave = new Set(launches.slice(0, 32));
+    const secondWaveStart = order.findIndex((e) => e.startsWith("boot") && !firstWave.has(e.split(" ")[1]!));
+    const lastFirstWaveReady = Math.max(
+      ...order.flatMap((e, i) =>
+        e.startsWith("outcome:ready") && firstWave.has(e.split(" ")[1]!) ? [i] : [],
+      ),
+    );
+    expect(secondWaveStart).toBeGreaterThan(-1);
+    expect(secondWaveStart).toBeLessThan(lastFirstWaveReady);
+    await gs().remove(big);
+    expect(host.rt.instances.list()).toEqual([]);
+  }, 600_000);
 });

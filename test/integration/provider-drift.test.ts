@@ -31,13 +31,24 @@ describe("provider drift detection and repair", () => {
     expect(updated.outs.pid).not.toBe(outs.pid);
   });
 
-  it("an overlay deleted behind our back: read reports it gone, so the next up creates it", async () => {
+  it("an overlay deleted behind our back: read names it in drift, diff replaces it, create alone refuses", async () => {
     await impl.create("base", { name: "bb", stateDir, source: { kind: "busybox", sizeMiB: 32 } });
-    const { outs } = await impl.create("disk", { name: "o", stateDir, kind: "overlay", base: "bb" });
+    const inputs = { name: "o", stateDir, kind: "overlay", base: "bb" };
+    const { outs } = await impl.create("disk", inputs);
+    expect(outs.drift).toBe("");
     rmSync(outs.path as string);
-    expect((await impl.read("disk", "o", outs)).id).toBeUndefined();
-    const again = await impl.create("disk", { name: "o", stateDir, kind: "overlay", base: "bb" });
+    const read = await impl.read("disk", "o", outs);
+    expect(read.props?.drift).toContain(`${String(outs.path)} is missing: the data in it is gone`);
+    expect(await impl.diff("disk", "o", read.props!, inputs)).toMatchObject({
+      changes: true,
+      replaces: ["drift"],
+    });
+    // Never made anew silently, even by a create that finds its record.
+    await expect(impl.create("disk", inputs)).rejects.toThrow(/UMLFLEET_DISK_DAMAGED.*is missing/);
+    await impl.remove("disk", "o", read.props!);
+    const again = await impl.create("disk", inputs);
     expect(again.outs.diskId).not.toBe(outs.diskId);
+    expect(again.outs.drift).toBe("");
   });
 
   it("a guest killed: read reports it stopped, diff plans an update, update boots it again", async () => {

@@ -126,14 +126,11 @@ export async function bootGuest(
   try {
     for (const [i, n] of nics.entries()) {
       if (n.nic.impairment)
-        wirefilters[i] = await startWirefilter(
-          instDir,
-          i,
-          n.rec.switchDir,
-          n.nic.impairment,
-          opts.signal,
-          ids,
-        );
+        wirefilters[i] = await startWirefilter(instDir, i, n.rec.switchDir, n.nic.impairment, {
+          signal: opts.signal,
+          ...(ids ? { ids } : {}),
+          ...(seccomp ? { seccomp } : {}),
+        });
     }
     for (const sh of shares) shareFds.push(openShare(sh));
     if (setupDir)

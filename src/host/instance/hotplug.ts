@@ -3,7 +3,8 @@ import { nicCommands } from "../guest-setup";
 import { join } from "node:path";
 import { UmlfleetError } from "../../errors";
 import { nicArg, nicDevice, ubdArg, ubdDevice } from "../../uml/argv";
-import { writeJson } from "../state";
+import { withLock, writeJson } from "../state";
+import { seccompFile } from "../seccomp";
 import { nicPlug, setImpairment, startWirefilter, stopWirefilter, wirefilterRuns } from "../impairment";
 import type { NicSpec } from "../../spec";
 import type { Instances } from "./instances";
@@ -76,6 +77,7 @@ export async function applyLive(
   const instDir = inst.state.instanceDir(name);
   const driver = await inst.nicDriver(next.kernel);
   const wirefilters = { ...(inst.require(name).wirefilters ?? {}) };
+  const seccomp = seccompFile(inst.state.root);
   const saveWirefilters = () =>
     writeJson(inst.state.instanceRecord(name), { ...inst.require(name), wirefilters });
   // Addresses, IPv6, gateway and routes, as umlfleet's init sets them at boot (guest-setup.ts).
@@ -95,7 +97,11 @@ export async function applyLive(
     const net = inst.networks.require(nic.network, `/nics/${i}/network`);
     if (!inst.networks.isRunning(net)) await inst.networks.ensure(net.spec);
     if (nic.impairment && !wirefilterRuns(wirefilters[i])) {
-      wirefilters[i] = await startWirefilter(instDir, i, net.switchDir, nic.impairment, signal, r.hostIds);
+      wirefilters[i] = await startWirefilter(instDir, i, net.switchDir, nic.impairment, {
+        signal,
+        ...(r.hostIds ? { ids: r.hostIds } : {}),
+        ...(seccomp ? { seccomp } : {}),
+      });
       saveWirefilters();
     }
     const ptp = wirefilters[i] ? nicPlug(instDir, i) : undefined;
@@ -137,4 +143,77 @@ export async function applyLive(
     await configure(i, nic);
   }
   save(next);
+}
+
+/**
+ * Ensure a network; when that started a new switch under an old record (the
+ * switch had died), plug running guests' NICs into the new one.
+ */
+export async function withReplug(
+  inst: Instances,
+  network: string,
+  signal: AbortSignal | undefined,
+  ensure: () => Promise<{ switch?: unknown }>,
+): Promise<void> {
+  const before = inst.networks.get(network)?.switch;
+  const after = await ensure();
+  if (before && JSON.stringify(after.switch) !== JSON.stringify(before))
+    await replugNics(inst, network, signal);
+}
+
+/**
+ * After a switch was restarted (it died under running guests): each running
+ * guest's NICs on it are unplugged and plugged again through mconsole, so
+ * they connect to the new switch (the switch folder their sandbox binds is
+ * kept), and configured again as at boot. The guest is not rebooted.
+ */
+export async function replugNics(inst: Instances, network: string, signal?: AbortSignal): Promise<void> {
+  for (const name of inst.list()) {
+    await withLock(
+      inst.state,
+      `instance-${name}`,
+      async () => {
+        const r = inst.get(name);
+        if (!r || !inst.isRunning(r)) return;
+        const net = inst.networks.require(network, "/network");
+        const driver = await inst.nicDriver(r.spec.kernel);
+        const marker = r.spec.readiness === "marker";
+        const mc = inst.mconsole(name);
+        const instDir = inst.state.instanceDir(name);
+        const wirefilters = { ...(r.wirefilters ?? {}) };
+        for (const [i, nic] of (r.spec.nics ?? []).entries()) {
+          if (nic.network !== network) continue;
+          // An impaired NIC's wirefilter was plugged into the dead switch: it is started again.
+          const wf = wirefilters[i];
+          if (wf) {
+            await stopWirefilter(wf);
+            const seccomp = seccompFile(inst.state.root);
+            wirefilters[i] = await startWirefilter(instDir, i, net.switchDir, nic.impairment, {
+              signal,
+              ...(r.hostIds ? { ids: r.hostIds } : {}),
+              ...(seccomp ? { seccomp } : {}),
+            });
+            writeJson(inst.state.instanceRecord(name), { ...inst.require(name), wirefilters });
+          }
+          const bn = bootNic(name, i, nic, net.switchDir, driver, wf ? nicPlug(instDir, i) : undefined);
+          const dev = nicDevice(bn);
+          // UML refuses to remove a NIC that is up ("Device is currently open").
+          if (marker) await inst.execUnlocked(name, `ip link set ${dev} down; true`);
+          await mc.send(`remove ${dev}`, { signal });
+          await mc.send(`config ${nicArg(bn)}`, { signal });
+          if (!marker) continue;
+          const res = await inst.execUnlocked(name, nicCommands(dev, nic, true).join("\n"));
+          if (res.exitCode !== 0 || res.output.includes("umlfleet: failed:")) {
+            throw new UmlfleetError(
+              "UMLFLEET_COMMAND_FAILED",
+              `configuring ${dev} of ${name} again on the restarted switch of ${network}: ${res.output}`,
+              { name, network },
+            );
+          }
+        }
+      },
+      120_000,
+      signal,
+    );
+  }
 }
