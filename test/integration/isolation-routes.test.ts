@@ -1,22 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { TestHost } from "../helpers/runtime";
-
-/** Every process in `pid`'s pid namespace, as host pids. */
-function inPidNamespaceOf(pid: number): number[] {
-  const ns = readlinkSync(`/proc/${pid}/ns/pid`);
-  return readdirSync("/proc")
-    .filter((d) => /^\d+$/.test(d))
-    .map(Number)
-    .filter((p) => {
-      try {
-        return readlinkSync(`/proc/${p}/ns/pid`) === ns;
-      } catch {
-        return false;
-      }
-    });
-}
+import { inPidNamespaceOf, TestHost } from "../helpers/runtime";
 
 /** What each fd of `pid` names, as the host sees it ("" for one closed meanwhile). */
 function fdTargets(pid: number): string[] {

@@ -1,10 +1,10 @@
 import { spawnSync } from "node:child_process";
-import { mkdirSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { shellQuote } from "../../src/host/console-log";
 import { binaryFiles, SANDBOX_BIN, switchSandboxArgv } from "../../src/host/sandbox";
 import { SECCOMP_FD, seccompFile } from "../../src/host/seccomp";
-import { TestHost } from "../helpers/runtime";
+import { inPidNamespaceOf, TestHost } from "../helpers/runtime";
 
 /** The Seccomp field of a process's status; undefined for one that exited meanwhile. */
 const seccompMode = (pid: number) => {
@@ -16,21 +16,6 @@ const seccompMode = (pid: number) => {
   }
   return Number(/^Seccomp:\s+(\d+)/m.exec(status)![1]);
 };
-
-/** Every process in `pid`'s pid namespace (UML's helpers and the guest's own processes, as the host sees them). */
-function inPidNamespaceOf(pid: number): number[] {
-  const ns = readlinkSync(`/proc/${pid}/ns/pid`);
-  return readdirSync("/proc")
-    .filter((d) => /^\d+$/.test(d))
-    .map(Number)
-    .filter((p) => {
-      try {
-        return readlinkSync(`/proc/${p}/ns/pid`) === ns;
-      } catch {
-        return false; // gone meanwhile
-      }
-    });
-}
 
 /**
  * The seccomp filter (src/host/seccomp.ts) is loaded by bwrap into every
