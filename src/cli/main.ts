@@ -8,11 +8,13 @@ import { logs } from "./logs";
 import { ls } from "./ls";
 import { serial } from "./serial";
 import { USAGE_ERROR, type Io, type Verb } from "./verb";
+import { wait } from "./wait";
 
 /** A new verb (ls, logs, ...) is one entry here and a module beside this one. */
 export const VERBS: Record<string, Verb> = {
   doctor,
   ls,
+  wait,
   logs,
   exec,
   console: consoleVerb,
@@ -62,6 +64,7 @@ export function cli(): void {
     err: (t) => process.stderr.write(t),
     env: process.env,
     stdin: process.stdin,
+    outStream: process.stdout,
   };
   main(process.argv.slice(2), io).then(
     (status) => (process.exitCode = status),

@@ -7,6 +7,8 @@ export interface Io {
   stop?: AbortSignal;
   /** What `console` and `serial` read keystrokes from (the command line's stdin). */
   stdin?: NodeJS.ReadStream;
+  /** What `out` writes to, when it is a terminal (progress lines are rewritten in place there). */
+  outStream?: { isTTY?: boolean; columns?: number };
 }
 
 /** One `umlfleet <verb>`: its own arguments in, an exit status out. */

@@ -1,7 +1,8 @@
 /**
  * The capture writer of one network (capture.ts starts it, detached):
  *
- *   node capture-writer.js <switch folder> <max bytes> new|append   (fd 3: the pcap file)
+ *   node capture-writer.js <switch folder> <max bytes> new|append [seccomp]
+ *     (fd 3: the pcap file; with `seccomp`, fd 4: the compiled seccomp filter)
  *
  * It plugs `vde_plug` into the switch (a hub while captured, so every frame
  * reaches this port once), in a bubblewrap sandbox of the switch's kind that
@@ -11,7 +12,9 @@
  * send decides only the bytes of records: a record is at most one frame, a
  * frame's length is what the stream says and at most 65535. Past `max
  * bytes`, frames are counted, not written. It exits when vde_plug does (the
- * switch went away), and stops vde_plug when it is told to stop.
+ * switch went away), and stops vde_plug when it is told to stop. With
+ * `seccomp`, bwrap loads the filter of the other sandboxes (seccomp.ts) from
+ * fd 4 (passed to it as its fd 3) before it execs vde_plug.
  */
 import { spawn } from "node:child_process";
 import { fstatSync, writeSync } from "node:fs";
@@ -19,12 +22,30 @@ import { pcapHeader, pcapRecord } from "../pcap";
 import { plugFiles, SANDBOX_BIN, switchSandboxArgv } from "./sandbox";
 
 const PCAP_FD = 3;
+/** Where the host passes the seccomp filter, and where bwrap finds it (its stdio slot 3: nothing else of ours is passed on). */
+const FILTER_FD = 4;
+const BWRAP_FILTER_FD = 3;
+
+const USAGE =
+  "usage: capture-writer <switch folder> <max bytes> new|append [seccomp] (fd 3: the pcap file; fd 4: the filter)\n";
 
 function main(): void {
-  const [switchDir, maxText, mode] = process.argv.slice(2);
-  if (!switchDir || !maxText || !/^\d+$/.test(maxText) || (mode !== "new" && mode !== "append")) {
+  const [switchDir, maxText, mode, filtered, ...extra] = process.argv.slice(2);
+  if (
+    !switchDir ||
+    !maxText ||
+    !/^\d+$/.test(maxText) ||
+    (mode !== "new" && mode !== "append") ||
+    (filtered !== undefined && filtered !== "seccomp") ||
+    extra.length
+  ) {
+    process.stderr.write(USAGE);
+    process.exit(2);
+  }
+  // Fail closed: a filter that was asked for but is not a file on fd 4 starts no vde_plug.
+  if (filtered && !isFileFd(FILTER_FD)) {
     process.stderr.write(
-      "usage: capture-writer <switch folder> <max bytes> new|append (fd 3: the pcap file)\n",
+      `capture-writer: seccomp asked for, but fd ${FILTER_FD} is not an open file\n${USAGE}`,
     );
     process.exit(2);
   }
@@ -37,15 +58,20 @@ function main(): void {
   }
   const plug = spawn(
     SANDBOX_BIN,
-    [...switchSandboxArgv(switchDir, plugFiles(), undefined), "/usr/bin/vde_plug", `vde://${switchDir}`],
+    [
+      ...switchSandboxArgv(switchDir, plugFiles(), undefined, filtered ? { seccompFd: BWRAP_FILTER_FD } : {}),
+      "/usr/bin/vde_plug",
+      `vde://${switchDir}`,
+    ],
     // stdin: a pipe nothing is ever written to (vde_plug would send it to the switch); it ends with us.
-    { stdio: ["pipe", "pipe", "inherit"], env: {} },
+    // The pcap file (our fd 3) is not passed: bwrap's fd 3 is the filter, or nothing.
+    { stdio: ["pipe", "pipe", "inherit", ...(filtered ? [FILTER_FD] : [])], env: {} },
   );
   let dropped = 0;
   let pending = Buffer.alloc(0);
   // Wall-clock microseconds from a monotonic clock: records stay ordered.
   const startUs = BigInt(Date.now()) * 1000n - process.hrtime.bigint() / 1000n;
-  plug.stdout.on("data", (chunk: Buffer) => {
+  plug.stdout!.on("data", (chunk: Buffer) => {
     pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
     const out: Buffer[] = [];
     let at = 0;
@@ -80,6 +106,14 @@ function main(): void {
     process.exit(0);
   });
   process.stderr.write(`capture-writer: capturing ${switchDir}\n`);
+}
+
+function isFileFd(fd: number): boolean {
+  try {
+    return fstatSync(fd).isFile();
+  } catch {
+    return false;
+  }
 }
 
 main();

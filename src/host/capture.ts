@@ -128,6 +128,8 @@ export async function startCapture(
   switchDir: string,
   logFile: string,
   append: boolean,
+  /** The compiled seccomp filter (seccomp.ts seccompFile) for its vde_plug's sandbox, when the host applies one. */
+  seccomp?: string,
 ): Promise<ProcessIdentity> {
   const field = "/capture/path";
   const head = Buffer.alloc(4);
@@ -152,6 +154,8 @@ export async function startCapture(
     0o600,
   );
   const log = openSync(logFile, "a", 0o600);
+  // Opened here, passed as an fd: the writer never opens a path (capture-writer.ts).
+  const filter = seccomp ? openSync(seccomp, constants.O_RDONLY | constants.O_NOFOLLOW) : undefined;
   let pid: number | undefined;
   try {
     // The kernel's path of what was opened must be the checked file: a folder
@@ -166,8 +170,18 @@ export async function startCapture(
     const startedMs = Date.now() - 1_000;
     const child = spawn(
       process.execPath,
-      [WRITER, switchDir, String(c.maxBytes), append ? "append" : "new"],
-      { detached: true, stdio: ["ignore", log, log, fd], env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } },
+      [
+        WRITER,
+        switchDir,
+        String(c.maxBytes),
+        append ? "append" : "new",
+        ...(filter !== undefined ? ["seccomp"] : []),
+      ],
+      {
+        detached: true,
+        stdio: ["ignore", log, log, fd, ...(filter !== undefined ? [filter] : [])],
+        env: { PATH: process.env.PATH ?? "/usr/bin:/bin" },
+      },
     );
     child.unref();
     pid = child.pid;
@@ -199,6 +213,7 @@ export async function startCapture(
   } finally {
     closeSync(fd);
     closeSync(log);
+    if (filter !== undefined) closeSync(filter);
   }
 }
 

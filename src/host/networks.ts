@@ -135,7 +135,14 @@ export class Networks {
     const captureLog = join(runDir, "capture.log");
     if (existing && capture && this.switchRuns(existing)) {
       // Only the writer died: plug a new one in, appending; the guests stay connected.
-      const captureWriter = await startCapture(spec.name, capture, switchDir, captureLog, true);
+      const captureWriter = await startCapture(
+        spec.name,
+        capture,
+        switchDir,
+        captureLog,
+        true,
+        seccompFile(this.state.root),
+      );
       const repaired = withOwners({ ...existing, captureWriter }, owners);
       writeJson(this.state.networkRecord(spec.name), repaired);
       return repaired;
@@ -209,11 +216,16 @@ export class Networks {
     }
     let captureWriter: ProcessIdentity | undefined;
     if (capture) {
-      captureWriter = await startCapture(spec.name, capture, switchDir, captureLog, !!existing).catch(
-        async (e: unknown) => {
-          throw await undo(e);
-        },
-      );
+      captureWriter = await startCapture(
+        spec.name,
+        capture,
+        switchDir,
+        captureLog,
+        !!existing,
+        seccomp,
+      ).catch(async (e: unknown) => {
+        throw await undo(e);
+      });
     }
     const record: NetworkRecord = {
       schemaVersion: STATE_SCHEMA_VERSION,

@@ -4,7 +4,7 @@ import { join } from "node:path";
 
 /**
  * A seccomp filter for the bubblewrap sandboxes (a guest's kernel, a switch,
- * a capture's vde_plug), as the classic BPF program `bwrap --seccomp FD`
+ * a NIC's wirefilter, a capture's vde_plug), as the classic BPF program `bwrap --seccomp FD`
  * loads. bwrap loads it last, after its own mounts and namespaces, just
  * before exec, so the sandboxed process and everything it forks inherit it.
  *

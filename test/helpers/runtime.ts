@@ -1,6 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { processesMentioning as mentioning } from "../../src/process";
-import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { LocalRuntime } from "../../src";
 import type { InstanceSpec, NetworkSpec } from "../../src/spec";
 import { newTestDir } from "./paths";
@@ -107,4 +107,19 @@ export async function sendOverSerial(
   await driver.exec(from, `echo ${text} > /dev/ttyS1`);
   const read = `i=0; while [ $i -lt 40 ] && ! grep -q ${text} /tmp/got; do sleep 0.5; i=$((i + 1)); done; cat /tmp/got`;
   return (await driver.exec(to, read)).output;
+}
+
+/** Every process in `pid`'s pid namespace, as host pids (a sandbox's: UML's helpers and the guest's own processes). */
+export function inPidNamespaceOf(pid: number): number[] {
+  const ns = readlinkSync(`/proc/${pid}/ns/pid`);
+  return readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number)
+    .filter((p) => {
+      try {
+        return readlinkSync(`/proc/${p}/ns/pid`) === ns;
+      } catch {
+        return false; // gone meanwhile
+      }
+    });
 }

@@ -1,5 +1,14 @@
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer, connect, type Server } from "node:net";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -11,6 +20,28 @@ import { TestHost } from "../helpers/runtime";
 const tapExists = (name: string) => existsSync(`/sys/class/net/${name}`);
 const netns = (pid: number | string) => readlinkSync(`/proc/${pid}/ns/net`);
 const capEff = (pid: number) => /^CapEff:\s*(\w+)$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1];
+
+/** Processes of process group `pgid` whose command is `comm`. */
+function inGroup(pgid: number, comm: string): number[] {
+  return readdirSync("/proc")
+    .filter((d) => /^\d+$/.test(d))
+    .filter((d) => {
+      try {
+        // comm may hold spaces and parentheses: the fields after its last ")" are fixed.
+        const stat = readFileSync(`/proc/${d}/stat`, "utf8");
+        const [, pgrp] = stat
+          .slice(stat.lastIndexOf(")") + 2)
+          .split(" ")
+          .slice(1, 3);
+        return Number(pgrp) === pgid && readFileSync(`/proc/${d}/comm`, "utf8").trim() === comm;
+      } catch {
+        return false; // gone meanwhile
+      }
+    })
+    .map(Number);
+}
+const seccompMode = (pid: number) =>
+  Number(/^Seccomp:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]);
 
 /** Frames of a capture, decoded. */
 const framesOf = (file: string) => readPcap(readFileSync(file)).records.map((r) => summarizeFrame(r.frame));
@@ -47,6 +78,21 @@ describe("capture: every frame of a network in a pcap file on the host", () => {
     for (const r of file.records) expect(r.frame.length).toBe(r.originalLength);
     expect(statSync(pcap).mode & 0o777).toBe(0o600);
   });
+
+  it.runIf(process.arch === "x64")(
+    "the capture's vde_plug runs under the sandboxes' seccomp filter, the writer itself not",
+    () => {
+      const writer = host.rt.networks.get("cap")!.captureWriter!.pid;
+      const plugs = inGroup(writer, "vde_plug");
+      expect(plugs).toHaveLength(1);
+      expect(seccompMode(plugs[0]!)).toBe(2);
+      // What guests feed holds no fd of the pcap file (only the writer writes it).
+      const fds = readdirSync(`/proc/${plugs[0]}/fd`).map((fd) => readlinkSync(`/proc/${plugs[0]}/fd/${fd}`));
+      expect(fds).not.toContain(realpathSync(pcap));
+      // Control: the Node writer outside the sandbox is unfiltered, so the field is read right.
+      expect(seccompMode(writer)).toBe(0);
+    },
+  );
 
   it("a writer that died is plugged in again by the next ensure, appending, with the guests still connected", async () => {
     const before = framesOf(pcap).length;

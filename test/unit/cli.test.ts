@@ -27,13 +27,13 @@ describe("the umlfleet command", () => {
     const r = await umlfleet(["lss"]);
     expect(r.status).toBe(2);
     expect(r.err).toContain(
-      'unknown command "lss" (commands: doctor, ls, logs, exec, console, serial, graph, gc)',
+      'unknown command "lss" (commands: doctor, ls, wait, logs, exec, console, serial, graph, gc)',
     );
     expect((await umlfleet(["toString"])).status).toBe(2);
   });
 
   it("--help on every verb prints its usage and exits 0; after `--` it is the guest command's", async () => {
-    for (const verb of ["doctor", "ls", "logs", "exec", "console", "serial", "graph", "gc"]) {
+    for (const verb of ["doctor", "ls", "wait", "logs", "exec", "console", "serial", "graph", "gc"]) {
       const r = await umlfleet([verb, "--help"]);
       expect(r.status, verb).toBe(0);
       expect(r.out, verb).toMatch(new RegExp(`^usage: umlfleet ${verb} `));
