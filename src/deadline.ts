@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { isUmlfleetError, UmlfleetError } from "./errors";
 
 /**
@@ -22,6 +23,9 @@ export async function withDeadline<T>(
 ): Promise<T> {
   throwIfAborted(opts.signal, what);
   const ctl = new AbortController();
+  // One operation's signal is shared by all its parallel steps (a group's members):
+  // that many listeners are by design, not a leak (Node warns past 10).
+  setMaxListeners(0, ctl.signal);
   const onAbort = () => ctl.abort(opts.signal!.reason);
   opts.signal?.addEventListener("abort", onAbort, { once: true });
   const timer =
