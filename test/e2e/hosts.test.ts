@@ -1,4 +1,5 @@
 import { execFile, execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import {
@@ -6,6 +7,7 @@ import {
   existsSync,
   mkdirSync,
   readdirSync,
+  lstatSync,
   readFileSync,
   symlinkSync,
   writeFileSync,
@@ -18,9 +20,21 @@ import { hostsUnsupported, makeHosts, type HostLab, type NsHost } from "../helpe
 import { killPids } from "../../src/process";
 import { processesMentioning } from "../helpers/runtime";
 import { haveCli, type Result } from "./stack-harness";
+import { pulumiBinDir } from "../../automation/local-stack";
 
 const ROOT = resolve(__dirname, "..", "..");
 const DRIVER = join(__dirname, "fixtures", "hosts-driver.js");
+const UMLFLEET = join(ROOT, "bin", "umlfleet");
+
+/** Every regular file under `dir` (symlinks not followed: the workspace links to node_modules). */
+function filesUnder(dir: string): string[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) return filesUnder(p);
+    return e.isFile() && lstatSync(p).isFile() ? [p] : [];
+  });
+}
 
 /**
  * One Pulumi program (the real CLI) with guests on three target hosts
@@ -31,6 +45,8 @@ describe.skipIf(!haveCli || hostsUnsupported() !== undefined)("a stack on three 
   let lab: HostLab;
   let backendDir: string;
   let otherAgent: string;
+  /** The driver's stdout and stderr of every pulumi command this file runs (the CLI's output and errors). */
+  const cliOutputs: { action: string; text: string }[] = [];
   beforeAll(() => {
     lab = makeHosts(3);
     backendDir = join(lab.dir, "backend");
@@ -71,11 +87,21 @@ describe.skipIf(!haveCli || hostsUnsupported() !== undefined)("a stack on three 
       })),
       ...(variant ? { variant, otherAgent } : {}),
     };
-    const { stdout: out } = await promisify(execFile)("node", [DRIVER, JSON.stringify(cfg)], {
-      encoding: "utf8",
-      timeout: 900_000,
-      maxBuffer: 64 << 20,
-    });
+    const label = `${action}${variant ? ` (${variant})` : ""}`;
+    let out: string;
+    try {
+      const r = await promisify(execFile)("node", [DRIVER, JSON.stringify(cfg)], {
+        encoding: "utf8",
+        timeout: 900_000,
+        maxBuffer: 64 << 20,
+      });
+      out = r.stdout;
+      cliOutputs.push({ action: label, text: `${r.stdout}\n${r.stderr}` });
+    } catch (e) {
+      const { stdout = "", stderr = "" } = e as { stdout?: string; stderr?: string };
+      cliOutputs.push({ action: label, text: `${stdout}\n${stderr}` });
+      throw e;
+    }
     const line = out.split("\n").find((l) => l.startsWith("@@RESULT "));
     if (!line) throw new Error(`driver printed no result:\n${out}`);
     return JSON.parse(line.slice("@@RESULT ".length)) as Result;
@@ -108,9 +134,15 @@ describe.skipIf(!haveCli || hostsUnsupported() !== undefined)("a stack on three 
       .split("\n")
       .filter(Boolean);
   const ping = (from: NsHost, guest: string, ip: string) =>
-    from
-      .ssh(`${join(ROOT, "bin", "umlfleet")} exec ${guest} -- ping -c 2 -W 5 ${ip} >/dev/null 2>&1; echo $?`)
-      .trim();
+    from.ssh(`${UMLFLEET} exec ${guest} -- ping -c 2 -W 5 ${ip} >/dev/null 2>&1; echo $?`).trim();
+  /** Write a random token to a file on a guest's root disk (its overlay) and sync; the token. */
+  const writeToken = (h: NsHost, guest: string) => {
+    const token = randomBytes(12).toString("hex");
+    h.ssh(`${UMLFLEET} exec ${guest} -- 'echo ${token} > /umlfleet-token && sync'`);
+    return token;
+  };
+  const readToken = (h: NsHost, guest: string) =>
+    h.ssh(`${UMLFLEET} exec ${guest} -- 'cat /umlfleet-token'`).trim();
 
   it("fails preview or up with a clear message and creates nothing, for each broken host", async () => {
     const cases: [string, RegExp][] = [
@@ -176,6 +208,8 @@ describe.skipIf(!haveCli || hostsUnsupported() !== undefined)("a stack on three 
 
   it("finds a cable killed behind its back on refresh, re-makes it on up, and ping works again", async () => {
     const [a, , c] = lab.hosts;
+    // Data on both ends' overlays, written before the fault, must be there after.
+    const tokens = { g0: writeToken(a, "g0"), g2: writeToken(c, "g2") };
     // The cable's SSH connection to host 3 dies (its ssh killed on host 1).
     const ssh = execFileSync("pgrep", ["-U", String(a.uid), "-x", "ssh"], { encoding: "utf8" })
       .trim()
@@ -188,14 +222,21 @@ describe.skipIf(!haveCli || hostsUnsupported() !== undefined)("a stack on three 
     const up = ok(await pulumi("up"));
     expect(up.summary?.update).toBe(1);
     expect(ping(a, "g0", "10.0.0.3")).toBe("0");
+    expect(readToken(a, "g0")).toBe(tokens.g0);
+    expect(readToken(c, "g2")).toBe(tokens.g2);
   });
 
   it("converges with no duplicate and no orphan after the SSH connection to a host is killed during an up", async () => {
-    ok(await pulumi("destroy"));
     const b = lab.hosts[1];
+    // A file on host 2's guest's overlay; then the guest goes (its root disk stays),
+    // and the up that boots it again on that overlay is the one whose ssh dies.
+    const token = writeToken(b, "g1");
+    const marker = join(b.stateDir, "instances", "g1");
+    const without = ok(await pulumi("up", "noG1"));
+    expect(without.outputs?.states).toEqual(["running", "running"]);
+    expect(existsSync(marker), "host 2's guest is gone").toBe(false);
     const running = pulumi("up");
     // Once host 2's guest is being made, every ssh of the provider to host 2 dies.
-    const marker = join(b.stateDir, "instances", "g1");
     for (let i = 0; i < 2400 && !existsSync(marker); i++) await sleep(50);
     expect(existsSync(marker), "host 2's guest was never begun").toBe(true);
     const sshToB = execFileSync("pgrep", ["-U", "0", "-f", `^ssh .*${b.address.replace(/\./g, "\\.")}`], {
@@ -241,10 +282,63 @@ describe.skipIf(!haveCli || hostsUnsupported() !== undefined)("a stack on three 
     const again = ok(await pulumi("preview"));
     expect(Object.keys(again.summary ?? {}).filter((k) => k !== "same")).toEqual([]);
     expect(ping(lab.hosts[0], "g0", "10.0.0.2")).toBe("0");
+    expect(readToken(b, "g1"), "the file written on host 2's overlay before the fault").toBe(token);
+  });
+
+  it("keeps the hosts' private key out of every CLI output and error, the stack export, the hosts' state folders (console logs included) and the Pulumi backend", async () => {
+    const key = lab.privateKey;
+    // Lines every unencrypted ed25519 key shares (the format's header) are no secret: another key tells which.
+    const other = join(lab.dir, "other_key");
+    execFileSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-C", "", "-f", other]);
+    const common = new Set(readFileSync(other, "utf8").split("\n"));
+    const body = key.split("\n").filter((l) => l && !l.startsWith("-----") && !common.has(l));
+    expect(body.length, "secret lines of the key").toBeGreaterThan(0);
+    const needles = [key.trim(), JSON.stringify(key.trim()).slice(1, -1), ...body];
+    const found = (text: string | Buffer) => needles.filter((n) => text.includes(n));
+
+    const exported = ok(await pulumi("export"));
+    const places: [string, string | Buffer][] = [
+      ...cliOutputs.map((o, i): [string, string] => [`output of pulumi ${o.action} (#${i})`, o.text]),
+      ["stack export", JSON.stringify(exported.deployment)],
+      ...lab.hosts.flatMap((h) => filesUnder(h.stateDir).map((f): [string, Buffer] => [f, readFileSync(f)])),
+      ...filesUnder(backendDir).map((f): [string, Buffer] => [f, readFileSync(f)]),
+    ];
+    // What was searched: the failing previews and ups, console logs, the backend's checkpoint.
+    const names = places.map(([n]) => n);
+    expect(names.filter((n) => /\(wrongHostKey\)|\(noAgent\)/.test(n)).length).toBeGreaterThan(0);
+    expect(names.filter((n) => n.includes("/console")).length, "console logs searched").toBeGreaterThan(0);
+    expect(
+      names.filter((n) => n.includes("/.pulumi/stacks/")).length,
+      "checkpoints searched",
+    ).toBeGreaterThan(0);
+    expect(places.filter(([, t]) => found(t).length > 0).map(([n]) => n)).toEqual([]);
+
+    // Control: the same search finds the key where it is, in clear, on purpose.
+    const ws = join(backendDir, "work");
+    const shown = execFileSync(
+      join(pulumiBinDir(), "pulumi"),
+      ["stack", "export", "--show-secrets", "--stack", "test"],
+      {
+        cwd: ws,
+        encoding: "utf8",
+        maxBuffer: 64 << 20,
+        env: {
+          ...process.env,
+          PATH: `${pulumiBinDir()}:${process.env.PATH ?? ""}`,
+          PULUMI_HOME: join(backendDir, "home"),
+          PULUMI_BACKEND_URL: `file://${backendDir}`,
+          PULUMI_CONFIG_PASSPHRASE: "umlfleet-local",
+          PULUMI_SKIP_UPDATE_CHECK: "true",
+        },
+      },
+    );
+    expect(found(shown), "the key in --show-secrets").toEqual(expect.arrayContaining(body));
+    expect(found(readFileSync(lab.privateKeyPath)), "the key in its file").toEqual([needles[0], ...body]);
   });
 
   it("destroy leaves all three hosts clean", async () => {
-    ok(await pulumi("destroy"));
+    const destroy = ok(await pulumi("destroy"));
+    expect(`${destroy.stdout}`).not.toContain(lab.privateKey.split("\n")[1]);
     for (const h of lab.hosts)
       expect(leftOn(h), `host ${h.index}`).toEqual({ processes: [], files: "", cableKeys: "0" });
   });
