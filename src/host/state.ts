@@ -70,9 +70,11 @@ export class StateDir {
     const isEmpty = (d: string) => !existsSync(d) || readdirSync(d).length === 0;
     if (!subs.every((d) => isEmpty(join(this.root, d)))) return;
     for (const d of subs) rmSync(join(this.root, d), { recursive: true, force: true });
-    // The sandboxes' seccomp filter (src/host/seccomp.ts, named by content): no sandbox is left to use it.
+    // The sandboxes' seccomp filter (src/host/seccomp.ts, named by content) and the kernels'
+    // delay-loop values (delay-calibration.ts): no guest is left to use them.
     for (const f of existsSync(this.root) ? readdirSync(this.root) : [])
-      if (/^seccomp-[0-9a-f]{16}\.bpf$/.test(f)) rmSync(join(this.root, f), { force: true });
+      if (/^seccomp-[0-9a-f]{16}\.bpf$/.test(f) || f === CALIBRATION_FILE)
+        rmSync(join(this.root, f), { force: true });
     try {
       rmdirSync(this.root);
     } catch {
@@ -96,6 +98,9 @@ export class StateDir {
       .sort();
   }
 }
+
+/** The kernels' delay-loop values kept from calibrating boots (delay-calibration.ts), in the folder's root. */
+export const CALIBRATION_FILE = "calibration.json";
 
 export function readJson<T>(file: string): T | undefined {
   let text: string;

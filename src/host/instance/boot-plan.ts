@@ -1,4 +1,5 @@
 import { statSync } from "node:fs";
+import { withPresetLpj } from "../delay-calibration";
 import { run } from "../../process";
 import { nicDriverFor, umlArgv, type BootDisk, type BootNic, type NicDriver } from "../../uml/argv";
 import { SETUP_SHARE } from "../guest-setup";
@@ -27,6 +28,8 @@ export interface BootInput {
   runAs?: { uid: number; gid: number };
   /** The fd bwrap reads the seccomp filter from (seccomp.ts), when the host applies one. */
   seccompFd?: number;
+  /** The kernel's delay-loop calibration kept from an earlier boot (delay-calibration.ts). */
+  lpj?: number;
 }
 
 export interface BootPlan {
@@ -70,7 +73,7 @@ export function planBoot(b: BootInput): BootPlan {
     hostname: s.hostname ?? s.name,
     fds: { console: 1, consoleIn, control: { in: FD_CONTROL_IN, out: FD_CONTROL_IN + 1 }, serial },
     umlfleetInit: s.readiness === "marker",
-    kernelArgs: s.kernelArgs ?? [],
+    kernelArgs: withPresetLpj(s.kernelArgs ?? [], b.lpj),
     ...(b.setup ? { setup: SETUP_SHARE } : {}),
   });
   const sandbox = sandboxArgv(

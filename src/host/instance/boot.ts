@@ -4,6 +4,7 @@ import { BootError } from "../../errors";
 import { abortError, throwIfAborted } from "../../deadline";
 import { identify, isAlive, waitFor, type ProcessIdentity } from "../../process";
 import { READY_MARKER } from "../../uml/argv";
+import { DelayCalibration } from "../delay-calibration";
 import { changePause, DEFAULT_CONSOLE_LOG_KIB, LogFollower, rotateForBoot } from "../console-log";
 import { execOverChannel } from "../guest-channel";
 import { handOver, handOverTree, resolveHostIds } from "../host-users";
@@ -98,8 +99,10 @@ export async function bootGuest(
     sources,
   );
   const seccomp = seccompFile(inst.state.root);
+  const lpj = inst.calibration.lpjFor(s.kernel);
   const plan = planBoot({
     spec: s,
+    ...(lpj ? { lpj } : {}),
     ...(seccomp ? { seccompFd: SECCOMP_FD } : {}),
     vmDir: vm,
     linksDir: linksDir(instDir),
@@ -178,11 +181,13 @@ export async function bootGuest(
     const changes = changePause(inst.state.instanceDir(name));
     let askedAt = -Infinity;
     let startupExitCode: number | undefined;
+    let calibrated: number | undefined;
     const outcome = await waitFor<Outcome>(
       async () => {
         const text = log.poll();
         if (text.includes("as init process")) traceBoot(name, "init");
         startupExitCode = startupExitIn(text) ?? startupExitCode;
+        calibrated ??= DelayCalibration.calibratedIn(text);
         if (/Kernel panic/.test(text)) return "panic";
         if (launched.exit() || (proc && !isAlive(proc)) || !proc) return "exited";
         if (!record.sandbox) {
@@ -217,6 +222,7 @@ export async function bootGuest(
 
     traceBoot(name, `outcome:${outcome ?? "timeout"}`);
     const startupFailed = s.startupMustSucceed === true && !!startupExitCode;
+    if (outcome === "ready" && calibrated) keepCalibration(inst, s.kernel, calibrated);
     if (outcome === "ready" && !startupFailed)
       return await completeBoot(inst, { ...record, startupExitCode });
     // Give a dying process a moment so its exit status and last words are in.
@@ -264,6 +270,15 @@ export async function bootGuest(
   } finally {
     // The sandbox has bound the shares by now (or never will): our copies go.
     for (const fd of shareFds) closeSync(fd);
+  }
+}
+
+/** A boot that calibrated its delay loop leaves the value for the next (a cache: failing to keep it fails nothing). */
+function keepCalibration(inst: Instances, kernel: string, lpj: number): void {
+  try {
+    inst.calibration.learn(kernel, lpj);
+  } catch {
+    /* a full or read-only state folder: the next boot calibrates again */
   }
 }
 

@@ -12,6 +12,7 @@ import { execOverChannel, type ExecResult } from "../guest-channel";
 import type { Networks } from "../networks";
 import type { Bind } from "../sandbox";
 import { checkShares } from "../shares";
+import { DelayCalibration } from "../delay-calibration";
 import { checkSharesAgainstCaptures } from "../capture";
 import { checkSources } from "../guest-setup";
 import { claimed, refuseForeign, withOwners } from "../owners";
@@ -44,12 +45,16 @@ const LOCK_WAIT_MS = 120_000;
 export class Instances {
   /** Per kernel binary: what its sandbox binds (ldd is slow). */
   readonly kernelFileCache = new Map<string, Bind[]>();
+  /** Delay-loop values kept from calibrating boots, passed as lpj= to later ones. */
+  readonly calibration: DelayCalibration;
 
   constructor(
     readonly state: StateDir,
     readonly disks: Disks,
     readonly networks: Networks,
-  ) {}
+  ) {
+    this.calibration = new DelayCalibration(state.root);
+  }
 
   get(name: string): InstanceRecord | undefined {
     return readJson<InstanceRecord>(this.state.instanceRecord(name));
