@@ -60,7 +60,9 @@ export async function localStack(o: LocalStackOptions): Promise<Stack> {
   const envVars: Record<string, string> = {
     PATH: [bin, ...providerHostDir, process.env.PATH ?? ""].join(":"),
     PULUMI_HOME: join(o.backendDir, "home"),
-    PULUMI_BACKEND_URL: `file://${o.backendDir}`,
+    // metadata=skip: no `.attrs` side files, which the file backend writes in place (a CLI killed
+    // during one leaves a stack no command loads: docs/operations.md, "After a killed pulumi CLI").
+    PULUMI_BACKEND_URL: `file://${o.backendDir}?metadata=skip`,
     PULUMI_CONFIG_PASSPHRASE: o.passphrase ?? "umlfleet-local",
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
