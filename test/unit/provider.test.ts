@@ -176,3 +176,16 @@ describe("the provider over a fake host driver", () => {
     expect((await impl.check("network", {}, { ...h, name: "taken" })).failures).toEqual([]);
   });
 });
+
+describe("the serialized provider objects", () => {
+  it("are one object per resource kind (Pulumi caches a serialization by identity), carrying only the kind", async () => {
+    const { makeProvider } = await import("../../provider/shim");
+    expect(makeProvider("instance")).toBe(makeProvider("instance"));
+    expect(makeProvider("instance")).not.toBe(makeProvider("disk"));
+    const { serializeFunction } = await import("@pulumi/pulumi/runtime");
+    const p = makeProvider("network");
+    const { text } = await serializeFunction(() => p, { allowSecrets: true });
+    expect(text).toContain('kind: "network"');
+    expect(text).not.toMatch(/providers|Map/);
+  });
+});
