@@ -119,10 +119,22 @@ for old in "$KERNELS"/src-*; do
 done
 
 # --- configure (out of tree, so one source tree serves every profile) -------
-BUILD_DIR=$KERNELS/build-$HASH
-rm -rf "$BUILD_DIR"
+# One object tree, kept between builds (the lock serialises them), so a
+# variant (another fragment: kernel-lab's LOCALVERSION, a Kernel's extraConfig)
+# recompiles only what its changed options reach: Kbuild records each object's
+# CONFIG_ dependencies and command line. Its path never changes (the command
+# lines name it). Kept only when the build before finished and used this
+# source tree; otherwise made anew. About 300 MB.
+BUILD_DIR=$KERNELS/build
+rm -rf "$KERNELS"/build-*   # per-hash trees of earlier versions of this script
+if [[ ! -f $BUILD_DIR/.umlfleet-finished || $(cat "$BUILD_DIR/.umlfleet-src" 2>/dev/null) != "$SRC_DIR" ]]; then
+  rm -rf "$BUILD_DIR"
+fi
 mkdir -p "$BUILD_DIR"
+rm -f "$BUILD_DIR/.umlfleet-finished"
+printf '%s\n' "$SRC_DIR" >"$BUILD_DIR/.umlfleet-src"
 BUILD_LOG=$BUILD_DIR/build.log
+: >"$BUILD_LOG"
 MAKE=(make -C "$SRC_DIR" O="$BUILD_DIR" ARCH=um)
 
 run_logged() {
@@ -189,8 +201,8 @@ cp "$BUILD_LOG" "$TMP_OUT/build.log"
 } >"$TMP_OUT/build-info"
 rm -rf "$OUT_DIR"
 mv "$TMP_OUT" "$OUT_DIR"
-# The object tree is only needed for incremental rebuilds; drop it (~300 MB).
-rm -rf "$BUILD_DIR"
+# The object tree stays for the next build (above).
+touch "$BUILD_DIR/.umlfleet-finished"
 
 log "installed: $KERNEL ($(stat -c %s "$KERNEL") bytes)"
 printf '%s\n' "$KERNEL"
