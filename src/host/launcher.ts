@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { rmSync, writeFileSync } from "node:fs";
 import { UmlfleetError } from "../errors";
 import { consoleRelayCommand, shellQuote } from "./console-log";
 import { SECCOMP_FD } from "./seccomp";
@@ -159,10 +160,26 @@ export class BatchLauncher {
   }
 }
 
-/** Start every request from one bash (fed on stdin); resolve their pids in order. */
-function startAll(reqs: LaunchRequest[]): Promise<(number | undefined)[]> {
+/**
+ * Start every request from one bash; resolve their pids in order. The script
+ * is a file bash reads, not its stdin: bash reads a script on stdin a byte at
+ * a time (it must not read past what it runs), and with stdin a socket (what
+ * Node's "pipe" is) it sources ~/.bashrc first, as for sshd; a wave of 32
+ * guests' lines (6 KiB each) is too long for one argument (128 KiB).
+ */
+async function startAll(reqs: LaunchRequest[]): Promise<(number | undefined)[]> {
+  // Beside the first guest's bwrap report: a folder of ours the guests do not see.
+  const file = `${reqs[0]!.infoFile}.launch.sh`;
+  try {
+    return await startScript(file, reqs);
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
+function startScript(file: string, reqs: LaunchRequest[]): Promise<(number | undefined)[]> {
   const { stdio, held } = stdioHolding(
-    ["pipe", "pipe", "pipe"],
+    ["ignore", "pipe", "pipe"],
     reqs.flatMap((r) => r.passFds),
   );
   const script = [
@@ -173,16 +190,31 @@ function startAll(reqs: LaunchRequest[]): Promise<(number | undefined)[]> {
       (r) => `setsid env -i ${r.argv.map(shellQuote).join(" ")} ${redirections(r, held)} & echo "$!"`,
     ),
   ].join("\n");
+  writeFileSync(file, `${script}\n`, { mode: 0o600 });
   return new Promise((resolve, reject) => {
-    const sh = spawn("bash", ["-s"], { stdio, env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
+    const sh = spawn("bash", [file], { stdio, env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } });
     let out = "";
     let err = "";
-    sh.stdout!.on("data", (d: Buffer) => (out += d.toString()));
+    const pids = () => out.split("\n").filter(Boolean).map(Number);
+    // Done once bash has exited well and every pid is read. Not at "close": each
+    // guest's console relay is forked holding bash's pipes until it execs, which
+    // on a CPU full of booting guests took up to 0.8 s after bash was gone.
+    let exited: number | null | undefined;
+    const settle = () => {
+      if (exited === 0 && pids().length === reqs.length) resolve(pids());
+    };
+    sh.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      settle();
+    });
     sh.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    sh.on("exit", (code) => {
+      exited = code;
+      settle();
+    });
     sh.on("error", reject);
     sh.on("close", (code) => {
-      const pids = out.split("\n").filter(Boolean).map(Number);
-      if (code !== 0 || pids.length !== reqs.length)
+      if (code !== 0 || pids().length !== reqs.length)
         reject(
           new UmlfleetError(
             "UMLFLEET_COMMAND_FAILED",
@@ -192,8 +224,7 @@ function startAll(reqs: LaunchRequest[]): Promise<(number | undefined)[]> {
             },
           ),
         );
-      else resolve(pids);
+      else resolve(pids());
     });
-    sh.stdin!.end(`${script}\n`);
   });
 }
