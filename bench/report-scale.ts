@@ -28,6 +28,13 @@ export const BOOT_STEPS: [string, string][] = [
 const leanTraces = (res: Results) =>
   (res.boot.lean?.runtime ?? []).flatMap((s) => (s.trace && s.ms !== undefined ? [s.trace] : []));
 
+/** How the fleets' guests got their delay-loop value (BENCH_PRESET_LPJ). */
+export function lpjWords(res: Results): string {
+  return res.knobs.BENCH_PRESET_LPJ && res.lpj
+    ? `the runtime's guests with the delay-loop value their state folder kept (\`lpj=${res.lpj}\`, src/host/delay-calibration.ts), the shell's given the same word`
+    : "every guest calibrating its delay loop (no `lpj=`)";
+}
+
 export function readyTargetRows(res: Results): string[] {
   const s = res.bootStats?.lean;
   const rt = s?.runtime;
@@ -109,7 +116,7 @@ export function scaleSection(res: Results): string[] {
   const L = [
     "## Scale curve: fleet size on one host",
     "",
-    `One fleet per size (guest i on network i mod ${base.networks}, 64 MiB, one NIC with an IPv4, lean kernel), each size by the three ways in turn (order alternating by size): ` +
+    `One fleet per size (guest i on network i mod ${base.networks}, 64 MiB, one NIC with an IPv4, lean kernel; ${lpjWords(res)}), each size by the three ways in turn (order alternating by size): ` +
       '"shell" (`bench/bare-fleet.sh`, every guest started at once), "runtime" (`LocalRuntime.groups.apply` of one `InstanceGroup` in the benchmark process), ' +
       '"pulumi up" (the same group, from the call to its return: through `quickUp` (automation/quick-up.ts) when `BENCH_SCALE_QUICK=1`, else `stack.up()`; "all ready" is the end of the group\'s create step). ' +
       `Per-guest time is time to all ready divided by the size; growth is relative to the same column at ${base.size}. ` +

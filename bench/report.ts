@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fmtMiB, fmtS, MiB, stats, type Stats } from "./lib";
 import type { FleetRound, MemGuest, Results } from "./results";
-import { readySection, readyTargetRows, scaleSection, scaleTargetRows } from "./report-scale";
+import { lpjWords, readySection, readyTargetRows, scaleSection, scaleTargetRows } from "./report-scale";
 import { hostsSection, hostsTargetRows } from "./report-hosts";
 
 const ratio = (a?: number, b?: number) =>
@@ -108,7 +108,7 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
   L.push("|---|---|---|");
   const leanInit = bs.lean?.runtimeInit;
   L.push(
-    `| lean kernel: host time to \`/init\` via LocalRuntime ≤ 0.2 s (median) | ${ms(leanInit)} (median / p90); bare linux.uml ${ms(bs.lean?.bareInit)}; with \`lpj=\` ${ms(bs["lean-lpj"]?.runtimeInit)} | ${pf(leanInit ? leanInit.median <= 200 : undefined)} |`,
+    `| lean kernel: host time to \`/init\` via LocalRuntime ≤ 0.2 s (median) | ${ms(leanInit)} (median / p90); bare linux.uml ${ms(bs.lean?.bareInit)}; calibrating its delay loop (\`UMLFLEET_PRESET_LPJ=off\`) ${ms(bs["lean-calibrating"]?.runtimeInit)} | ${pf(leanInit ? leanInit.median <= 200 : undefined)} |`,
   );
   L.push(...readyTargetRows(res));
   L.push(...scaleTargetRows(res));
@@ -147,7 +147,10 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
       '"runtime": `LocalRuntime.createInstance` from call to return (overlay made before, by `ensureDisk`; the runtime checks the console when inotify reports a change in the instance folder, at least every 20 ms). ' +
       "Both boot the same base image with `init=/umlfleet/init` and the same guest devices (a control line `con1` and two serial lines on FIFOs, which the init sets up) and stop the clock at `UMLFLEET-READY` " +
       "(runs before 2026-11-27 16:48 UTC gave bare guests neither line, so their init did less). " +
-      `\`lpj=\` is ${res.lpj ?? "n/a"}, read from a lean boot's console ("lpj=NNN").`,
+      "Variant lean is the runtime as it boots by default: with the delay-loop value its state folder kept from the first boot of that kernel " +
+      "(src/host/delay-calibration.ts), given as `lpj=`, so it skips the kernel's calibration loop; the bare guest gets the same word. " +
+      "Variant lean-calibrating: every boot calibrates (`UMLFLEET_PRESET_LPJ=off`), the bare guest without `lpj=`. " +
+      `The kept value: \`lpj=${res.lpj ?? "n/a"}\`.`,
   );
   L.push("");
   L.push(
@@ -157,7 +160,7 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
   for (const [id, b] of Object.entries(res.boot)) {
     const s = bs[id] ?? {};
     L.push(
-      `| ${id}${b.args.length ? ` (\`${b.args.join(" ")}\`)` : ""} | ${fmtS(s.bareInit?.median)} / ${fmtS(s.runtimeInit?.median)} (ratio ${ratio(s.runtimeInit?.median, s.bareInit?.median)}) | ${ms(s.bare)} | ${ms(s.runtime)} | ${ratio(s.runtime?.median, s.bare?.median)} | ${ratio(s.runtime?.p90, s.bare?.p90)} | ${fmtS(s.bareUptime?.median)} / ${fmtS(s.runtimeUptime?.median)} | ${b.bare.filter((x) => x.error).length} / ${b.runtime.filter((x) => x.error).length} |`,
+      `| ${id}${b.args.length ? ` (\`${b.args.join(" ")}\`)` : ""}${b.bareArgs?.length ? ` (bare: \`${b.bareArgs.join(" ")}\`)` : ""} | ${fmtS(s.bareInit?.median)} / ${fmtS(s.runtimeInit?.median)} (ratio ${ratio(s.runtimeInit?.median, s.bareInit?.median)}) | ${ms(s.bare)} | ${ms(s.runtime)} | ${ratio(s.runtime?.median, s.bare?.median)} | ${ratio(s.runtime?.p90, s.bare?.p90)} | ${fmtS(s.bareUptime?.median)} / ${fmtS(s.runtimeUptime?.median)} | ${b.bare.filter((x) => x.error).length} / ${b.runtime.filter((x) => x.error).length} |`,
     );
   }
   L.push("");
@@ -177,7 +180,7 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
   L.push("");
   L.push(
     `Each guest: its own COW overlay over one base, 64 MiB, one NIC with an IPv4 on network i mod ${k.BENCH_FLEET_NETWORKS} (${size / k.BENCH_FLEET_NETWORKS} per network)` +
-      `${res.fleet.kernelArgs.length ? `, kernel args \`${res.fleet.kernelArgs.join(" ")}\`` : ", no `lpj=`"}. ` +
+      `${res.fleet.kernelArgs.length ? `, kernel args \`${res.fleet.kernelArgs.join(" ")}\`` : ""}, ${lpjWords(res)}. ` +
       '"pulumi up": wall time of `stack.up()` (Automation API, file backend, inline program in plain node: `bench/fleet-program.ts`), ' +
       "from the call to its return; `up` returns only after every guest is ready. The kernel and base resources exist already " +
       `(a prep \`up\` made them in ${fmtS(res.fleet.prepMs)}), so the timed up creates the ${k.BENCH_FLEET_NETWORKS} networks and the ${size} guests. ` +

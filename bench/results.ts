@@ -10,8 +10,12 @@ import { envInt, envList, type GroupMemory, type Stats } from "./lib";
 
 export const KNOBS = {
   BENCH_BOOT_ROUNDS: envInt("BENCH_BOOT_ROUNDS", 10),
-  /** Boot variants: lean, lean-lpj, debian (Debian's 6.1 kernel panics on hosts with AMX: off by default). */
-  BENCH_BOOT_VARIANTS: envList("BENCH_BOOT_VARIANTS", "lean,lean-lpj"),
+  /**
+   * Boot variants: lean (the runtime as it boots by default: the delay-loop value kept from an earlier
+   * boot; the bare guest gets the same lpj=), lean-calibrating (every boot calibrates, both sides), debian
+   * (Debian's 6.1 kernel panics on hosts with AMX: off by default).
+   */
+  BENCH_BOOT_VARIANTS: envList("BENCH_BOOT_VARIANTS", "lean,lean-calibrating"),
   /** Fleet sizes of the scale curve (section "scale"): shell script, runtime and `pulumi up` at each. */
   BENCH_SIZES: envList("BENCH_SIZES", "8,32,128,256").map((x) => {
     const n = Number(x);
@@ -32,8 +36,14 @@ export const KNOBS = {
   BENCH_FLEET_DEFAULT_PARALLEL_ROUNDS: envInt("BENCH_FLEET_DEFAULT_PARALLEL_ROUNDS", 1),
   /** Rounds with a Disk and an Instance resource per guest instead of one InstanceGroup (for comparison). */
   BENCH_FLEET_RESOURCE_ROUNDS: envInt("BENCH_FLEET_RESOURCE_ROUNDS", 1),
-  /** 1: the fleet (both sides) boots with lpj=<measured>. */
+  /** 1: the fleet (both sides) boots with lpj=<measured> in its kernelArgs. */
   BENCH_FLEET_LPJ: envInt("BENCH_FLEET_LPJ", 0),
+  /**
+   * 1: a host's steady state: every state folder the runtime sections use holds the kernel's
+   * delay-loop value (src/host/delay-calibration.ts, as after its first boot) and the shell
+   * baselines get the same lpj=. 0: UMLFLEET_PRESET_LPJ=off, every guest on both sides calibrates.
+   */
+  BENCH_PRESET_LPJ: envInt("BENCH_PRESET_LPJ", 1),
   BENCH_EMPTY_ROUNDS: envInt("BENCH_EMPTY_ROUNDS", 3),
   BENCH_IDLE_S: envInt("BENCH_IDLE_S", 10),
   BENCH_MEM_GUESTS: envInt("BENCH_MEM_GUESTS", 4),
@@ -131,7 +141,18 @@ export interface Results {
     stopMs?: number;
     freshSamples: number[];
   };
-  boot: Record<string, { bare: BootSample[]; runtime: BootSample[]; args: string[]; kernel: string }>;
+  boot: Record<
+    string,
+    {
+      bare: BootSample[];
+      runtime: BootSample[];
+      /** kernelArgs of both sides. */
+      args: string[];
+      /** What the bare guest got for what the runtime adds itself (its kept lpj=); absent in older runs. */
+      bareArgs?: string[];
+      kernel: string;
+    }
+  >;
   bootStats?: Record<
     string,
     {

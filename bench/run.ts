@@ -20,6 +20,7 @@ import {
 } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join, resolve } from "node:path";
+import { DelayCalibration } from "../src/host/delay-calibration";
 import { LocalRuntime } from "../src/host/runtime";
 import { kernelFiles, type Bind } from "../src/host/sandbox";
 import { bootTrace } from "../src/host/instance/boot-trace";
@@ -162,8 +163,8 @@ async function benchDisk() {
   res.disk = { freshBytes, freshSamples: [] };
   await rt.createInstance({ name: "dsk", rootDisk: "dsk", kernel: res.leanKernel, memoryMiB: 64 });
   const text = consoleText("dsk");
-  const m = /lpj=(\d+)/.exec(text);
-  if (m) res.lpj = Number(m[1]);
+  // The first boot in a fresh state folder calibrates; the runtime keeps its value for the later boots.
+  res.lpj = rt.instances.calibration.lpjFor(res.leanKernel) ?? DelayCalibration.calibratedIn(text);
   res.disk.afterBootRunningBytes = rt.disks.allocatedBytes("dsk");
   const t0 = performance.now();
   await rt.stopInstance("dsk", { timeoutMs: 30_000 });
@@ -229,7 +230,11 @@ async function runtimeBoot(
   name: string,
   kernel: string,
   args: string[],
+  calibrate = false,
 ): Promise<BootSample & { round: -1 }> {
+  // Read at each boot (src/host/delay-calibration.ts): off for this one boot, then as it was.
+  const presetWas = process.env.UMLFLEET_PRESET_LPJ;
+  if (calibrate) process.env.UMLFLEET_PRESET_LPJ = "off";
   await rt.ensureDisk({ name, kind: "overlay", base: "base" });
   const freshOverlayBytes = rt.disks.allocatedBytes(name);
   const consoleLog = rt.state.consoleLog(name);
@@ -274,17 +279,22 @@ async function runtimeBoot(
   } finally {
     watching = false;
     bootTrace.mark = undefined;
+    if (presetWas === undefined) delete process.env.UMLFLEET_PRESET_LPJ;
+    else process.env.UMLFLEET_PRESET_LPJ = presetWas;
     await dropInstance(rt, name);
   }
 }
 
 async function benchBoot() {
+  // args: kernelArgs both sides are given; bareArgs: what the bare guest gets for what the runtime
+  // adds itself (the kept delay-loop value); calibrate: the runtime's kept value is not used.
   const variants = [
-    { id: "debian", kernel: DEBIAN_KERNEL, args: [] as string[] },
-    { id: "lean", kernel: res.leanKernel, args: [] as string[] },
-    ...(res.lpj ? [{ id: "lean-lpj", kernel: res.leanKernel, args: [`lpj=${res.lpj}`] }] : []),
+    { id: "debian", kernel: DEBIAN_KERNEL, args: [] as string[], bareArgs: [] as string[], calibrate: true },
+    { id: "lean", kernel: res.leanKernel, args: [], bareArgs: presetArgs(), calibrate: false },
+    { id: "lean-calibrating", kernel: res.leanKernel, args: [], bareArgs: [], calibrate: true },
   ].filter((v) => KNOBS.BENCH_BOOT_VARIANTS.includes(v.id));
-  for (const v of variants) res.boot[v.id] = { bare: [], runtime: [], args: v.args, kernel: v.kernel };
+  for (const v of variants)
+    res.boot[v.id] = { bare: [], runtime: [], args: v.args, bareArgs: v.bareArgs, kernel: v.kernel };
   for (let r = 0; r < KNOBS.BENCH_BOOT_ROUNDS; r++) {
     for (const v of variants) {
       const slot = res.boot[v.id]!;
@@ -293,8 +303,8 @@ async function benchBoot() {
       for (const side of order) {
         const s =
           side === "bare"
-            ? await bareBoot(v.kernel, v.args)
-            : await runtimeBoot(`bt-${v.id}-${r}`, v.kernel, v.args);
+            ? await bareBoot(v.kernel, [...v.bareArgs, ...v.args])
+            : await runtimeBoot(`bt-${v.id}-${r}`, v.kernel, v.args, v.calibrate);
         slot[side].push({ ...s, round: r });
         if (s.freshOverlayBytes !== undefined) res.disk?.freshSamples.push(s.freshOverlayBytes);
       }
@@ -386,6 +396,14 @@ async function pulumiOp(
 
 const prepCfg = { action: "up" as const, size: 0, networks: 0 };
 
+/** What the runtime's guests get from a kept calibration (BENCH_PRESET_LPJ=1): the shell baselines' share of it. */
+const presetArgs = (): string[] => (KNOBS.BENCH_PRESET_LPJ && res.lpj ? [`lpj=${res.lpj}`] : []);
+
+/** A state folder in a host's steady state: it holds the lean kernel's delay-loop value, as after its first boot. */
+function seedCalibration(stateDir: string): void {
+  if (KNOBS.BENCH_PRESET_LPJ && res.lpj) new DelayCalibration(stateDir).learn(res.leanKernel, res.lpj);
+}
+
 async function bareFleet(
   round: number | string,
   measureMemory: boolean,
@@ -403,6 +421,7 @@ async function bareFleet(
       dir,
       String(size),
       String(networks),
+      ...presetArgs(),
       ...res.fleet.kernelArgs,
     ],
     /^(READY|TIMEOUT)/,
@@ -528,6 +547,7 @@ async function benchFleet() {
   res.fleet.kernelArgs = KNOBS.BENCH_FLEET_LPJ && res.lpj ? [`lpj=${res.lpj}`] : [];
   const prep = await pulumiOp(prepCfg);
   if (prep.error) throw new Error(`fleet prep failed: ${prep.error}`);
+  seedCalibration(F);
   res.fleet.prepMs = prep.ms;
   log("fleet prep (kernel + base)", prep.ms, "ms");
   const par = KNOBS.BENCH_FLEET_PARALLEL || undefined;
@@ -591,6 +611,7 @@ async function benchScale() {
   res.fleet.kernelArgs = KNOBS.BENCH_FLEET_LPJ && res.lpj ? [`lpj=${res.lpj}`] : [];
   const prep = await pulumiOp(prepCfg);
   if (prep.error) throw new Error(`scale prep failed: ${prep.error}`);
+  seedCalibration(F);
   res.scale = [];
   const networks = KNOBS.BENCH_SCALE_NETWORKS;
   for (const [i, size] of KNOBS.BENCH_SIZES.entries()) {
@@ -733,6 +754,8 @@ async function main() {
     .split("\n")
     .pop()!;
   res.leanKernel = lean;
+  // Every guest calibrates its delay loop, in every process this run starts (the Pulumi programs' providers too).
+  if (!KNOBS.BENCH_PRESET_LPJ) process.env.UMLFLEET_PRESET_LPJ = "off";
   describeMachine(lean);
   rt = new LocalRuntime({ stateDir: S });
   baseImg = (await rt.ensureBase({ name: "base", source: { kind: "busybox", sizeMiB: 32 } })).imagePath;
