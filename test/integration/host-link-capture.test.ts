@@ -57,8 +57,13 @@ describe("capture: every frame of a network in a pcap file on the host", () => {
 
   it("records each frame exactly once, whole, with a header that says so", async () => {
     await host.sh("a", "ping -c 3 -W 5 10.0.0.2");
-    await host.sh("b", "nc -l -p 4000 >/tmp/got &");
-    await host.sh("a", "sleep 0.3; echo secret-words | nc 10.0.0.2 4000");
+    // b's nc starts in the background: a sends once it listens (port 4000 is 0FA0, LISTEN is 0A in
+    // /proc/net/tcp or tcp6; a fixed 0.3 s wait lost the race on a loaded CI run).
+    await host.sh(
+      "b",
+      "nc -l -p 4000 >/tmp/got & i=0; until cat /proc/net/tcp* | grep -q ':0FA0 [0-9A-F]*:0000 0A'; do i=$((i+1)); [ $i -lt 400 ] || exit 1; sleep 0.05; done",
+    );
+    await host.sh("a", "echo secret-words | nc 10.0.0.2 4000");
     // The writer follows the switch by a pipe: the last frames may land a moment after the guests are done.
     const tcpData = () =>
       framesOf(pcap)
