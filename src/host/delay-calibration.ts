@@ -2,23 +2,10 @@ import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { CALIBRATION_FILE, writeFileAtomic } from "./state";
 
-/**
- * A UML kernel calibrates its delay loop at every boot: a busy loop of several
- * jiffies (about 90 ms of CPU on the lean kernel, docs/kernel.md), before
- * anything else can run. The value it finds (`lpj`, loops per jiffy) depends
- * only on the kernel binary and the host's CPU, so the runtime keeps the one a
- * calibrating boot printed and passes it as `lpj=N` to the later boots of that
- * kernel on this host: they skip the loop ("Calibrating delay loop (skipped)
- * preset value"). `lpj` only sizes the guest's udelay() busy loops.
- *
- * Kept in the state folder (`calibration.json`): per kernel path, the binary's
- * size and mtime and the host CPU's model, so a rebuilt kernel or another CPU
- * calibrates again. A calibration preempted by the host counts fewer loops,
- * never more: of several, the largest is kept. `UMLFLEET_PRESET_LPJ=off`
- * turns it off; a guest whose kernelArgs give `lpj=` keeps its own.
- */
 /** The kernel's line when it calibrated (not when a preset value skipped it). */
 const CALIBRATED = /Calibrating delay loop\.\.\. [\d.]+ BogoMIPS \(lpj=(\d+)\)/;
+/** The kernel's line as it starts init: after it, the guest writes the console too. */
+export const INIT_STARTED = "as init process";
 
 interface Entry {
   size: number;
@@ -43,6 +30,21 @@ function hostCpu(): string {
 
 export const presetLpjEnabled = () => process.env.UMLFLEET_PRESET_LPJ !== "off";
 
+/**
+ * A UML kernel calibrates its delay loop at every boot: a busy loop of several
+ * jiffies (about 90 ms of CPU on the lean kernel, docs/kernel.md), before
+ * anything else can run. The value it finds (`lpj`, loops per jiffy) depends
+ * only on the kernel binary and the host's CPU, so the runtime keeps the one a
+ * calibrating boot printed and passes it as `lpj=N` to the later boots of that
+ * kernel on this host: they skip the loop ("Calibrating delay loop (skipped)
+ * preset value"). `lpj` only sizes the guest's udelay() busy loops.
+ *
+ * Kept in the state folder (`calibration.json`): per kernel path, the binary's
+ * size and mtime and the host CPU's model, so a rebuilt kernel or another CPU
+ * calibrates again. A calibration preempted by the host counts fewer loops,
+ * never more: of several, the largest is kept. `UMLFLEET_PRESET_LPJ=off`
+ * turns it off; a guest whose kernelArgs give `lpj=` keeps its own.
+ */
 export class DelayCalibration {
   constructor(private readonly stateRoot: string) {}
 
@@ -65,18 +67,29 @@ export class DelayCalibration {
     return st && { size: st.size, mtimeMs: st.mtimeMs, cpu: hostCpu() };
   }
 
+  /** Was `e` kept for this same binary on this same CPU? */
+  private static sameIdentity(e: Entry | undefined, id: Omit<Entry, "lpj"> | undefined): e is Entry {
+    return !!e && !!id && e.size === id.size && e.mtimeMs === id.mtimeMs && e.cpu === id.cpu;
+  }
+
   /** The kept value for this kernel on this host, if a boot calibrated it. */
   lpjFor(kernel: string): number | undefined {
     if (!presetLpjEnabled()) return undefined;
     const e = this.read()[kernel];
-    const id = this.identity(kernel);
-    if (!e || !id || e.size !== id.size || e.mtimeMs !== id.mtimeMs || e.cpu !== id.cpu) return undefined;
+    if (!DelayCalibration.sameIdentity(e, this.identity(kernel))) return undefined;
     return Number.isSafeInteger(e.lpj) && e.lpj > 0 ? e.lpj : undefined;
   }
 
-  /** The value in a calibrating boot's console text, if this is one. */
+  /**
+   * The value in a calibrating boot's console text, if this is one, read only
+   * before the kernel starts init: from then on the guest's own programs
+   * (an image's /etc/umlfleet/rc, a startup script, whatever root planted in
+   * its overlay) write the console too, and a line they print must not set
+   * what every later guest of this kernel gets.
+   */
   static calibratedIn(consoleText: string): number | undefined {
-    const m = CALIBRATED.exec(consoleText);
+    const init = consoleText.indexOf(INIT_STARTED);
+    const m = CALIBRATED.exec(init < 0 ? consoleText : consoleText.slice(0, init));
     return m ? Number(m[1]) : undefined;
   }
 
@@ -87,8 +100,7 @@ export class DelayCalibration {
     if (!id) return;
     const all = this.read();
     const old = all[kernel];
-    const same = old && old.size === id.size && old.mtimeMs === id.mtimeMs && old.cpu === id.cpu;
-    if (same && old.lpj >= lpj) return;
+    if (DelayCalibration.sameIdentity(old, id) && old.lpj >= lpj) return;
     all[kernel] = { ...id, lpj };
     // Not durable: losing it to a host crash costs one calibration.
     writeFileAtomic(this.file, `${JSON.stringify(all, null, 2)}\n`, 0o600, { durable: false });

@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { DelayCalibration } from "../../src/host/delay-calibration";
 import { CALIBRATION_FILE } from "../../src/host/state";
 import { TestHost } from "../helpers/runtime";
 
@@ -14,12 +15,19 @@ describe("the delay-loop value kept between boots", () => {
 
   const consoleOf = (name: string) => readFileSync(host.rt.state.consoleLog(name), "utf8");
   const argvOf = (name: string) => host.rt.instances.get(name)!.argv ?? [];
-  const boot = async (name: string, kernelArgs?: string[]) => {
+  const boot = async (name: string, kernelArgs?: string[], startup?: string) => {
     await host.rt.ensureDisk({ name: `${name}-root`, kind: "overlay", base: "bb" });
-    await host.rt.createInstance({ name, rootDisk: `${name}-root`, ...(kernelArgs ? { kernelArgs } : {}) });
+    await host.rt.createInstance({
+      name,
+      rootDisk: `${name}-root`,
+      ...(kernelArgs ? { kernelArgs } : {}),
+      ...(startup ? { startup } : {}),
+    });
   };
+  // What a guest's root could print (a planted rc script, a startup script): larger than any real value.
+  const FAKE = "Calibrating delay loop... 1.00 BogoMIPS (lpj=999999999)";
 
-  it("is calibrated by the first boot, given to the later ones, overridden by a spec's own lpj=, and gone with the folder", async () => {
+  it("is calibrated by the first boot (its kernel's line, not one a guest prints), given to the later ones, overridden by a spec's own lpj=, and gone with the folder", async () => {
     await host.rt.ensureBase({ name: "bb", source: { kind: "busybox", sizeMiB: 32 } });
     await boot("a");
     const calibrated = /Calibrating delay loop\.\.\. [\d.]+ BogoMIPS \(lpj=(\d+)\)/.exec(consoleOf("a"));
@@ -30,11 +38,14 @@ describe("the delay-loop value kept between boots", () => {
     const kept = JSON.parse(readFileSync(file, "utf8")) as Record<string, { lpj: number }>;
     expect(kept[kernel]?.lpj).toBe(Number(calibrated![1]));
 
-    // The next boot of that kernel skips the loop with the kept value, and runs as well.
-    await boot("b");
+    // The next boot of that kernel skips the loop with the kept value, and runs as well. Its
+    // startup script prints a line of the calibrating kernel's form: not taken for one.
+    await boot("b", undefined, `echo '${FAKE}'`);
     expect(argvOf("b").filter((w) => w.startsWith("lpj="))).toEqual([`lpj=${calibrated![1]}`]);
     expect(consoleOf("b")).toMatch(/Calibrating delay loop \(skipped\) preset value/);
+    expect(consoleOf("b")).toContain(FAKE);
     expect(await host.sh("b", "echo up")).toContain("up");
+    expect(new DelayCalibration(host.stateDir).lpjFor(kernel)).toBe(Number(calibrated![1]));
 
     // A spec's own lpj= is the only one.
     await boot("c", ["lpj=1000000"]);

@@ -26,6 +26,12 @@ describe("delay-loop calibration kept between boots", () => {
     expect(DelayCalibration.calibratedIn(`Linux version 6.1\n${CALIBRATING}pid_max: ...`)).toBe(35225600);
     expect(DelayCalibration.calibratedIn(SKIPPED)).toBeUndefined();
     expect(DelayCalibration.calibratedIn("no such line")).toBeUndefined();
+    // Only the kernel's own line, before it starts init: the guest's programs write the console after.
+    const init = "Run /umlfleet/init as init process\n";
+    expect(DelayCalibration.calibratedIn(`${SKIPPED}${init}${CALIBRATING}`)).toBeUndefined();
+    expect(
+      DelayCalibration.calibratedIn(`${CALIBRATING}${init}${CALIBRATING.replace("35225600", "9")}`),
+    ).toBe(35225600);
   });
 
   it("keeps the largest value per kernel, for this binary only", () => {

@@ -4,7 +4,7 @@ import { BootError } from "../../errors";
 import { abortError, throwIfAborted } from "../../deadline";
 import { identify, isAlive, waitFor, type ProcessIdentity } from "../../process";
 import { READY_MARKER } from "../../uml/argv";
-import { DelayCalibration } from "../delay-calibration";
+import { DelayCalibration, INIT_STARTED } from "../delay-calibration";
 import { changePause, DEFAULT_CONSOLE_LOG_KIB, LogFollower, rotateForBoot } from "../console-log";
 import { execOverChannel } from "../guest-channel";
 import { handOver, handOverTree, resolveHostIds } from "../host-users";
@@ -182,12 +182,17 @@ export async function bootGuest(
     let askedAt = -Infinity;
     let startupExitCode: number | undefined;
     let calibrated: number | undefined;
+    // Only the kernel writes the console until it starts init (delay-calibration.ts).
+    let initStarted = false;
     const outcome = await waitFor<Outcome>(
       async () => {
         const text = log.poll();
-        if (text.includes("as init process")) traceBoot(name, "init");
+        if (!initStarted) calibrated ??= DelayCalibration.calibratedIn(text);
+        if (text.includes(INIT_STARTED)) {
+          initStarted = true;
+          traceBoot(name, "init");
+        }
         startupExitCode = startupExitIn(text) ?? startupExitCode;
-        calibrated ??= DelayCalibration.calibratedIn(text);
         if (/Kernel panic/.test(text)) return "panic";
         if (launched.exit() || (proc && !isAlive(proc)) || !proc) return "exited";
         if (!record.sandbox) {
