@@ -22,7 +22,15 @@ import type { InstanceGroupSpec, SpecKind } from "../src/spec";
 import { SpecValidator, memberRootDisk, packageVersion } from "../src/validation";
 import { defaultStateDir, driverFor, removeUploaded, sshOf, uploadFile, UNKNOWN } from "./driver-factory";
 import { checkHost, hostChange, hostOutputs, hostSpecProblems } from "./host";
-import { applySpan, readSpan, removeSpan, spanHosts, spanProblems } from "./spanning";
+import {
+  applySpan,
+  CABLE_KINDS,
+  readSpan,
+  removeSpan,
+  spanHosts,
+  spanProblems,
+  type CableKind,
+} from "./spanning";
 
 export { UNKNOWN };
 export const OUTPUT_SCHEMA_VERSION = 1;
@@ -42,7 +50,7 @@ const META: Record<SpecKind, string[]> = {
   kernel: ["stateDir", "host", "upload"],
   base: ["stateDir", "host", "upload"],
   disk: ["stateDir", "host", "baseImageSha"],
-  network: ["stateDir", "host", "hosts"],
+  network: ["stateDir", "host", "hosts", "cable"],
   instance: ["stateDir", "host", "kernelSha256", "rootDiskId", "change"],
   "serial-link": ["stateDir", "host", "instanceIds"],
   "instance-group": ["stateDir", "host", "baseImageSha", "kernelSha256", "change"],
@@ -163,6 +171,18 @@ export async function check(
   if (kind === "network" && inputs.hosts !== undefined && !isUnknown(inputs.hosts))
     for (const p of spanProblems(inputs.hosts))
       failures.push({ property: "", reason: `network/hosts${p.startsWith("/") ? "" : ": "}${p}` });
+  if (kind === "network" && inputs.cable !== undefined && !isUnknown(inputs.cable)) {
+    if (!CABLE_KINDS.includes(inputs.cable as CableKind))
+      failures.push({
+        property: "cable",
+        reason: `network/cable: ${CABLE_KINDS.map((k) => JSON.stringify(k)).join(" or ")} (got ${JSON.stringify(inputs.cable)})`,
+      });
+    else if (inputs.hosts === undefined)
+      failures.push({
+        property: "cable",
+        reason: `network/cable: joins a network's switches on several hosts; give \`hosts\` too (got cable ${JSON.stringify(inputs.cable)} without hosts)`,
+      });
+  }
   // Where it lives is checked like the rest, before any step.
   if (inputs.host !== undefined && !isUnknown(inputs.host)) {
     const ssh = sshOf(inputs);
@@ -367,7 +387,8 @@ export async function diff(kind: Kind, _id: string, olds: Props, news: Props): P
   } else {
     // Bases and disks are immutable, a switch or a link is cheap to remake
     // (a link's relays hold the FIFOs of the instances it joined): any change replaces.
-    for (const k of keys) if (!same(o[k], n[k])) mark(k, true);
+    // A spanning network's cables change kind in place: its switches, and the NICs on them, stay.
+    for (const k of keys) if (!same(o[k], n[k])) mark(k, !(kind === "network" && k === "cable"));
     // Drift found by refresh: a dead switch or relay is restarted by update.
     if (kind === "network" && o.running === false && !replaces.length)
       detailedDiff.running = { kind: "update", inputDiff: false };
@@ -516,7 +537,11 @@ async function apply(
       return { ...base, ...diskOuts(await d.ensureDisk(spec as never, opts)) };
     case "network": {
       const hosts = spanHosts(props);
-      if (hosts) return { ...base, ...(await applySpan(hosts, spec as never, signal, opts.owner)) };
+      if (hosts)
+        return {
+          ...base,
+          ...(await applySpan(hosts, spec as never, signal, opts.owner, (props.cable as CableKind) ?? "ssh")),
+        };
       return { ...base, ...networkOuts(await d.ensureNetwork(spec as never, opts)) };
     }
     case "instance": {

@@ -300,6 +300,14 @@ export interface NetworkArgs extends HostArgs {
    * on any of them attach to it by name. Replaces `host`.
    */
   hosts?: Host[];
+  /**
+   * With `hosts`, what carries frames between them: "ssh" (default:
+   * encrypted, authenticated, needs no open port) or "udp" (a datagram per
+   * frame, faster, neither encrypted nor authenticated: for hosts on a
+   * trusted network that reach each other's addresses directly). Changing it
+   * re-makes the cables only.
+   */
+  cable?: pulumi.Input<"ssh" | "udp">;
 }
 export class Network extends pulumi.dynamic.Resource {
   declare readonly name: pulumi.Output<string>;
@@ -309,9 +317,9 @@ export class Network extends pulumi.dynamic.Resource {
   declare readonly switches: pulumi.Output<
     { hostId: string; switchDir: string; running: boolean }[] | undefined
   >;
-  /** With `hosts`: each cable, from the first host to another, and whether it is up. */
+  /** With `hosts`: each cable, from the first host to another, its kind, and whether it is up (both ends, for UDP). */
   declare readonly cables: pulumi.Output<
-    { name: string; from: string; to: string; up: boolean }[] | undefined
+    { name: string; from: string; to: string; kind: "ssh" | "udp"; up: boolean }[] | undefined
   >;
   constructor(name: string, args: NetworkArgs = {}, o?: pulumi.CustomResourceOptions) {
     super(

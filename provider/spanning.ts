@@ -1,9 +1,11 @@
 /**
  * A Network that spans hosts (`hosts: [a, b, c]`): one vde_switch of the
  * same name on each, joined in a star by cables from the first host to
- * each other one (docs/hosts.md: cables run on the hosts, over SSH with a
- * key per cable made on the first host and let in on the far one for one
- * command only, so they outlive `pulumi up` and need no open port).
+ * each other one (docs/hosts.md: cables run on the hosts, so they outlive
+ * `pulumi up`). `cable: "ssh"` (the default): over SSH with a key per cable
+ * made on the first host and let in on the far one for one command only, so
+ * they need no open port. `cable: "udp"`: a vde_plug on each end sending
+ * frames as datagrams to the other, unencrypted, for trusted networks.
  */
 import { createHash } from "node:crypto";
 import { UmlfleetError } from "../src/errors";
@@ -12,6 +14,9 @@ import { cablesOn, driverFor, type HostRef } from "./driver-factory";
 
 type Props = Record<string, unknown>;
 export type SpanHost = HostRef & { stateDir: string };
+
+export const CABLE_KINDS = ["ssh", "udp"] as const;
+export type CableKind = (typeof CABLE_KINDS)[number];
 
 /** The hosts of a spanning network's inputs, or undefined for a network on one host. */
 export function spanHosts(props: Props): SpanHost[] | undefined {
@@ -54,6 +59,7 @@ export async function applySpan(
   spec: NetworkSpec,
   signal: AbortSignal,
   owner?: string,
+  kind: CableKind = "ssh",
 ): Promise<Props> {
   const switches = await Promise.all(
     hosts.map((h) => driverFor(on(h)).ensureNetwork(spec, { signal, owner })),
@@ -63,19 +69,46 @@ export async function applySpan(
   const cables = [];
   for (const peer of peers) {
     const name = cableName(spec.name, peer);
-    const publicKey = await hubCables.prepare(name);
-    await (await cablesOn(on(peer))).allowEnd(name, spec.name, publicKey);
-    const info = await hubCables.ensure({
-      name,
-      network: spec.name,
-      peer: {
-        host: peer.ssh!.host,
-        port: peer.ssh!.port ?? 22,
-        user: peer.ssh!.user!,
-        hostKey: peer.ssh!.hostKey!,
-      },
-    });
-    cables.push({ name, from: hub!.hostId, to: peer.hostId, up: info.up });
+    const peerCables = await cablesOn(on(peer));
+    const peerAt = peer.ssh!.host;
+    let up: boolean;
+    if (kind === "udp") {
+      // The other kind's far end goes (a network switched from ssh keeps no key let in).
+      await peerCables.removeEnd(name);
+      // Both ends reserve a port first: each needs the other's to start.
+      const hubEnd = await hubCables.reserve(name, peerAt);
+      const peerEnd = await peerCables.reserve(name, hubEnd.address);
+      await peerCables.ensure({
+        name,
+        network: spec.name,
+        kind,
+        peer: { host: hubEnd.address, port: hubEnd.port },
+      });
+      // To the address the peer's end listens on (its own, toward the hub): no NAT between them.
+      const info = await hubCables.ensure({
+        name,
+        network: spec.name,
+        kind,
+        peer: { host: peerEnd.address, port: peerEnd.port },
+      });
+      up = info.up && ((await peerCables.info(name))?.up ?? false);
+    } else {
+      await peerCables.remove(name);
+      const publicKey = await hubCables.prepare(name);
+      await peerCables.allowEnd(name, spec.name, publicKey);
+      const info = await hubCables.ensure({
+        name,
+        network: spec.name,
+        peer: {
+          host: peerAt,
+          port: peer.ssh!.port ?? 22,
+          user: peer.ssh!.user!,
+          hostKey: peer.ssh!.hostKey!,
+        },
+      });
+      up = info.up;
+    }
+    cables.push({ name, from: hub!.hostId, to: peer.hostId, kind, up });
   }
   return outputs(hosts, switches, cables);
 }
@@ -83,7 +116,7 @@ export async function applySpan(
 function outputs(
   hosts: SpanHost[],
   switches: ({ switchDir: string; running: boolean; pid?: number } | undefined)[],
-  cables: { name: string; from: string; to: string; up: boolean }[],
+  cables: { name: string; from: string; to: string; kind: CableKind; up: boolean }[],
 ): Props {
   return {
     switchDir: switches[0]?.switchDir ?? "",
@@ -97,7 +130,7 @@ function outputs(
   };
 }
 
-/** What the hosts have of it: a broken switch or cable reads as `running: false` (drift the next up repairs). */
+/** What the hosts have of it: a broken switch or cable (either end) reads as `running: false` (drift the next up repairs). */
 export async function readSpan(hosts: SpanHost[], name: string): Promise<Props | undefined> {
   const switches = await Promise.all(hosts.map((h) => driverFor(on(h)).networkInfo(name)));
   if (switches.every((s) => !s)) return undefined;
@@ -106,7 +139,11 @@ export async function readSpan(hosts: SpanHost[], name: string): Promise<Props |
   const cables = [];
   for (const peer of peers) {
     const c = cableName(name, peer);
-    cables.push({ name: c, from: hub!.hostId, to: peer.hostId, up: (await hubCables.info(c))?.up ?? false });
+    const info = await hubCables.info(c);
+    const kind = info?.kind ?? "ssh";
+    const up =
+      (info?.up ?? false) && (kind !== "udp" || ((await (await cablesOn(on(peer))).info(c))?.up ?? false));
+    cables.push({ name: c, from: hub!.hostId, to: peer.hostId, kind, up });
   }
   return outputs(hosts, switches, cables);
 }
@@ -134,7 +171,10 @@ export async function removeSpan(
   for (const peer of peers) {
     const c = cableName(name, peer);
     await hubCables.remove(c);
-    await (await cablesOn(on(peer))).removeEnd(c);
+    // The far end of either kind: an SSH cable's key let in, a UDP cable's own vde_plug.
+    const peerCables = await cablesOn(on(peer));
+    await peerCables.removeEnd(c);
+    await peerCables.remove(c);
   }
   await Promise.all(hosts.map((h) => driverFor(on(h)).removeNetwork(name, { signal, owner })));
 }

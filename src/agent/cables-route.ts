@@ -6,9 +6,10 @@ import { StateDir } from "../host/state";
 
 /**
  * Cables of networks that span hosts (src/host/cables.ts), beside the
- * HostDriver routes: POST /v1/cables/{prepare,ensure,info,remove} on the
- * host that runs a cable, POST /v1/cable-ends/{allow,remove} on the host its
- * far end plugs into. Every body is checked here before any side effect.
+ * HostDriver routes: POST /v1/cables/{prepare,reserve,ensure,info,remove} on
+ * a host that runs a cable end (SSH: the first host; UDP: both), POST
+ * /v1/cable-ends/{allow,remove} on the host an SSH cable's far end plugs
+ * into. Every body is checked here before any side effect.
  */
 export const CABLE_PREFIXES = ["/v1/cables/", "/v1/cable-ends/"];
 
@@ -53,36 +54,48 @@ export async function handleCable(
   switch (path) {
     case "/v1/cables/prepare":
       return { publicKey: await cables.prepare(name) };
+    case "/v1/cables/reserve":
+      return cables.reserve(name, field(body, "peerHost", HOST));
     case "/v1/cables/info":
       return cables.info(name);
     case "/v1/cables/remove":
       return cables.remove(name);
     case "/v1/cables/ensure": {
       const network = field(body, "network", NETWORK);
+      const kind = body.kind ?? "ssh";
+      if (kind !== "ssh" && kind !== "udp")
+        throw new UmlfleetError(
+          "UMLFLEET_INVALID_SPEC",
+          `cable/kind: "ssh" or "udp" (got ${JSON.stringify(kind)?.slice(0, 80)})`,
+          { field: "/kind" },
+        );
       const peer = body.peer as Record<string, unknown> | undefined;
       if (!peer || typeof peer !== "object")
         throw new UmlfleetError(
           "UMLFLEET_INVALID_SPEC",
-          "cable/peer: must be an object {host, port, user, hostKey}",
-          {},
+          `cable/peer: must be an object {host, port${kind === "ssh" ? ", user, hostKey" : ""}}`,
+          { field: "/peer" },
         );
       const port = peer.port;
       if (typeof port !== "number" || !Number.isInteger(port) || port < 1 || port > 65535)
         throw new UmlfleetError(
           "UMLFLEET_INVALID_SPEC",
           `cable/peer/port: an integer 1-65535 (got ${JSON.stringify(port)})`,
-          {},
+          { field: "/peer/port" },
         );
-      const spec: CableSpec = {
-        name,
-        network,
-        peer: {
-          host: field(peer, "host", HOST),
-          port,
-          user: field(peer, "user", USER),
-          hostKey: field(peer, "hostKey", PUBLIC_KEY),
-        },
-      };
+      const spec: CableSpec =
+        kind === "udp"
+          ? { name, network, kind, peer: { host: field(peer, "host", HOST), port } }
+          : {
+              name,
+              network,
+              peer: {
+                host: field(peer, "host", HOST),
+                port,
+                user: field(peer, "user", USER),
+                hostKey: field(peer, "hostKey", PUBLIC_KEY),
+              },
+            };
       const switchDir = await switchOf(network);
       return new Cables(new StateDir(driver.stateDir), () => switchDir).ensure(spec);
     }

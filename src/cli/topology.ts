@@ -62,13 +62,15 @@ export async function topologyOf(rt: LocalRuntime): Promise<Topology> {
     const s = rt.links.get(name)?.spec;
     if (s) t.links.push({ host: LOCAL, name, a: s.a, b: s.b });
   }
-  // A cable this host runs (it is a spanning network's first host): its far end is another host.
+  // A cable end on this host (SSH: it is a spanning network's first host; UDP: either end): its far end is another host.
   const cables = new Cables(rt.state, () => undefined);
   for (const name of cables.list()) {
-    const r = readJson<{ spec: CableSpec }>(join(rt.state.root, "cables", name, "cable.json"));
-    if (!r) continue;
-    const { host, port, user } = r.spec.peer;
-    const to = `ssh://${user}@${host.includes(":") ? `[${host}]` : host}:${port}`;
+    const r = readJson<{ spec?: CableSpec }>(join(rt.state.root, "cables", name, "cable.json"));
+    if (!r?.spec) continue;
+    const { host, port } = r.spec.peer;
+    const bracketed = host.includes(":") ? `[${host}]` : host;
+    const to =
+      r.spec.kind === "udp" ? `udp://${bracketed}:${port}` : `ssh://${r.spec.peer.user}@${bracketed}:${port}`;
     const up = cables.info(name)?.up ?? false;
     t.cables.push({ name, network: r.spec.network, from: LOCAL, to, up });
     t.networks.push({ host: to, name: r.spec.network });

@@ -1,4 +1,4 @@
-import type { CableInfo, CableSpec } from "../host/cables";
+import type { CableInfo, CableSpec, UdpEndpoint } from "../host/cables";
 import { rawCall } from "./blobs";
 import type { Transport } from "./transport";
 
@@ -6,6 +6,8 @@ import type { Transport } from "./transport";
 export const cableCalls = (t: Transport) => ({
   prepare: async (name: string) =>
     (await rawCall<{ publicKey: string }>(t, "POST", "/v1/cables/prepare", { json: { name } }))!.publicKey,
+  reserve: async (name: string, peerHost: string) =>
+    (await rawCall<UdpEndpoint>(t, "POST", "/v1/cables/reserve", { json: { name, peerHost } }))!,
   ensure: async (spec: CableSpec) =>
     (await rawCall<CableInfo>(t, "POST", "/v1/cables/ensure", { json: spec }))!,
   info: (name: string) => rawCall<CableInfo>(t, "POST", "/v1/cables/info", { json: { name } }),

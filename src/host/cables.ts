@@ -1,4 +1,6 @@
 import { spawn } from "node:child_process";
+import { createSocket } from "node:dgram";
+import { lookup } from "node:dns/promises";
 import {
   existsSync,
   mkdirSync,
@@ -11,6 +13,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { homedir } from "node:os";
+import { isIP } from "node:net";
 import { join } from "node:path";
 import { UmlfleetError } from "../errors";
 import { identify, isAlive, killAllNaming, killGroup, run, sleep, type ProcessIdentity } from "../process";
@@ -18,36 +21,68 @@ import { findOnPath } from "./sandbox";
 import { readJson, STATE_SCHEMA_VERSION, writeJson, type StateDir } from "./state";
 
 /**
- * Cables between the switches of one network on two hosts (docs/hosts.md):
- * on host A, `dpipe vde_plug <switch A> = ssh -i <cable key> B`, detached
- * (it outlives `pulumi up`), with B's host key pinned; on host B, the
- * cable's public key in the user's authorized_keys, restricted to one
- * command: `vde_plug <switch B>`. The private key is made on A and never
- * leaves it. A cable is recorded like a switch (`<stateDir>/cables/<name>/`)
- * and re-adopted by any later agent; it is up while dpipe and its ssh run.
+ * Cables between the switches of one network on two hosts (docs/hosts.md).
+ *
+ * An SSH cable (the default): on host A, `dpipe vde_plug <switch A> = ssh -i
+ * <cable key> B`, detached (it outlives `pulumi up`), with B's host key
+ * pinned; on host B, the cable's public key in the user's authorized_keys,
+ * restricted to one command: `vde_plug <switch B>`. The private key is made on
+ * A and never leaves it.
+ *
+ * A UDP cable (`kind: "udp"`): each host runs `vde_plug <its switch>
+ * udp://<its address>:<its port>-><far address>:<far port>`, one frame per
+ * datagram: no encryption, no authentication, no per-frame process hop
+ * through ssh. Each end reserves its port first (`reserve`: a free port, kept
+ * while the cable exists, so repairs do not move it), then both are started.
+ *
+ * A cable end is recorded like a switch (`<stateDir>/cables/<name>/`) and
+ * re-adopted by any later agent; it is up while its processes run.
  */
-export interface CableSpec {
+export type CableSpec = SshCableSpec | UdpCableSpec;
+
+export interface SshCableSpec {
   /** The cable's name, unique on this host. */
   name: string;
   /** The network (switch) on this host it plugs into. */
   network: string;
+  kind?: "ssh";
   /** Where its far end is: B as this host reaches it. */
   peer: { host: string; port: number; user: string; hostKey: string };
+}
+
+export interface UdpCableSpec {
+  name: string;
+  network: string;
+  kind: "udp";
+  /** The far end's address (as this host reaches it) and its reserved UDP port. */
+  peer: { host: string; port: number };
+}
+
+/** Where a UDP end listens: the address this host sends to its peer from, and the port. */
+export interface UdpEndpoint {
+  address: string;
+  port: number;
 }
 
 export interface CableInfo {
   name: string;
   network: string;
+  kind: "ssh" | "udp";
   up: boolean;
   pid?: number;
-  publicKey: string;
+  /** SSH cables: the key the far end lets in. */
+  publicKey?: string;
+  /** UDP cables: this end's address and port. */
+  local?: UdpEndpoint;
 }
 
 interface CableRecord {
   schemaVersion: number;
-  spec: CableSpec;
+  /** Absent while a UDP end is only reserved. */
+  spec?: CableSpec;
   process?: ProcessIdentity;
-  publicKey: string;
+  publicKey?: string;
+  local?: UdpEndpoint;
 }
 
 export const CABLE_NAME = /^[a-z][a-z0-9-]{0,63}$/;
@@ -60,6 +95,7 @@ export class Cables {
   ) {}
 
   private dir = (name: string) => join(this.state.root, "cables", name);
+  private record = (name: string) => readJson<CableRecord>(join(this.dir(name), "cable.json"));
 
   /** The cable's key pair on this host (made once); its public half. */
   async prepare(name: string): Promise<string> {
@@ -75,24 +111,44 @@ export class Cables {
     return readFileSync(`${key}.pub`, "utf8").trim().split(/\s+/).slice(0, 2).join(" ");
   }
 
+  /**
+   * A UDP end's address and port, toward `peerHost`: the port kept from
+   * before when this end runs or the port is still free, else a free one.
+   * The address is the one this host's routes send from toward the peer, so
+   * the end listens on that address only.
+   */
+  async reserve(name: string, peerHost: string): Promise<UdpEndpoint> {
+    const r = this.record(name);
+    if (r?.local && r.spec?.kind === "udp" && isUp(r)) return r.local;
+    const local = await freeUdpEndpoint(peerHost, r?.local?.port);
+    mkdirSync(this.dir(name), { recursive: true, mode: 0o700 });
+    writeJson(join(this.dir(name), "cable.json"), {
+      ...(r ?? { schemaVersion: STATE_SCHEMA_VERSION }),
+      local,
+    });
+    return local;
+  }
+
   info(name: string): CableInfo | undefined {
-    const r = readJson<CableRecord>(join(this.dir(name), "cable.json"));
-    if (!r) return undefined;
-    const up = isUp(r.process);
+    const r = this.record(name);
+    if (!r?.spec) return undefined;
+    const up = isUp(r);
     return {
       name,
       network: r.spec.network,
+      kind: r.spec.kind ?? "ssh",
       up,
       ...(up ? { pid: r.process!.pid } : {}),
-      publicKey: r.publicKey,
+      ...(r.publicKey ? { publicKey: r.publicKey } : {}),
+      ...(r.spec.kind === "udp" && r.local ? { local: r.local } : {}),
     };
   }
 
   /** Plug the cable in (again, when it is down or its spec changed). */
   async ensure(spec: CableSpec): Promise<CableInfo> {
     const dir = this.dir(spec.name);
-    const old = readJson<CableRecord>(join(dir, "cable.json"));
-    if (old && isUp(old.process) && JSON.stringify(old.spec) === JSON.stringify(spec))
+    const old = this.record(spec.name);
+    if (old?.spec && isUp(old) && JSON.stringify(old.spec) === JSON.stringify(spec))
       return this.info(spec.name)!;
     if (old) await this.unplug(spec.name, old);
     const switchDir = this.switchDir(spec.network);
@@ -105,6 +161,27 @@ export class Cables {
           value: spec.network,
         },
       );
+    const plugged =
+      spec.kind === "udp" ? await this.udpEnd(spec, switchDir) : await this.sshEnd(spec, switchDir);
+    writeJson(join(dir, "cable.json"), { schemaVersion: STATE_SCHEMA_VERSION, spec, ...plugged });
+    // A refused key or host key ends ssh at once, a port taken ends vde_plug: wait a moment to tell.
+    await sleep(spec.kind === "udp" ? 300 : 1_500);
+    const info = this.info(spec.name)!;
+    if (!info.up) {
+      const tail = readFileSync(join(dir, "cable.log"), "utf8").trim().split("\n").slice(-3).join(" | ");
+      throw new UmlfleetError(
+        "UMLFLEET_COMMAND_FAILED",
+        `cable ${spec.name} to ${spec.kind === "udp" ? "udp:" : `${spec.peer.user}@`}${spec.peer.host}:${spec.peer.port} did not stay up: ${tail || "no message"}`,
+        {
+          name: spec.name,
+        },
+      );
+    }
+    return info;
+  }
+
+  private async sshEnd(spec: SshCableSpec, switchDir: string): Promise<Omit<CableRecord, "schemaVersion">> {
+    const dir = this.dir(spec.name);
     const publicKey = await this.prepare(spec.name);
     const { host, port, user, hostKey } = spec.peer;
     writeFileSync(join(dir, "known_hosts"), `${port === 22 ? host : `[${host}]:${port}`} ${hostKey}\n`, {
@@ -142,11 +219,26 @@ export class Cables {
       "--",
       host,
     ];
-    const log = openSync(join(dir, "cable.log"), "a", 0o600);
     // Not detached: dpipe makes its own process group (it fails as a session
     // leader, "cannot create pgrp"), which is what outlives the agent.
+    return { process: this.start(spec.name, argv, false), publicKey };
+  }
+
+  private async udpEnd(spec: UdpCableSpec, switchDir: string): Promise<Omit<CableRecord, "schemaVersion">> {
+    const local = await this.reserve(spec.name, spec.peer.host);
+    // vdeplug4 splits each side at its last ':', so IPv6 addresses go bare.
+    const url = `udp://${local.address}:${local.port}->${spec.peer.host}:${spec.peer.port}`;
+    // Its own session: the process group is what `unplug` kills.
+    return {
+      process: this.start(spec.name, [findOnPath("vde_plug"), `vde://${switchDir}`, url], true),
+      local,
+    };
+  }
+
+  private start(name: string, argv: string[], detached: boolean): ProcessIdentity {
+    const log = openSync(join(this.dir(name), "cable.log"), "a", 0o600);
     const child = spawn(argv[0]!, argv.slice(1), {
-      detached: false,
+      detached,
       stdio: ["ignore", log, log],
       env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? homedir() },
     });
@@ -154,39 +246,20 @@ export class Cables {
     child.unref();
     const proc = child.pid ? identify(child.pid) : null;
     if (!proc)
-      throw new UmlfleetError("UMLFLEET_COMMAND_FAILED", `cable ${spec.name}: dpipe did not start`, {});
-    writeJson(join(dir, "cable.json"), {
-      schemaVersion: STATE_SCHEMA_VERSION,
-      spec,
-      process: proc,
-      publicKey,
-    });
-    // A refused key or host key ends ssh at once: wait a moment to tell.
-    await sleep(1_500);
-    const info = this.info(spec.name)!;
-    if (!info.up) {
-      const tail = readFileSync(join(dir, "cable.log"), "utf8").trim().split("\n").slice(-3).join(" | ");
-      throw new UmlfleetError(
-        "UMLFLEET_COMMAND_FAILED",
-        `cable ${spec.name} to ${user}@${host}:${port} did not stay up: ${tail}`,
-        {
-          name: spec.name,
-        },
-      );
-    }
-    return info;
+      throw new UmlfleetError("UMLFLEET_COMMAND_FAILED", `cable ${name}: ${argv[0]} did not start`, {});
+    return proc;
   }
 
   async remove(name: string): Promise<void> {
-    const r = readJson<CableRecord>(join(this.dir(name), "cable.json"));
+    const r = this.record(name);
     if (r) await this.unplug(name, r);
     rmSync(this.dir(name), { recursive: true, force: true });
   }
 
   /**
-   * End a cable's processes: dpipe's group, and its ssh even when dpipe
-   * died alone (its children live on, still carrying frames: measured). The
-   * ssh names the cable's key; once it is gone, vde_plug reads EOF and ends.
+   * End a cable's processes: its process group, and (SSH) its ssh even when
+   * dpipe died alone (its children live on, still carrying frames: measured).
+   * The ssh names the cable's key; once it is gone, vde_plug reads EOF and ends.
    */
   private async unplug(name: string, r: CableRecord): Promise<void> {
     if (r.process) await killGroup(r.process).catch(() => undefined);
@@ -199,9 +272,11 @@ export class Cables {
   }
 }
 
-/** dpipe runs, and so does its ssh (dpipe outlives a dead ssh). */
-function isUp(p: ProcessIdentity | undefined): boolean {
+/** SSH: dpipe runs, and so does its ssh (dpipe outlives a dead ssh). UDP: its vde_plug runs. */
+function isUp(r: CableRecord): boolean {
+  const p = r.process;
   if (!p || !isAlive(p)) return false;
+  if (r.spec?.kind === "udp") return true;
   return childrenOf(p.pid).some((c) => {
     try {
       return readFileSync(`/proc/${c}/cmdline`, "utf8").split("\0")[0]!.endsWith("/ssh");
@@ -209,6 +284,47 @@ function isUp(p: ProcessIdentity | undefined): boolean {
       return false;
     }
   });
+}
+
+/**
+ * A UDP port free on this host, and the address it sends from toward
+ * `peerHost` (by this host's routes: a connected socket's own address).
+ * `prefer` is tried first, so a repaired end keeps its port.
+ */
+async function freeUdpEndpoint(peerHost: string, prefer?: number): Promise<UdpEndpoint> {
+  const peer = isIP(peerHost) ? peerHost : (await lookup(peerHost)).address;
+  const type = isIP(peer) === 6 ? "udp6" : "udp4";
+  const attempt = (port: number) =>
+    new Promise<UdpEndpoint>((resolve, reject) => {
+      const s = createSocket(type);
+      s.once("error", (e) => {
+        s.close();
+        reject(e);
+      });
+      s.bind(port, () =>
+        s.connect(9, peer, () => {
+          const { address, port: bound } = s.address();
+          s.close();
+          resolve({ address, port: bound });
+        }),
+      );
+    });
+  if (prefer) {
+    try {
+      return await attempt(prefer);
+    } catch {
+      /* taken since: a new one */
+    }
+  }
+  try {
+    return await attempt(0);
+  } catch (e) {
+    throw new UmlfleetError(
+      "UMLFLEET_COMMAND_FAILED",
+      `no UDP port toward ${peerHost}: ${(e as Error).message}`,
+      { peer: peerHost },
+    );
+  }
 }
 
 function childrenOf(pid: number): number[] {

@@ -102,6 +102,38 @@ const CASES: Case[] = [
     status: 404,
     code: "UMLFLEET_NOT_FOUND",
   },
+  // UDP cables: a kind, a peer or a reservation that would bend vde_plug's URL.
+  {
+    what: "a cable of an unknown kind",
+    ...post("/v1/cables/ensure", { name: "c", network: "lan", kind: "tcp", peer }),
+    ...invalid,
+  },
+  {
+    what: "a UDP peer host carrying a second URL",
+    ...post("/v1/cables/ensure", {
+      name: "c",
+      network: "lan",
+      kind: "udp",
+      peer: { host: "h->evil", port: 9 },
+    }),
+    ...invalid,
+  },
+  {
+    what: "a UDP peer port out of range",
+    ...post("/v1/cables/ensure", {
+      name: "c",
+      network: "lan",
+      kind: "udp",
+      peer: { host: "10.0.0.1", port: 70000 },
+    }),
+    ...invalid,
+  },
+  { what: "a reservation toward no host", ...post("/v1/cables/reserve", { name: "c" }), ...invalid },
+  {
+    what: "a reservation toward a host with a space",
+    ...post("/v1/cables/reserve", { name: "c", peerHost: "10.0.0.1 x" }),
+    ...invalid,
+  },
   { what: "an unknown cable route", ...post("/v1/cables/explode", { name: "c" }), ...noRoute },
   {
     what: "GET of a cable route",

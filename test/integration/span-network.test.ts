@@ -87,6 +87,56 @@ describe.skipIf(hostsUnsupported() !== undefined)("a network that spans hosts", 
     expect(fixed.outs.running).toBe(true);
     const r = await sh(a, "g0", "ping -c 2 -W 5 10.0.0.3");
     expect(r.exitCode, r.output).toBe(0);
+    made.find((m) => m.kind === "network")!.outs = fixed.outs;
+  });
+
+  it("switches its cables to UDP in place: guests keep their switches, keys go, a dead far end is re-made on its port", async () => {
+    const net = made.find((r) => r.kind === "network")!;
+    const news = { ...net.outs, cable: "udp" };
+    const checked = await impl.check("network", net.outs, news);
+    expect(checked.failures).toEqual([]);
+    const d = await impl.diff("network", net.id, net.outs, checked.inputs);
+    expect(d.changes).toBe(true);
+    expect(d.replaces).toEqual([]);
+    const bootIds = await Promise.all(
+      lab.hosts.map((h, i) => sh(h, `g${i}`, "cat /proc/sys/kernel/random/boot_id")),
+    );
+    const udp = await impl.update("network", net.id, net.outs, checked.inputs);
+    net.outs = udp.outs;
+    expect(udp.outs.running).toBe(true);
+    const cables = udp.outs.cables as { name: string; kind: string; up: boolean }[];
+    expect(cables.map((c) => [c.kind, c.up])).toEqual([
+      ["udp", true],
+      ["udp", true],
+    ]);
+    const [a, , c] = lab.hosts;
+    // No ssh carries frames any more, and no cable key is let in anywhere.
+    expect(a.ssh("pgrep -U $(id -u) -af [d]pipe || true").trim()).toBe("");
+    for (const h of lab.hosts) expect(h.ssh("cat ~/.ssh/authorized_keys")).not.toContain("umlfleet-cable");
+    // A UDP end on each side, bound to its host's own address.
+    const udpEnd = (h: NsHost) => h.ssh("pgrep -U $(id -u) -af '[v]de_plug vde://.* udp://' || true").trim();
+    expect(udpEnd(a).split("\n")).toHaveLength(2);
+    expect(udpEnd(c)).toContain(`udp://${c.address}:`);
+    for (const ip of ["10.0.0.2", "10.0.0.3"]) {
+      const r = await sh(a, "g0", `ping -c 2 -W 5 ${ip}`);
+      expect(r.exitCode, r.output).toBe(0);
+    }
+    // The same guests: nothing was restarted.
+    for (const [i, h] of lab.hosts.entries())
+      expect((await sh(h, `g${i}`, "cat /proc/sys/kernel/random/boot_id")).output).toBe(bootIds[i]!.output);
+
+    // Host 3's end killed (as by its reboot): refresh sees it, update re-makes it on the same port.
+    const before = udpEnd(c);
+    c.ssh("pkill -9 -U $(id -u) -f '[v]de_plug vde://.* udp://'");
+    const read = await impl.read("network", net.id, net.outs);
+    expect(read.props?.running).toBe(false);
+    expect((read.props?.cables as { up: boolean }[]).map((x) => x.up)).toEqual([true, false]);
+    const fixed = await impl.update("network", net.id, read.props!, checked.inputs);
+    net.outs = fixed.outs;
+    expect(fixed.outs.running).toBe(true);
+    expect(udpEnd(c).replace(/^\d+ /, "")).toBe(before.replace(/^\d+ /, ""));
+    const r = await sh(a, "g0", "ping -c 2 -W 5 10.0.0.3");
+    expect(r.exitCode, r.output).toBe(0);
   });
 
   it("removes every switch, cable and cable key, on every host", async () => {
@@ -96,6 +146,7 @@ describe.skipIf(hostsUnsupported() !== undefined)("a network that spans hosts", 
       expect(processesMentioning(h.stateDir).filter((p) => !/umlfleet-agent|ssh /.test(p))).toEqual([]);
       expect(h.ssh("cat ~/.ssh/authorized_keys")).not.toContain("umlfleet-cable");
       expect(h.ssh(`test -e ${h.stateDir}/cables && ls -A ${h.stateDir}/cables || true`).trim()).toBe("");
+      expect(h.ssh("ps -U $(id -u) -o pid,ppid,stat,args | grep [v]de_plug || true").trim()).toBe("");
     }
   });
 });

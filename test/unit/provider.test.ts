@@ -56,6 +56,27 @@ describe("the provider over a fake host driver", () => {
     expect(inputs.stateDir).not.toBe("");
   });
 
+  it("a network's cable kind is checked before any step, and changes in place", async () => {
+    const hosts = ["a", "b"].map((n) => ({
+      hostId: `ssh://u@${n}:22`,
+      ssh: { host: n, user: "u", hostKey: "ssh-ed25519 AAAA" },
+      stateDir: "/s",
+    }));
+    const bad = await impl.check("network", {}, { name: "n", hosts, cable: "tcp" });
+    expect(bad.failures).toEqual([
+      { property: "cable", reason: 'network/cable: "ssh" or "udp" (got "tcp")' },
+    ]);
+    const alone = await impl.check("network", {}, { name: "n", cable: "udp" });
+    expect(alone.failures.map((f) => f.reason)).toEqual([
+      'network/cable: joins a network\'s switches on several hosts; give `hosts` too (got cable "udp" without hosts)',
+    ]);
+    const ok = await impl.check("network", {}, { name: "n", hosts, cable: "udp" });
+    expect(ok.failures).toEqual([]);
+    const d = await impl.diff("network", "n", { name: "n", hosts, running: true }, ok.inputs);
+    expect(d.detailedDiff).toEqual({ cable: { kind: "update", inputDiff: true } });
+    expect(d.replaces).toEqual([]);
+  });
+
   it("a group change previews per member and applies as one update", async () => {
     const h = { stateDir: "/fake/g" };
     await impl.create("base", { ...h, name: "gb", source: { kind: "busybox" } });
