@@ -226,6 +226,29 @@ describe.skipIf(!haveCli || hostsUnsupported() !== undefined)("a stack on three 
     expect(readToken(c, "g2")).toBe(tokens.g2);
   });
 
+  it("switches the network to UDP cables and back in place: an update, the guests untouched, pings across each way", async () => {
+    const [a, b, c] = lab.hosts;
+    const bootId = (h: NsHost, g: string) =>
+      h.ssh(`${UMLFLEET} exec ${g} -- cat /proc/sys/kernel/random/boot_id`).trim();
+    const before = [bootId(a, "g0"), bootId(b, "g1"), bootId(c, "g2")];
+    const udpEnds = (h: NsHost) => h.ssh("pgrep -U $(id -u) -cf '[v]de_plug vde://.* udp://' || true").trim();
+    const udp = ok(await pulumi("up", "udp"));
+    expect(udp.summary).toEqual({ same: expect.any(Number), update: 1 });
+    expect([udpEnds(a), udpEnds(b), udpEnds(c)]).toEqual(["2", "1", "1"]);
+    expect(a.ssh("pgrep -U $(id -u) -c '^dpipe$' || true").trim()).toBe("0");
+    for (const h of [b, c])
+      expect(h.ssh("grep -c umlfleet-cable ~/.ssh/authorized_keys || true").trim()).toBe("0");
+    expect(ping(a, "g0", "10.0.0.2")).toBe("0");
+    expect(ping(b, "g1", "10.0.0.3")).toBe("0");
+    const same = ok(await pulumi("preview", "udp"));
+    expect(Object.keys(same.summary ?? {}).filter((k) => k !== "same")).toEqual([]);
+    const back = ok(await pulumi("up"));
+    expect(back.summary).toEqual({ same: expect.any(Number), update: 1 });
+    expect([udpEnds(a), udpEnds(b), udpEnds(c)]).toEqual(["0", "0", "0"]);
+    expect(ping(a, "g0", "10.0.0.3")).toBe("0");
+    expect([bootId(a, "g0"), bootId(b, "g1"), bootId(c, "g2")]).toEqual(before);
+  });
+
   it("converges with no duplicate and no orphan after the SSH connection to a host is killed during an up", async () => {
     const b = lab.hosts[1];
     // A file on host 2's guest's overlay; then the guest goes (its root disk stays),
