@@ -27,7 +27,9 @@ export const DEFAULT_CONSOLE_LOG_KIB = 2048;
 export function consoleRelayCommand(logFile: string, capBytes: number): string[] {
   const half = Math.max(1, Math.floor(capBytes / 2));
   const q = shellQuote(logFile);
-  const filter = `mv -f -- ${q} ${shellQuote(`${logFile}.1`)} 2>/dev/null; exec cat >${q}`;
+  // `[` is the shell's own: a boot's first chunk (its log rotated away before
+  // the launch) costs no mv process, one fork and exec less per guest.
+  const filter = `[ ! -e ${q} ] || mv -f -- ${q} ${shellQuote(`${logFile}.1`)} 2>/dev/null; exec cat >${q}`;
   // The prefix only names chunks for the filter's $FILE (unused); split
   // lengthens its suffixes itself when the default ones run out.
   return ["split", "-b", String(half), `--filter=${filter}`, "-", `${logFile}.chunk-`];
