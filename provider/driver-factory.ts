@@ -155,13 +155,23 @@ function remoteClient(ssh: SshSpec, stateDir: string | undefined): Promise<Agent
       ...(ssh.agentCommand ? { agentCommand: [...ssh.agentCommand] } : {}),
       ...((stateDir ?? ssh.stateDir) ? { stateDir: stateDir ?? ssh.stateDir } : {}),
     });
-    const client = AgentClient.connect(transport).catch(async (e: unknown) => {
-      // Not cached: the next call tries again (the host may be fixed meanwhile).
-      remotes.delete(key);
-      await transport.close().catch(() => undefined);
-      if (keyDir) rmSync(keyDir, { recursive: true, force: true });
-      throw e;
-    });
+    const client = AgentClient.connect(transport).then(
+      (c) => {
+        // An agent started without a state folder serves its default one: the
+        // same client serves that folder named (a Host asks the agent which
+        // it is, then its resources name it: one connection, not two).
+        const named = remoteKey(ssh, c.version.stateDir);
+        if (!remotes.has(named)) remotes.set(named, r!);
+        return c;
+      },
+      async (e: unknown) => {
+        // Not cached: the next call tries again (the host may be fixed meanwhile).
+        remotes.delete(key);
+        await transport.close().catch(() => undefined);
+        if (keyDir) rmSync(keyDir, { recursive: true, force: true });
+        throw e;
+      },
+    );
     r = { client, transport, ...(keyDir ? { keyDir } : {}) };
     remotes.set(key, r);
   }
@@ -232,7 +242,8 @@ function remoteDriver(ssh: SshSpec, stateDir: string | undefined): HostDriver {
 
 /** Close every client this process made (their ssh masters) and remove their key files. */
 export async function closeRemotes(): Promise<void> {
-  const all = [...remotes.values()];
+  // A client may be known by two keys (its agent's default state folder, named or not).
+  const all = [...new Set(remotes.values())];
   remotes.clear();
   await Promise.all(
     all.map(async (r) => {
@@ -244,7 +255,7 @@ export async function closeRemotes(): Promise<void> {
 
 // The key files go with this process, however it ends (the watchdog exits it).
 process.once("exit", () => {
-  for (const r of remotes.values()) {
+  for (const r of new Set(remotes.values())) {
     void r.client.then((c) => c.close()).catch(() => undefined);
     if (r.keyDir) rmSync(r.keyDir, { recursive: true, force: true });
   }

@@ -13,7 +13,7 @@ import {
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { closeRemotes } from "../../provider/driver-factory";
+import { closeRemotes, driverFor } from "../../provider/driver-factory";
 import * as impl from "../../provider/impl";
 import { processesMentioning } from "../helpers/runtime";
 import { hostsUnsupported, makeHosts, type HostLab, type NsHost } from "../helpers/hosts";
@@ -93,6 +93,13 @@ describe.skipIf(hostsUnsupported() !== undefined)("Host resource over ssh", () =
     // Refresh reads the same.
     const again = await impl.read("host", id, outs);
     expect(again.props?.version).toBe(impl.PROVIDER_VERSION);
+    // A resource on it (naming the state folder the Host reported) uses the Host's connection:
+    // one ssh master to the host, not a second for the folder named (each costs a connect and an agent start).
+    await driverFor({ host: { hostId: id, ssh: ssh(h) }, stateDir: outs.stateDir }).inventory();
+    const masters = execFileSync("ps", ["-eo", "args"], { encoding: "utf8" })
+      .split("\n")
+      .filter((l) => l.startsWith("ssh -M ") && l.endsWith(` ${h.address}`));
+    expect(masters).toHaveLength(1);
   });
 
   it("describes the local host when a Host names no ssh", async () => {
