@@ -7,9 +7,13 @@
  * connection per host). Measures: one cheap HostDriver call over SSH vs
  * LocalRuntime; ping RTT and TCP throughput between guests on one switch vs
  * across an SSH cable; 3 x N guests on one spanning network vs the same
- * guests (and N) on one host, through the runtime (no Pulumi). Everything
- * the lab made is removed at the end, whatever happens (`lab.teardown()`
- * throws if a namespace, link, user or process is left).
+ * guests (and N) on one host, through the runtime (no Pulumi); and the same
+ * comparison through one real `pulumi up` each (bench/hosts-program.ts: three
+ * Host resources, a Network across them and an InstanceGroup per host, vs N
+ * guests on this machine), then `pulumi destroy`, which must leave the hosts
+ * as they were. Everything the lab made is removed at the end, whatever
+ * happens (`lab.teardown()` throws if a namespace, link, user or process is
+ * left).
  */
 import { join } from "node:path";
 import { closeRemotes, driverFor } from "../provider/driver-factory";
@@ -17,6 +21,7 @@ import * as impl from "../provider/impl";
 import type { HostDriver } from "../src/host/driver";
 import { LocalRuntime } from "../src/host/runtime";
 import { makeHosts, type HostLab, type NsHost } from "../test/helpers/hosts";
+import { upComparison, type UpComparison } from "./hosts-up";
 import { fleetNic, loadavg, stats, type Stats } from "./lib";
 
 export interface HostsResult {
@@ -38,6 +43,8 @@ export interface HostsResult {
     /** Per host: when its applyGroup returned, ms after the start. */
     perHostMs: number[];
   };
+  /** The same comparison through one `pulumi up` per stack (bench/hosts-up.ts). */
+  up?: UpComparison;
   setupMs: Record<string, number>;
   loadavg: string[];
   errors: string[];
@@ -126,13 +133,16 @@ function groupSpec(name: string, kernel: string, network: string, count: number,
   return { name, base: "base", kernel, members };
 }
 
-/** The whole section; `stateDir` is a fresh local state folder of the run. */
+/** The whole section; `stateDir` is a fresh local state folder of the run, `backendDir` a fresh Pulumi backend. */
 export async function benchHosts(o: {
   stateDir: string;
+  backendDir: string;
   perHost: number;
   calls: number;
   pings: number;
   tcpMiB: number;
+  /** Rounds of part 4 (one `pulumi up` per stack and round); 0: not run. */
+  upRounds: number;
   log: Log;
 }): Promise<HostsResult> {
   const res: HostsResult = { perHost: o.perHost, setupMs: {}, loadavg: [loadavg()], errors: [] };
@@ -149,6 +159,13 @@ export async function benchHosts(o: {
     const r = await impl.create(kind, inputs);
     made.push({ kind, ...r });
     return r;
+  };
+  const removeMade = async () => {
+    for (const r of made.reverse())
+      await impl
+        .remove(r.kind, r.id, r.outs)
+        .catch((e) => res.errors.push(`hosts: remove ${r.kind} ${r.id}: ${String(e).slice(0, 300)}`));
+    made.length = 0;
   };
   try {
     // 1. One cheap call (inventory: the host's resource names), local vs over SSH.
@@ -297,8 +314,27 @@ export async function benchHosts(o: {
     await local.removeNetwork("lan");
   } catch (e) {
     res.errors.push(`hosts: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`.slice(0, 2000));
+  }
+  try {
+    // 4. The same comparison through one `pulumi up` per stack. The runtime parts' spanning network
+    // goes first: its cables' processes would run through the timings, and destroy is checked against
+    // what the hosts held before.
+    await removeMade();
+    if (o.upRounds > 0)
+      res.up = await upComparison({
+        lab,
+        drivers,
+        localStateDir: o.stateDir,
+        backendDir: o.backendDir,
+        perHost: o.perHost,
+        rounds: o.upRounds,
+        log: o.log,
+        errors: res.errors,
+      });
+  } catch (e) {
+    res.errors.push(`hosts up: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`.slice(0, 2000));
   } finally {
-    for (const r of made.reverse()) await impl.remove(r.kind, r.id, r.outs).catch(() => undefined);
+    await removeMade();
     await closeRemotes().catch(() => undefined);
     try {
       lab.teardown();

@@ -2,6 +2,7 @@
  * The "three target hosts" parts of docs/benchmarks.md (section "hosts",
  * bench/hosts.ts): a target row and a section. bench/report.ts calls them.
  */
+import type { UpComparison, UpSide } from "./hosts-up";
 import { fmtS } from "./lib";
 import type { Results } from "./results";
 
@@ -24,7 +25,103 @@ export function hostsTargetRows(res: Results): string[] {
     : "";
   return [
     `| 3 hosts x ${n} guests on one spanning network ≤ 1.5x of ${n} guests on one host (runtime, no Pulumi; see "Three target hosts"); cross-host ping RTT per cable kind | ${f?.threeHostsMs !== undefined ? `${fmtS(f.threeHostsMs)} vs ${fmtS(f.oneHostNMs)}: ${ratio(f.threeHostsMs, f.oneHostNMs)} (vs the same ${3 * n} guests on one host: ${ratio(f.threeHostsMs, f.oneHostAllMs)})${rtt}` : h ? `not reached (${h.errors[0]?.slice(0, 120) ?? "?"})` : "not run (BENCH_HOSTS=1)"} | ${pf(f?.threeHostsMs !== undefined && f.oneHostNMs !== undefined ? f.threeHostsMs <= 1.5 * f.oneHostNMs : undefined)} |`,
+    upTargetRow(res),
   ];
+}
+
+/** Per side, the medians over the rounds of the up's time; whether every round had every guest ready. */
+function upSummary(up: UpComparison, n: number) {
+  const of = (side: "threeHosts" | "oneHost", size: number) => {
+    const sides = up.rounds.flatMap((r) => (r[side] ? [r[side]] : []));
+    return {
+      ms: med(sides.flatMap((s) => (s.ms !== undefined ? [s.ms] : []))),
+      ready: sides.map((s) => s.ready),
+      allReady:
+        sides.length === up.rounds.length && sides.every((s) => s.ms !== undefined && s.ready === size),
+    };
+  };
+  return { three: of("threeHosts", 3 * n), one: of("oneHost", n) };
+}
+
+function upTargetRow(res: Results): string {
+  const h = res.hosts;
+  const n = h?.perHost ?? 32;
+  const label = `| 3 hosts x ${n} guests through one \`pulumi up\` ≤ 1.5x ${n} guests on one host (see "Three target hosts"); every guest ready; \`pulumi destroy\` leaves nothing`;
+  const up = h?.up;
+  if (!up || up.rounds.length === 0)
+    return `${label} | ${h ? "not measured (results from before this part, or `BENCH_HOSTS_UP_ROUNDS=0`)" : "not run (BENCH_HOSTS=1)"} | not measured |`;
+  const { three, one } = upSummary(up, n);
+  const rounds = up.rounds.map((r) => `${fmtS(r.threeHosts?.ms)} / ${fmtS(r.oneHost?.ms)}`).join(", ");
+  const measured = `${fmtS(three.ms)} vs ${fmtS(one.ms)}: ${ratio(three.ms, one.ms)} (median of ${up.rounds.length} rounds: ${rounds}); ready per round ${three.ready.join(", ")} of ${3 * n} / ${one.ready.join(", ")} of ${n}; destroy left ${up.left.length === 0 ? "nothing" : `${up.left.length} (see "Three target hosts")`}`;
+  const ok =
+    three.ms !== undefined && one.ms !== undefined
+      ? three.ms <= 1.5 * one.ms && three.allReady && one.allReady && up.left.length === 0
+      : undefined;
+  return `${label} | ${measured} | ${pf(ok)} |`;
+}
+
+/** "where the time goes" of one up: its steps and quickUp's timings, ms after the call. */
+function upSteps(s: UpSide | undefined): string {
+  if (!s) return "n/a | | | | | |";
+  const changed = s.steps.filter((x) => x.op !== "same");
+  const net = changed.find((x) => x.type === "Network");
+  const groups = changed.filter((x) => x.type === "InstanceGroup");
+  // Unchanged resources: when the engine had the last one's check and diff, per type.
+  const same = (type: string) => {
+    const xs = s.steps.filter((x) => x.op === "same" && x.type === type).map((x) => x.startMs);
+    return xs.length ? fmtS(Math.max(...xs)) : "n/a";
+  };
+  const span = (x?: { startMs: number; doneMs?: number }) =>
+    x ? `${fmtS(x.startMs)} – ${fmtS(x.doneMs)}` : "n/a";
+  const first = changed[0]?.startMs;
+  const done = changed.flatMap((x) => (x.doneMs !== undefined ? [x.doneMs] : []));
+  const last = done.length ? Math.max(...done) : undefined;
+  return [
+    fmtS(s.timings?.preludeMs),
+    `${same("Host")} / ${same("Kernel")} / ${same("RootFilesystem")}`,
+    fmtS(first),
+    span(net),
+    groups.length ? groups.map((g) => `${g.name} ${span(g)}`).join("; ") : "n/a",
+    `${fmtS(last)}, ${fmtS(s.timings?.summaryMs)}, ${fmtS(s.timings?.cliExitMs)}, ${fmtS(s.ms)}`,
+  ].join(" | ");
+}
+
+function upLines(h: NonNullable<Results["hosts"]>, up: UpComparison, presetLpj: boolean): string[] {
+  const n = h.perHost;
+  const L: string[] = [
+    `Fleets through one \`pulumi up\` (bench/hosts-up.ts, bench/hosts-program.ts): the real CLI through the Automation API (\`quickUp\`, automation/quick-up.ts, as the scale curve), a local file backend (\`?metadata=skip\`). Stack "3 hosts" declares three \`Host\` resources (over SSH, the host key pinned and the private key a secret, as test/e2e/hosts.test.ts does), on each a \`Kernel\` (the lab's copy of the lean kernel, by path) and a \`RootFilesystem\` (busybox, 32 MiB), one \`Network\` across the three (a switch on each, cables from host 1 to 2 and 3), and an \`InstanceGroup\` of ${n} per host (what \`Fleet\` declares; 64 MiB, one NIC on that network, 10.0.0.0/24); stack "one host" the same on this machine without a \`Host\` (a kernel and a base from the same file and recipe, a \`Network\`, one group of ${n}). Each stack's hosts, kernels and bases come first, in an \`up\` outside the rounds (${fmtS(up.prepMs.threeHosts)} / ${fmtS(up.prepMs.oneHost)}); each round times the \`up\` that adds the network and the guests, from the call to its return (every \`Host\` is checked again in it: an SSH connection and the host's facts), then an \`up\` takes them away again. ${presetLpj ? "Both stacks' state folders hold the kernel's delay-loop value from the runtime parts before (src/host/delay-calibration.ts)." : "**`BENCH_PRESET_LPJ=0`: this machine's guests calibrate their delay loop at every boot, the hosts' do not** (their agents run with sshd's environment, without `UMLFLEET_PRESET_LPJ=off`), so the two sides differ by that."} Order alternates by round (round 1: 3 hosts first). At the end \`pulumi destroy\` of each stack (${fmtS(up.destroyMs.threeHosts)} / ${fmtS(up.destroyMs.oneHost)}); then the hosts' state folders, their users' processes and cable keys, this machine's ssh clients to them and its state folder are compared with before the stacks${up.seenWhileUp !== undefined ? ` (the same comparison found ${up.seenWhileUp} new entries while round 1's three-host stack was up)` : ""}: ${
+      up.left.length === 0
+        ? "**nothing left**"
+        : `**${up.left.length} left**: ${up.left
+            .slice(0, 10)
+            .map((x) => `\`${x}\``)
+            .join(", ")}`
+    }.${up.crossHostPing === undefined ? "" : ` After the first three-host up a guest on host 3 pinged one on host 2 (two cables): ${up.crossHostPing ? "answered" : "**no answer**"}.`} Load average at the start of this part / before destroy: ${up.loadavg.join(" / ")}.`,
+    "",
+    `| round | 3 hosts x ${n}: up | ready | ${n} on one host: up | ready | ratio | wall (process) 3 hosts / one host | \`up\` back to no guests: 3 hosts / one host |`,
+    "|---|---|---|---|---|---|---|---|",
+    ...up.rounds.map(
+      (r) =>
+        `| ${r.round + 1} | ${fmtS(r.threeHosts?.ms)} | ${r.threeHosts ? `${r.threeHosts.ready}/${3 * n}` : "n/a"} | ${fmtS(r.oneHost?.ms)} | ${r.oneHost ? `${r.oneHost.ready}/${n}` : "n/a"} | ${ratio(r.threeHosts?.ms, r.oneHost?.ms)} | ${fmtS(r.threeHosts?.wallMs)} / ${fmtS(r.oneHost?.wallMs)} | ${fmtS(r.threeHosts?.downMs)} / ${fmtS(r.oneHost?.downMs)} |`,
+    ),
+    "",
+    "Where each `up`'s time goes (engine events by time of receipt in the program's process, from the call): before the first step the CLI starts, runs the program, starts the dynamic-provider plugin and checks and diffs every resource (a `Host`'s check connects and reads the host's facts; a kernel, base or network waits for its hosts' outputs; \"unchanged\" is when the engine had the last resource of each kind decided); the network's create (on three hosts: its switches, then the cables one after the other); each group's create (its members prepared and booted to ready on its host: the groups start together once the network is done); then the engine's summary, the CLI's exit and the return.",
+    "",
+    "| stack, round | first engine event | unchanged: Hosts / kernels / bases | first step started | network: start – done | groups: start – done | last step done, summary, CLI exit, returned |",
+    "|---|---|---|---|---|---|---|",
+    ...up.rounds.flatMap((r) => [
+      `| 3 hosts, ${r.round + 1} | ${upSteps(r.threeHosts)} |`,
+      `| one host, ${r.round + 1} | ${upSteps(r.oneHost)} |`,
+    ]),
+    "",
+  ];
+  const c = up.hostCheck;
+  if (c)
+    L.push(
+      `The three \`Host\` checks alone (provider/host.ts \`hostOutputs\`, at once, on fresh connections as a new provider process makes them at every \`up\`; timed once, after round 1's three-host stack was back to no guests): ${fmtS(c.ms)}. Per host, the first connection (ssh master, the agent started, its version and state folder): ${c.perHost.map((x) => fmtS(x.connectMs)).join(", ")}; the whole check (then the host's facts and default kernel): ${c.perHost.map((x) => fmtS(x.checkMs)).join(", ")}.`,
+      "",
+    );
+  return L;
 }
 
 export function hostsSection(res: Results): string[] {
@@ -103,6 +200,7 @@ export function hostsSection(res: Results): string[] {
       "",
     );
   }
+  if (h.up) L.push(...upLines(h, h.up, res.knobs?.BENCH_PRESET_LPJ !== 0));
   if (h.errors.length)
     L.push("Errors:", "", ...h.errors.map((e) => `- ${e.replace(/\n/g, " ").slice(0, 400)}`), "");
   return L;

@@ -358,7 +358,7 @@ export function writeReport(res: Results, docPath: string, notesPath: string): v
       .map(([n, v]) => `\`${n}=${Array.isArray(v) ? v.join(",") : v}\``)
       .join(
         ", ",
-      )}; \`BENCH_SKIP=disk,micro,boot,fleet,scale,memory,hang\` skips sections; \`BENCH_SIZES=8,32\` picks the scale curve's sizes; section \`hosts\` (three namespace hosts over SSH) runs only with \`BENCH_HOSTS=1\`, as root (\`BENCH_HOSTS_PER_HOST\`, default 32, sets its fleet).`,
+      )}; \`BENCH_SKIP=disk,micro,boot,fleet,scale,memory,hang\` skips sections; \`BENCH_SIZES=8,32\` picks the scale curve's sizes; section \`hosts\` (three namespace hosts over SSH) runs only with \`BENCH_HOSTS=1\`, as root (\`BENCH_HOSTS_PER_HOST\`, default 32, sets its fleets; \`BENCH_HOSTS_UP_ROUNDS\`, default 2, its \`pulumi up\` rounds, 0 skips them).`,
   );
   L.push(
     "- Everything runs in a fresh `/tmp/ufb-XXXXXX` (short for unix socket paths) that is destroyed at the end (`destroyAll` on both state folders, then SIGKILL to any process whose command line names it).",

@@ -61,6 +61,11 @@ export const KNOBS = {
   BENCH_HOSTS_CALLS: envInt("BENCH_HOSTS_CALLS", 50),
   BENCH_HOSTS_PINGS: envInt("BENCH_HOSTS_PINGS", 50),
   BENCH_HOSTS_TCP_MIB: envInt("BENCH_HOSTS_TCP_MIB", 64),
+  /**
+   * Rounds of the hosts section's `pulumi up` comparison (3 hosts x BENCH_HOSTS_PER_HOST guests
+   * through one `up` vs BENCH_HOSTS_PER_HOST on this machine; order alternating); 0 skips it.
+   */
+  BENCH_HOSTS_UP_ROUNDS: envInt("BENCH_HOSTS_UP_ROUNDS", 2),
   /** Hang rounds stop early once the whole run has taken this long. */
   BENCH_BUDGET_MIN: envInt("BENCH_BUDGET_MIN", 25),
 };

@@ -769,10 +769,12 @@ async function main() {
   await section("hosts", async () => {
     res.hosts = await benchHosts({
       stateDir: join(ROOT, "h"),
+      backendDir: join(ROOT, "hp"),
       perHost: KNOBS.BENCH_HOSTS_PER_HOST,
       calls: KNOBS.BENCH_HOSTS_CALLS,
       pings: KNOBS.BENCH_HOSTS_PINGS,
       tcpMiB: KNOBS.BENCH_HOSTS_TCP_MIB,
+      upRounds: KNOBS.BENCH_HOSTS_UP_ROUNDS,
       log,
     });
     res.errors.push(...res.hosts.errors);
