@@ -6,7 +6,7 @@
  * them (provider/driver-factory.ts: an AgentClient over one SSH master
  * connection per host). Measures: one cheap HostDriver call over SSH vs
  * LocalRuntime; ping RTT and TCP throughput between guests on one switch vs
- * across an SSH cable; 3 x N guests on one spanning network vs the same
+ * across an SSH cable, then across a UDP cable (the network switched in place); 3 x N guests on one spanning network vs the same
  * guests (and N) on one host, through the runtime (no Pulumi); and the same
  * comparison through one real `pulumi up` each (bench/hosts-program.ts: three
  * Host resources, a Network across them and an InstanceGroup per host, vs N
@@ -28,8 +28,15 @@ export interface HostsResult {
   /** Guests per host in the fleet comparison. */
   perHost: number;
   calls?: { method: string; n: number; local: Stats; ssh: Stats; connectMs: number };
-  ping?: { count: number; sameSwitch: Stats; acrossCable: Stats; twoCables?: Stats };
-  tcp?: { mib: number; sameSwitchMiBs: number[]; acrossCableMiBs: number[] };
+  ping?: {
+    count: number;
+    sameSwitch: Stats;
+    acrossCable: Stats;
+    twoCables?: Stats;
+    /** The same network switched to UDP cables (`cable: "udp"`), measured after the SSH ones. */
+    udp?: { sameSwitch: Stats; acrossCable: Stats; twoCables: Stats };
+  };
+  tcp?: { mib: number; sameSwitchMiBs: number[]; acrossCableMiBs: number[]; acrossUdpCableMiBs?: number[] };
   fleet?: {
     /** 3 x perHost guests, one group per host, applied at once, on one spanning network (cables made before). */
     threeHostsMs?: number;
@@ -222,7 +229,7 @@ export async function benchHosts(o: {
       twoCables: stats(two)!,
     };
     o.log("hosts: ping", JSON.stringify(res.ping));
-    const tcp = { mib: o.tcpMiB, sameSwitchMiBs: [] as number[], acrossCableMiBs: [] as number[] };
+    const tcp: NonNullable<HostsResult["tcp"]> = { mib: o.tcpMiB, sameSwitchMiBs: [], acrossCableMiBs: [] };
     for (let r = 0; r < 3; r++) {
       try {
         tcp.sameSwitchMiBs.push(
@@ -247,6 +254,35 @@ export async function benchHosts(o: {
     }
     res.tcp = tcp;
     o.log("hosts: tcp", JSON.stringify(tcp));
+
+    // 2b. The same paths across UDP cables: the network switched in place (its guests stay).
+    try {
+      const net = made.find((r) => r.kind === "network")!;
+      const { inputs, failures } = await impl.check("network", net.outs, { ...net.outs, cable: "udp" });
+      if (failures.length) throw new Error(`cable udp: ${JSON.stringify(failures)}`);
+      net.outs = (await impl.update("network", net.id, net.outs, inputs)).outs;
+      const u = { same: [] as number[], across: [] as number[], two: [] as number[] };
+      for (let i = 0; i < o.pings; i += 10) {
+        u.same.push(...(await pingRtts(drivers[0]!, "pm0", ip(1), 10)));
+        u.across.push(...(await pingRtts(drivers[0]!, "pm0", ip(2), 10)));
+        u.two.push(...(await pingRtts(drivers[1]!, "qm0", ip(3), 10)));
+      }
+      res.ping.udp = { sameSwitch: stats(u.same)!, acrossCable: stats(u.across)!, twoCables: stats(u.two)! };
+      o.log("hosts: ping over udp", JSON.stringify(res.ping.udp));
+      tcp.acrossUdpCableMiBs = [];
+      for (let r = 0; r < 3; r++)
+        tcp.acrossUdpCableMiBs.push(
+          await tcpMiBs(
+            { d: drivers[0]!, guest: "pm0" },
+            { d: drivers[1]!, guest: "qm0", ip: ip(2) },
+            o.tcpMiB,
+            5200 + r,
+          ),
+        );
+      o.log("hosts: tcp over udp", JSON.stringify(tcp.acrossUdpCableMiBs));
+    } catch (e) {
+      res.errors.push(`hosts: udp cables: ${String(e).slice(0, 300)}`);
+    }
     await drivers[0]!.removeGroup(probes);
     await drivers[1]!.removeGroup(groupSpec("q", kernel, "lan", 1, 2));
     await drivers[2]!.removeGroup(groupSpec("r", kernel, "lan", 1, 3));

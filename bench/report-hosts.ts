@@ -21,7 +21,7 @@ export function hostsTargetRows(res: Results): string[] {
   const f = h?.fleet;
   const n = h?.perHost ?? 32;
   const rtt = h?.ping
-    ? `; ping RTT median: one switch ${ms(h.ping.sameSwitch.median)}, across an SSH cable ${ms(h.ping.acrossCable.median)} (\`udp://\` cables do not exist yet)`
+    ? `; ping RTT median: one switch ${ms(h.ping.sameSwitch.median)}, across an SSH cable ${ms(h.ping.acrossCable.median)}, ${h.ping.udp ? `across a UDP cable ${ms(h.ping.udp.acrossCable.median)}` : "UDP cable not measured"}`
     : "";
   return [
     `| 3 hosts x ${n} guests on one spanning network ≤ 1.5x of ${n} guests on one host (runtime, no Pulumi; see "Three target hosts"); cross-host ping RTT per cable kind | ${f?.threeHostsMs !== undefined ? `${fmtS(f.threeHostsMs)} vs ${fmtS(f.oneHostNMs)}: ${ratio(f.threeHostsMs, f.oneHostNMs)} (vs the same ${3 * n} guests on one host: ${ratio(f.threeHostsMs, f.oneHostAllMs)})${rtt}` : h ? `not reached (${h.errors[0]?.slice(0, 120) ?? "?"})` : "not run (BENCH_HOSTS=1)"} | ${pf(f?.threeHostsMs !== undefined && f.oneHostNMs !== undefined ? f.threeHostsMs <= 1.5 * f.oneHostNMs : undefined)} |`,
@@ -154,7 +154,7 @@ export function hostsSection(res: Results): string[] {
   if (h.ping) {
     const p = h.ping;
     L.push(
-      "Ping RTT, in the guest (busybox `ping -i 0.2`, blocks of 10 alternating). Two guests on host 1's switch; host 1 to host 2 across one SSH cable (`dpipe` + `vde_plug` over `ssh`, docs/hosts.md); host 2 to host 3 across two cables (the spanning network is a star from host 1). SSH is the only cable kind: `udp://` cables do not exist yet.",
+      "Ping RTT, in the guest (busybox `ping -i 0.2`, blocks of 10 alternating). Two guests on host 1's switch; host 1 to host 2 across one SSH cable (`dpipe` + `vde_plug` over `ssh`, docs/hosts.md); host 2 to host 3 across two cables (the spanning network is a star from host 1). Then the network switched to UDP cables (`cable: \"udp\"`: a `vde_plug` with vdeplug4's `udp://` on each host, an in-place update; the same guests) and the same three paths again, one switch as the control.",
       "",
       "| path | pings | RTT median | p90 | min | max | ratio to one switch (median) |",
       "|---|---|---|---|---|---|---|",
@@ -164,6 +164,13 @@ export function hostsSection(res: Results): string[] {
           ["across one SSH cable (host 1 - host 2)", p.acrossCable],
           ...(p.twoCables
             ? ([["across two SSH cables (host 2 - host 1 - host 3)", p.twoCables]] as const)
+            : []),
+          ...(p.udp
+            ? ([
+                ["UDP phase: one switch (host 1)", p.udp.sameSwitch],
+                ["across one UDP cable (host 1 - host 2)", p.udp.acrossCable],
+                ["across two UDP cables (host 2 - host 1 - host 3)", p.udp.twoCables],
+              ] as const)
             : []),
         ] as const
       ).map(
@@ -183,6 +190,11 @@ export function hostsSection(res: Results): string[] {
       "|---|---|---|---|",
       `| one switch | ${med(t.sameSwitchMiBs)?.toFixed(1) ?? "n/a"} | ${fmt(t.sameSwitchMiBs)} | 1.00x |`,
       `| across one SSH cable | ${med(t.acrossCableMiBs)?.toFixed(1) ?? "n/a"} | ${fmt(t.acrossCableMiBs)} | ${ratio(med(t.acrossCableMiBs), med(t.sameSwitchMiBs))} |`,
+      ...(t.acrossUdpCableMiBs
+        ? [
+            `| across one UDP cable | ${med(t.acrossUdpCableMiBs)?.toFixed(1) ?? "n/a"} | ${fmt(t.acrossUdpCableMiBs)} | ${ratio(med(t.acrossUdpCableMiBs), med(t.sameSwitchMiBs))} |`,
+          ]
+        : []),
       "",
     );
   }
