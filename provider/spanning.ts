@@ -66,50 +66,52 @@ export async function applySpan(
   );
   const [hub, ...peers] = hosts;
   const hubCables = await cablesOn(on(hub!));
-  const cables = [];
-  for (const peer of peers) {
-    const name = cableName(spec.name, peer);
-    const peerCables = await cablesOn(on(peer));
-    const peerAt = peer.ssh!.host;
-    let up: boolean;
-    if (kind === "udp") {
-      // The other kind's far end goes (a network switched from ssh keeps no key let in).
-      await peerCables.removeEnd(name);
-      // Both ends reserve a port first: each needs the other's to start.
-      const hubEnd = await hubCables.reserve(name, peerAt);
-      const peerEnd = await peerCables.reserve(name, hubEnd.address);
-      await peerCables.ensure({
-        name,
-        network: spec.name,
-        kind,
-        peer: { host: hubEnd.address, port: hubEnd.port },
-      });
-      // To the address the peer's end listens on (its own, toward the hub): no NAT between them.
-      const info = await hubCables.ensure({
-        name,
-        network: spec.name,
-        kind,
-        peer: { host: peerEnd.address, port: peerEnd.port },
-      });
-      up = info.up && ((await peerCables.info(name))?.up ?? false);
-    } else {
-      await peerCables.remove(name);
-      const publicKey = await hubCables.prepare(name);
-      await peerCables.allowEnd(name, spec.name, publicKey);
-      const info = await hubCables.ensure({
-        name,
-        network: spec.name,
-        peer: {
-          host: peerAt,
-          port: peer.ssh!.port ?? 22,
-          user: peer.ssh!.user!,
-          hostKey: peer.ssh!.hostKey!,
-        },
-      });
-      up = info.up;
-    }
-    cables.push({ name, from: hub!.hostId, to: peer.hostId, kind, up });
-  }
+  // Each cable at once: they share nothing but the first host's agent.
+  const cables = await Promise.all(
+    peers.map(async (peer) => {
+      const name = cableName(spec.name, peer);
+      const peerCables = await cablesOn(on(peer));
+      const peerAt = peer.ssh!.host;
+      let up: boolean;
+      if (kind === "udp") {
+        // The other kind's far end goes (a network switched from ssh keeps no key let in).
+        await peerCables.removeEnd(name);
+        // Both ends reserve a port first: each needs the other's to start.
+        const hubEnd = await hubCables.reserve(name, peerAt);
+        const peerEnd = await peerCables.reserve(name, hubEnd.address);
+        await peerCables.ensure({
+          name,
+          network: spec.name,
+          kind,
+          peer: { host: hubEnd.address, port: hubEnd.port },
+        });
+        // To the address the peer's end listens on (its own, toward the hub): no NAT between them.
+        const info = await hubCables.ensure({
+          name,
+          network: spec.name,
+          kind,
+          peer: { host: peerEnd.address, port: peerEnd.port },
+        });
+        up = info.up && ((await peerCables.info(name))?.up ?? false);
+      } else {
+        await peerCables.remove(name);
+        const publicKey = await hubCables.prepare(name);
+        await peerCables.allowEnd(name, spec.name, publicKey);
+        const info = await hubCables.ensure({
+          name,
+          network: spec.name,
+          peer: {
+            host: peerAt,
+            port: peer.ssh!.port ?? 22,
+            user: peer.ssh!.user!,
+            hostKey: peer.ssh!.hostKey!,
+          },
+        });
+        up = info.up;
+      }
+      return { name, from: hub!.hostId, to: peer.hostId, kind, up };
+    }),
+  );
   return outputs(hosts, switches, cables);
 }
 

@@ -17,6 +17,7 @@ import { isIP } from "node:net";
 import { join } from "node:path";
 import { UmlfleetError } from "../errors";
 import { identify, isAlive, killAllNaming, killGroup, run, sleep, type ProcessIdentity } from "../process";
+import { shellQuote } from "./console-log";
 import { findOnPath } from "./sandbox";
 import { readJson, STATE_SCHEMA_VERSION, writeJson, type StateDir } from "./state";
 
@@ -164,10 +165,26 @@ export class Cables {
     const plugged =
       spec.kind === "udp" ? await this.udpEnd(spec, switchDir) : await this.sshEnd(spec, switchDir);
     writeJson(join(dir, "cable.json"), { schemaVersion: STATE_SCHEMA_VERSION, spec, ...plugged });
-    // A refused key or host key ends ssh at once, a port taken ends vde_plug: wait a moment to tell.
-    await sleep(spec.kind === "udp" ? 300 : 1_500);
+    if (spec.kind !== "udp") {
+      // ssh touches the marker once it is in (LocalCommand, after authentication); a refused
+      // key or host key, or no answer within its ConnectTimeout, ends it before.
+      const connected = join(dir, "connected");
+      const r = this.record(spec.name)!;
+      let sshSeen = false;
+      for (let t = Date.now(); Date.now() - t < 20_000; await sleep(20)) {
+        if (existsSync(connected) || !isAlive(r.process)) break;
+        // dpipe forks its ssh a moment after it starts, and outlives it.
+        if (isUp(r)) sshSeen = true;
+        else if (sshSeen) break;
+      }
+    }
+    // What fails after that fails at once (the far end's vde_plug finds no switch, a UDP port
+    // taken ends vde_plug): a moment to tell.
+    await sleep(spec.kind === "udp" ? 300 : 200);
     const info = this.info(spec.name)!;
     if (!info.up) {
+      // Nothing of it runs on (dpipe and its vde_plug outlive a refused ssh).
+      await this.unplug(spec.name, this.record(spec.name)!);
       const tail = readFileSync(join(dir, "cable.log"), "utf8").trim().split("\n").slice(-3).join(" | ");
       throw new UmlfleetError(
         "UMLFLEET_COMMAND_FAILED",
@@ -183,6 +200,7 @@ export class Cables {
   private async sshEnd(spec: SshCableSpec, switchDir: string): Promise<Omit<CableRecord, "schemaVersion">> {
     const dir = this.dir(spec.name);
     const publicKey = await this.prepare(spec.name);
+    rmSync(join(dir, "connected"), { force: true });
     const { host, port, user, hostKey } = spec.peer;
     writeFileSync(join(dir, "known_hosts"), `${port === 22 ? host : `[${host}]:${port}`} ${hostKey}\n`, {
       mode: 0o600,
@@ -212,6 +230,11 @@ export class Cables {
       "ServerAliveCountMax=3",
       "-o",
       "ConnectTimeout=15",
+      "-o",
+      "PermitLocalCommand=yes",
+      "-o",
+      // ssh expands %-tokens in it: a literal % doubled.
+      `LocalCommand=touch ${shellQuote(join(dir, "connected")).replace(/%/g, "%%")}`,
       "-p",
       String(port),
       "-l",
@@ -228,11 +251,14 @@ export class Cables {
     const local = await this.reserve(spec.name, spec.peer.host);
     // vdeplug4 splits each side at its last ':', so IPv6 addresses go bare.
     const url = `udp://${local.address}:${local.port}->${spec.peer.host}:${spec.peer.port}`;
-    // Its own session: the process group is what `unplug` kills.
-    return {
-      process: this.start(spec.name, [findOnPath("vde_plug"), `vde://${switchDir}`, url], true),
-      local,
-    };
+    // vdeplug4 connects its UDP socket at its first send. A frame sent before the far end
+    // listens brings back an ICMP port unreachable: the socket's error then ends vde_plug at
+    // its next receive (status 0; measured: the far end's first frames then killed the cable).
+    // So it runs again whenever it ends so; it ends with 1 when it cannot open (no switch, the
+    // port taken), and the loop with it. Its own session: the process group is what `unplug` kills.
+    const loop = 'while "$0" "$@"; do sleep 0.1; done';
+    const argv = ["/bin/sh", "-c", loop, findOnPath("vde_plug"), `vde://${switchDir}`, url];
+    return { process: this.start(spec.name, argv, true), local };
   }
 
   private start(name: string, argv: string[], detached: boolean): ProcessIdentity {
@@ -272,7 +298,7 @@ export class Cables {
   }
 }
 
-/** SSH: dpipe runs, and so does its ssh (dpipe outlives a dead ssh). UDP: its vde_plug runs. */
+/** SSH: dpipe runs, and so does its ssh (dpipe outlives a dead ssh). UDP: the loop that runs its vde_plug. */
 function isUp(r: CableRecord): boolean {
   const p = r.process;
   if (!p || !isAlive(p)) return false;

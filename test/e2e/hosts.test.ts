@@ -231,7 +231,8 @@ describe.skipIf(!haveCli || hostsUnsupported() !== undefined)("a stack on three 
     const bootId = (h: NsHost, g: string) =>
       h.ssh(`${UMLFLEET} exec ${g} -- cat /proc/sys/kernel/random/boot_id`).trim();
     const before = [bootId(a, "g0"), bootId(b, "g1"), bootId(c, "g2")];
-    const udpEnds = (h: NsHost) => h.ssh("pgrep -U $(id -u) -cf '[v]de_plug vde://.* udp://' || true").trim();
+    const udpEnds = (h: NsHost) =>
+      h.ssh("pgrep -U $(id -u) -cf '^/usr/bin/[v]de_plug vde://.* udp://' || true").trim();
     const udp = ok(await pulumi("up", "udp"));
     expect(udp.summary).toEqual({ same: expect.any(Number), update: 1 });
     expect([udpEnds(a), udpEnds(b), udpEnds(c)]).toEqual(["2", "1", "1"]);
