@@ -1,7 +1,8 @@
 /**
  * Section "hosts", part 4 (bench/hosts.ts): 3 hosts x N guests through one
- * real `pulumi up` vs N guests on this machine through one `pulumi up`, in
- * the same run, on the same kernel file and base recipe. Each stack first
+ * real `pulumi up` vs N guests on this machine through one `pulumi up`, and
+ * vs the same 3 x N on this machine (the same CPU work: the hosts share its
+ * cores), in the same run, on the same kernel file and base recipe. Each stack first
  * gets its hosts, kernels and bases (an `up` outside the rounds), then each
  * round times the `up` that adds the network and the guests
  * (bench/hosts-program.ts) and takes them away again with an `up` of the
@@ -39,7 +40,7 @@ export interface UpSide {
 
 export interface UpComparison {
   /** Rounds in alternating order: round 0 three hosts first, round 1 one host first, ... */
-  rounds: { round: number; threeHosts?: UpSide; oneHost?: UpSide }[];
+  rounds: { round: number; threeHosts?: UpSide; oneHost?: UpSide; oneHostAll?: UpSide }[];
   /** Each stack's first up (three Hosts, kernels, bases / a kernel and a base): outside the rounds. */
   prepMs: { threeHosts?: number; oneHost?: number };
   destroyMs: { threeHosts?: number; oneHost?: number };
@@ -61,6 +62,8 @@ export interface UpComparison {
 }
 
 type Side = "threeHosts" | "oneHost";
+/** What a round measures: a stack, with N guests per host; oneHostAll: the one-host stack with all 3 x N. */
+type Measured = Side | "oneHostAll";
 type Log = (...a: unknown[]) => void;
 
 const PROGRAM = join(__dirname, "hosts-program.js");
@@ -239,10 +242,12 @@ export async function upComparison(o: {
     for (let round = 0; round < o.rounds; round++) {
       const entry: UpComparison["rounds"][number] = { round };
       res.rounds.push(entry);
-      const order: Side[] = round % 2 ? ["oneHost", "threeHosts"] : ["threeHosts", "oneHost"];
-      for (const side of order) {
+      const order: Measured[] =
+        round % 2 ? ["oneHost", "oneHostAll", "threeHosts"] : ["threeHosts", "oneHostAll", "oneHost"];
+      for (const measured of order) {
+        const side: Side = measured === "oneHostAll" ? "oneHost" : measured;
         if (!ready[side]) continue;
-        const r = await run(cfg(side, perHost));
+        const r = await run(cfg(side, measured === "oneHostAll" ? 3 * perHost : perHost));
         const up: UpSide = {
           wallMs: r.wallMs,
           ready: r.ready ?? 0,
@@ -250,8 +255,8 @@ export async function upComparison(o: {
           ...(r.timings ? { timings: r.timings } : {}),
           ...(r.error ? { error: r.error.slice(-600) } : { ms: r.ms }),
         };
-        failed(`round ${round + 1} ${side}`, r);
-        if (side === "threeHosts" && round === 0 && !r.error) {
+        failed(`round ${round + 1} ${measured}`, r);
+        if (measured === "threeHosts" && round === 0 && !r.error) {
           res.seenWhileUp = snapshot(lab, o.localStateDir).filter((x) => !before.has(x)).length;
           if (res.seenWhileUp === 0)
             o.errors.push("hosts up: the leftover check saw nothing of a running stack: it cannot tell");
@@ -265,15 +270,19 @@ export async function upComparison(o: {
             o.errors.push(`hosts up: ${UP_NAMES.member(2, 0)} cannot reach ${ip}: ${p.output.slice(-200)}`);
         }
         const down = await run(cfg(side, 0));
-        if (!failed(`round ${round + 1} ${side} down`, down)) up.downMs = down.ms;
+        if (!failed(`round ${round + 1} ${measured} down`, down)) up.downMs = down.ms;
         // Once, with no guest running (as at the start of an up).
-        if (side === "threeHosts" && round === 0)
+        if (measured === "threeHosts" && round === 0)
           res.hostCheck = await timeHostChecks(lab).catch((e: unknown) => {
             o.errors.push(`hosts up: timing the Host checks: ${String(e).slice(0, 300)}`);
             return undefined;
           });
-        entry[side] = up;
-        o.log(`hosts up: round ${round + 1} ${side}`, JSON.stringify({ ...up, steps: undefined }), loadavg());
+        entry[measured] = up;
+        o.log(
+          `hosts up: round ${round + 1} ${measured}`,
+          JSON.stringify({ ...up, steps: undefined }),
+          loadavg(),
+        );
       }
     }
   } finally {

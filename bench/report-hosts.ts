@@ -31,7 +31,7 @@ export function hostsTargetRows(res: Results): string[] {
 
 /** Per side, the medians over the rounds of the up's time; whether every round had every guest ready. */
 function upSummary(up: UpComparison, n: number) {
-  const of = (side: "threeHosts" | "oneHost", size: number) => {
+  const of = (side: "threeHosts" | "oneHost" | "oneHostAll", size: number) => {
     const sides = up.rounds.flatMap((r) => (r[side] ? [r[side]] : []));
     return {
       ms: med(sides.flatMap((s) => (s.ms !== undefined ? [s.ms] : []))),
@@ -40,7 +40,7 @@ function upSummary(up: UpComparison, n: number) {
         sides.length === up.rounds.length && sides.every((s) => s.ms !== undefined && s.ready === size),
     };
   };
-  return { three: of("threeHosts", 3 * n), one: of("oneHost", n) };
+  return { three: of("threeHosts", 3 * n), one: of("oneHost", n), all: of("oneHostAll", 3 * n) };
 }
 
 function upTargetRow(res: Results): string {
@@ -50,9 +50,9 @@ function upTargetRow(res: Results): string {
   const up = h?.up;
   if (!up || up.rounds.length === 0)
     return `${label} | ${h ? "not measured (results from before this part, or `BENCH_HOSTS_UP_ROUNDS=0`)" : "not run (BENCH_HOSTS=1)"} | not measured |`;
-  const { three, one } = upSummary(up, n);
+  const { three, one, all } = upSummary(up, n);
   const rounds = up.rounds.map((r) => `${fmtS(r.threeHosts?.ms)} / ${fmtS(r.oneHost?.ms)}`).join(", ");
-  const measured = `${fmtS(three.ms)} vs ${fmtS(one.ms)}: ${ratio(three.ms, one.ms)} (median of ${up.rounds.length} rounds: ${rounds}); ready per round ${three.ready.join(", ")} of ${3 * n} / ${one.ready.join(", ")} of ${n}; destroy left ${up.left.length === 0 ? "nothing" : `${up.left.length} (see "Three target hosts")`}`;
+  const measured = `${fmtS(three.ms)} vs ${fmtS(one.ms)}: ${ratio(three.ms, one.ms)} (median of ${up.rounds.length} rounds: ${rounds}); ready per round ${three.ready.join(", ")} of ${3 * n} / ${one.ready.join(", ")} of ${n}; destroy left ${up.left.length === 0 ? "nothing" : `${up.left.length} (see "Three target hosts")`}${all.ms !== undefined ? `; the same ${3 * n} guests on one host (the same CPU work: the three hosts share this machine's cores) ${fmtS(all.ms)}: 3 hosts at ${ratio(three.ms, all.ms)} of it` : ""}`;
   const ok =
     three.ms !== undefined && one.ms !== undefined
       ? three.ms <= 1.5 * one.ms && three.allReady && one.allReady && up.left.length === 0
@@ -98,20 +98,21 @@ function upLines(h: NonNullable<Results["hosts"]>, up: UpComparison, presetLpj: 
             .join(", ")}`
     }.${up.crossHostPing === undefined ? "" : ` After the first three-host up a guest on host 3 pinged one on host 2 (two cables): ${up.crossHostPing ? "answered" : "**no answer**"}.`} Load average at the start of this part / before destroy: ${up.loadavg.join(" / ")}.`,
     "",
-    `| round | 3 hosts x ${n}: up | ready | ${n} on one host: up | ready | ratio | wall (process) 3 hosts / one host | \`up\` back to no guests: 3 hosts / one host |`,
-    "|---|---|---|---|---|---|---|---|",
+    `| round | 3 hosts x ${n}: up | ready | ${n} on one host: up | ready | ratio | ${3 * n} on one host: up (ratio of 3 hosts to it) | wall (process) 3 hosts / one host | \`up\` back to no guests: 3 hosts / one host |`,
+    "|---|---|---|---|---|---|---|---|---|",
     ...up.rounds.map(
       (r) =>
-        `| ${r.round + 1} | ${fmtS(r.threeHosts?.ms)} | ${r.threeHosts ? `${r.threeHosts.ready}/${3 * n}` : "n/a"} | ${fmtS(r.oneHost?.ms)} | ${r.oneHost ? `${r.oneHost.ready}/${n}` : "n/a"} | ${ratio(r.threeHosts?.ms, r.oneHost?.ms)} | ${fmtS(r.threeHosts?.wallMs)} / ${fmtS(r.oneHost?.wallMs)} | ${fmtS(r.threeHosts?.downMs)} / ${fmtS(r.oneHost?.downMs)} |`,
+        `| ${r.round + 1} | ${fmtS(r.threeHosts?.ms)} | ${r.threeHosts ? `${r.threeHosts.ready}/${3 * n}` : "n/a"} | ${fmtS(r.oneHost?.ms)} | ${r.oneHost ? `${r.oneHost.ready}/${n}` : "n/a"} | ${ratio(r.threeHosts?.ms, r.oneHost?.ms)} | ${r.oneHostAll ? `${fmtS(r.oneHostAll.ms)}, ${r.oneHostAll.ready}/${3 * n} ready (${ratio(r.threeHosts?.ms, r.oneHostAll.ms)})` : "not measured"} | ${fmtS(r.threeHosts?.wallMs)} / ${fmtS(r.oneHost?.wallMs)} | ${fmtS(r.threeHosts?.downMs)} / ${fmtS(r.oneHost?.downMs)} |`,
     ),
     "",
-    "Where each `up`'s time goes (engine events by time of receipt in the program's process, from the call): before the first step the CLI starts, runs the program, starts the dynamic-provider plugin and checks and diffs every resource (a `Host`'s check connects and reads the host's facts; a kernel, base or network waits for its hosts' outputs; \"unchanged\" is when the engine had the last resource of each kind decided); the network's create (on three hosts: its switches, then the cables one after the other); each group's create (its members prepared and booted to ready on its host: the groups start together once the network is done); then the engine's summary, the CLI's exit and the return.",
+    "Where each `up`'s time goes (engine events by time of receipt in the program's process, from the call): before the first step the CLI starts, runs the program, starts the dynamic-provider plugin and checks and diffs every resource (a `Host`'s check connects and reads the host's facts; a kernel, base or network waits for its hosts' outputs; \"unchanged\" is when the engine had the last resource of each kind decided); the network's create (on three hosts: its switches, then its cables, at once); each group's create (its members prepared and booted to ready on its host: the groups start together once the network is done); then the engine's summary, the CLI's exit and the return.",
     "",
     "| stack, round | first engine event | unchanged: Hosts / kernels / bases | first step started | network: start – done | groups: start – done | last step done, summary, CLI exit, returned |",
     "|---|---|---|---|---|---|---|",
     ...up.rounds.flatMap((r) => [
       `| 3 hosts, ${r.round + 1} | ${upSteps(r.threeHosts)} |`,
       `| one host, ${r.round + 1} | ${upSteps(r.oneHost)} |`,
+      ...(r.oneHostAll ? [`| one host, ${3 * n} guests, ${r.round + 1} | ${upSteps(r.oneHostAll)} |`] : []),
     ]),
     "",
   ];
