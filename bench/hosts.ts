@@ -36,7 +36,14 @@ export interface HostsResult {
     /** The same network switched to UDP cables (`cable: "udp"`), measured after the SSH ones. */
     udp?: { sameSwitch: Stats; acrossCable: Stats; twoCables: Stats };
   };
-  tcp?: { mib: number; sameSwitchMiBs: number[]; acrossCableMiBs: number[]; acrossUdpCableMiBs?: number[] };
+  tcp?: {
+    mib: number;
+    sameSwitchMiBs: number[];
+    acrossCableMiBs: number[];
+    acrossUdpCableMiBs?: number[];
+    /** The guests' MTU at 1458: a full frame fits one UDP datagram on a 1500-byte link. */
+    acrossUdpCableMtu1458MiBs?: number[];
+  };
   fleet?: {
     /** 3 x perHost guests, one group per host, applied at once, on one spanning network (cables made before). */
     threeHostsMs?: number;
@@ -280,6 +287,26 @@ export async function benchHosts(o: {
           ),
         );
       o.log("hosts: tcp over udp", JSON.stringify(tcp.acrossUdpCableMiBs));
+      // A full frame (1514 bytes) in one datagram is 1542 bytes of IP: two fragments on a 1500-byte
+      // link. With the guests' MTU at 1458 every frame fits one datagram.
+      const mtu = (m: number) =>
+        Promise.all([
+          drivers[0]!.exec("pm0", `ip link set eth0 mtu ${m}`, { timeoutMs: 30_000 }),
+          drivers[1]!.exec("qm0", `ip link set eth0 mtu ${m}`, { timeoutMs: 30_000 }),
+        ]);
+      await mtu(1458);
+      tcp.acrossUdpCableMtu1458MiBs = [];
+      for (let r = 0; r < 3; r++)
+        tcp.acrossUdpCableMtu1458MiBs.push(
+          await tcpMiBs(
+            { d: drivers[0]!, guest: "pm0" },
+            { d: drivers[1]!, guest: "qm0", ip: ip(2) },
+            o.tcpMiB,
+            5300 + r,
+          ),
+        );
+      await mtu(1500);
+      o.log("hosts: tcp over udp, MTU 1458", JSON.stringify(tcp.acrossUdpCableMtu1458MiBs));
     } catch (e) {
       res.errors.push(`hosts: udp cables: ${String(e).slice(0, 300)}`);
     }

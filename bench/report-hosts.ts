@@ -194,6 +194,11 @@ export function hostsSection(res: Results): string[] {
       ...(t.acrossUdpCableMiBs
         ? [
             `| across one UDP cable | ${med(t.acrossUdpCableMiBs)?.toFixed(1) ?? "n/a"} | ${fmt(t.acrossUdpCableMiBs)} | ${ratio(med(t.acrossUdpCableMiBs), med(t.sameSwitchMiBs))} |`,
+            ...(t.acrossUdpCableMtu1458MiBs
+              ? [
+                  `| across one UDP cable, both guests' MTU 1458 (a full frame in one datagram, no IP fragments) | ${med(t.acrossUdpCableMtu1458MiBs)?.toFixed(1) ?? "n/a"} | ${fmt(t.acrossUdpCableMtu1458MiBs)} | ${ratio(med(t.acrossUdpCableMtu1458MiBs), med(t.sameSwitchMiBs))} |`,
+                ]
+              : []),
           ]
         : []),
       "",
