@@ -220,15 +220,31 @@ export async function benchHosts(o: {
     await drivers[1]!.applyGroup(groupSpec("q", kernel, "lan", 1, 2));
     await drivers[2]!.applyGroup(groupSpec("r", kernel, "lan", 1, 3));
     const ip = (k: number) => fleetNic(k, 1).ipv4.split("/")[0]!;
-    const same: number[] = [];
-    const across: number[] = [];
-    const two: number[] = [];
-    // Alternating blocks of 10.
-    for (let i = 0; i < o.pings; i += 10) {
-      same.push(...(await pingRtts(drivers[0]!, "pm0", ip(1), 10)));
-      across.push(...(await pingRtts(drivers[0]!, "pm0", ip(2), 10)));
-      two.push(...(await pingRtts(drivers[1]!, "qm0", ip(3), 10)));
-    }
+    /** RTTs on host 1's switch, across one cable (1-2) and two (2-1-3), in alternating blocks of 10. */
+    const pingPaths = async () => {
+      const p = { same: [] as number[], across: [] as number[], two: [] as number[] };
+      for (let i = 0; i < o.pings; i += 10) {
+        p.same.push(...(await pingRtts(drivers[0]!, "pm0", ip(1), 10)));
+        p.across.push(...(await pingRtts(drivers[0]!, "pm0", ip(2), 10)));
+        p.two.push(...(await pingRtts(drivers[1]!, "qm0", ip(3), 10)));
+      }
+      return p;
+    };
+    /** MiB/s from host 1's guest to host 2's across the cable, 3 rounds (each on its own port). */
+    const tcpAcross = async (portBase: number) => {
+      const out: number[] = [];
+      for (let r = 0; r < 3; r++)
+        out.push(
+          await tcpMiBs(
+            { d: drivers[0]!, guest: "pm0" },
+            { d: drivers[1]!, guest: "qm0", ip: ip(2) },
+            o.tcpMiB,
+            portBase + r,
+          ),
+        );
+      return out;
+    };
+    const { same, across, two } = await pingPaths();
     res.ping = {
       count: same.length,
       sameSwitch: stats(same)!,
@@ -268,24 +284,10 @@ export async function benchHosts(o: {
       const { inputs, failures } = await impl.check("network", net.outs, { ...net.outs, cable: "udp" });
       if (failures.length) throw new Error(`cable udp: ${JSON.stringify(failures)}`);
       net.outs = (await impl.update("network", net.id, net.outs, inputs)).outs;
-      const u = { same: [] as number[], across: [] as number[], two: [] as number[] };
-      for (let i = 0; i < o.pings; i += 10) {
-        u.same.push(...(await pingRtts(drivers[0]!, "pm0", ip(1), 10)));
-        u.across.push(...(await pingRtts(drivers[0]!, "pm0", ip(2), 10)));
-        u.two.push(...(await pingRtts(drivers[1]!, "qm0", ip(3), 10)));
-      }
+      const u = await pingPaths();
       res.ping.udp = { sameSwitch: stats(u.same)!, acrossCable: stats(u.across)!, twoCables: stats(u.two)! };
       o.log("hosts: ping over udp", JSON.stringify(res.ping.udp));
-      tcp.acrossUdpCableMiBs = [];
-      for (let r = 0; r < 3; r++)
-        tcp.acrossUdpCableMiBs.push(
-          await tcpMiBs(
-            { d: drivers[0]!, guest: "pm0" },
-            { d: drivers[1]!, guest: "qm0", ip: ip(2) },
-            o.tcpMiB,
-            5200 + r,
-          ),
-        );
+      tcp.acrossUdpCableMiBs = await tcpAcross(5200);
       o.log("hosts: tcp over udp", JSON.stringify(tcp.acrossUdpCableMiBs));
       // A full frame (1514 bytes) in one datagram is 1542 bytes of IP: two fragments on a 1500-byte
       // link. With the guests' MTU at 1458 every frame fits one datagram.
@@ -295,16 +297,7 @@ export async function benchHosts(o: {
           drivers[1]!.exec("qm0", `ip link set eth0 mtu ${m}`, { timeoutMs: 30_000 }),
         ]);
       await mtu(1458);
-      tcp.acrossUdpCableMtu1458MiBs = [];
-      for (let r = 0; r < 3; r++)
-        tcp.acrossUdpCableMtu1458MiBs.push(
-          await tcpMiBs(
-            { d: drivers[0]!, guest: "pm0" },
-            { d: drivers[1]!, guest: "qm0", ip: ip(2) },
-            o.tcpMiB,
-            5300 + r,
-          ),
-        );
+      tcp.acrossUdpCableMtu1458MiBs = await tcpAcross(5300);
       await mtu(1500);
       o.log("hosts: tcp over udp, MTU 1458", JSON.stringify(tcp.acrossUdpCableMtu1458MiBs));
     } catch (e) {
