@@ -83,14 +83,15 @@ export async function handleCable(
           `cable/peer/port: an integer 1-65535 (got ${JSON.stringify(port)})`,
           { field: "/peer/port" },
         );
+      const host = field(peer, "host", HOST);
       const spec: CableSpec =
         kind === "udp"
-          ? { name, network, kind, peer: { host: field(peer, "host", HOST), port } }
+          ? { name, network, kind, peer: { host, port } }
           : {
               name,
               network,
               peer: {
-                host: field(peer, "host", HOST),
+                host,
                 port,
                 user: field(peer, "user", USER),
                 hostKey: field(peer, "hostKey", PUBLIC_KEY),

@@ -162,14 +162,16 @@ export class Cables {
           value: spec.network,
         },
       );
-    const plugged =
-      spec.kind === "udp" ? await this.udpEnd(spec, switchDir) : await this.sshEnd(spec, switchDir);
-    writeJson(join(dir, "cable.json"), { schemaVersion: STATE_SCHEMA_VERSION, spec, ...plugged });
+    const r: CableRecord = {
+      schemaVersion: STATE_SCHEMA_VERSION,
+      spec,
+      ...(spec.kind === "udp" ? await this.udpEnd(spec, switchDir) : await this.sshEnd(spec, switchDir)),
+    };
+    writeJson(join(dir, "cable.json"), r);
     if (spec.kind !== "udp") {
       // ssh touches the marker once it is in (LocalCommand, after authentication); a refused
       // key or host key, or no answer within its ConnectTimeout, ends it before.
       const connected = join(dir, "connected");
-      const r = this.record(spec.name)!;
       let sshSeen = false;
       for (let t = Date.now(); Date.now() - t < 20_000; await sleep(20)) {
         if (existsSync(connected) || !isAlive(r.process)) break;
@@ -184,7 +186,7 @@ export class Cables {
     const info = this.info(spec.name)!;
     if (!info.up) {
       // Nothing of it runs on (dpipe and its vde_plug outlive a refused ssh).
-      await this.unplug(spec.name, this.record(spec.name)!);
+      await this.unplug(spec.name, r);
       const tail = readFileSync(join(dir, "cable.log"), "utf8").trim().split("\n").slice(-3).join(" | ");
       throw new UmlfleetError(
         "UMLFLEET_COMMAND_FAILED",
