@@ -97,13 +97,28 @@ const run = (file: string, args: string[], input?: string) =>
   execFileSync(file, args, { encoding: "utf8", stdio: ["pipe", "pipe", "pipe"], input });
 const tryRun = (file: string, args: string[]) => spawnSync(file, args, { encoding: "utf8" });
 
-function freeSubnet(): number {
-  const used = run("ip", ["-o", "-4", "addr", "show"]);
-  const candidates = Array.from({ length: 254 }, (_, i) => i + 1).filter(
-    (k) => !used.includes(` 10.231.${k}.`),
-  );
-  if (candidates.length === 0) throw new Error("no free 10.231.<k>.0/24 subnet");
-  return candidates[Math.floor(Math.random() * candidates.length)]!;
+/**
+ * Give `bridge` a free 10.231.<k>.254/24 and return k. Test files run in
+ * parallel: a lab made at the same moment may pick the same k, so the claim
+ * is checked after the address is added and made again when another bridge
+ * holds that subnet too (both back off and pick anew at random).
+ */
+function claimSubnet(bridge: string): number {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const used = run("ip", ["-o", "-4", "addr", "show"]);
+    const candidates = Array.from({ length: 254 }, (_, i) => i + 1).filter(
+      (k) => !used.includes(` 10.231.${k}.`),
+    );
+    if (candidates.length === 0) throw new Error("no free 10.231.<k>.0/24 subnet");
+    const k = candidates[Math.floor(Math.random() * candidates.length)]!;
+    run("ip", ["addr", "add", `10.231.${k}.254/24`, "dev", bridge]);
+    const holders = run("ip", ["-o", "-4", "addr", "show"])
+      .split("\n")
+      .filter((l) => l.includes(` 10.231.${k}.`));
+    if (holders.length === 1) return k;
+    run("ip", ["addr", "del", `10.231.${k}.254/24`, "dev", bridge]);
+  }
+  throw new Error("could not claim a 10.231.<k>.0/24 subnet: other labs kept taking the same one");
 }
 
 function sshdConfig(h: {
@@ -144,7 +159,6 @@ export function makeHosts(count: number, options: (i: number) => HostOptions = (
   const tag = hostsTag();
   const id = randomBytes(3).toString("hex").slice(0, 4);
   const dir = join(TEST_ROOT, `h${id}`);
-  const subnet = freeSubnet();
   const bridge = `uf${tag}${id}br`;
   const lab: HostLab = {
     dir,
@@ -189,7 +203,7 @@ export function makeHosts(count: number, options: (i: number) => HostOptions = (
     symlinkSync(join(PACKAGE_ROOT, "bin", "umlfleet-agent"), join(dir, "bin", "umlfleet-agent"));
 
     run("ip", ["link", "add", bridge, "type", "bridge"]);
-    run("ip", ["addr", "add", `10.231.${subnet}.254/24`, "dev", bridge]);
+    const subnet = claimSubnet(bridge);
     run("ip", ["link", "set", bridge, "up"]);
     if (!existsSync("/run/sshd")) mkdirSync("/run/sshd", { mode: 0o755 }); // sshd's privsep dir
 
