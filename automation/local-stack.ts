@@ -67,6 +67,9 @@ export async function localStack(o: LocalStackOptions): Promise<Stack> {
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
     PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK: "true",
+    // Diffs at once, not one resource after another: a known Host's diff waits for its SSH
+    // connection (provider/host.ts), 0.35 s per host in a row without this (measured, 3 hosts).
+    PULUMI_PARALLEL_DIFF: "true",
     ...o.env,
   };
   // The workspace's own calls (stack select, config) read the environment too.

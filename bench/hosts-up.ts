@@ -15,7 +15,7 @@ import { lstatSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { UpTimings } from "../automation/quick-up";
 import { closeRemotes, remoteVersion, sweepStaleKeys } from "../provider/driver-factory";
-import { hostOutputs } from "../provider/host";
+import { checkHost, verifyKnownHost } from "../provider/host";
 import type { HostDriver } from "../src/host/driver";
 import { processesMentioning } from "../src/process";
 import type { HostLab } from "../test/helpers/hosts";
@@ -55,9 +55,16 @@ export interface UpComparison {
   crossHostPing?: boolean;
   /**
    * What every three-host `up` does before its first step, timed alone: the three Hosts' checks
-   * (provider/host.ts hostOutputs) at once, on fresh connections as in a new provider process.
+   * (provider/host.ts checkHost) at once, on fresh connections as in a new provider process.
+   * `ms`/`perHost`: a new Host's check (connect, version, then the facts and default kernel);
+   * `knownMs`/`knownPerHost`: the check of a Host already in the stack (connect and version only).
    */
-  hostCheck?: { ms: number; perHost: { connectMs: number; checkMs: number }[] };
+  hostCheck?: {
+    ms: number;
+    perHost: { connectMs: number; checkMs: number }[];
+    knownMs?: number;
+    knownPerHost?: number[];
+  };
   loadavg: string[];
 }
 
@@ -180,21 +187,38 @@ function snapshot(lab: HostLab, localStateDir: string): string[] {
  * This process's clients are closed before and after (its drivers connect again at their next call).
  */
 async function timeHostChecks(lab: HostLab): Promise<NonNullable<UpComparison["hostCheck"]>> {
+  const inputs = lab.hosts.map((h) => ({
+    ssh: { host: h.address, user: h.user, hostKey: h.hostKey, privateKey: lab.privateKey },
+  }));
+  const must = (r: Awaited<ReturnType<typeof checkHost>>) => {
+    if (r.failures.length > 0) throw new Error(r.failures.map((f) => f.reason).join("; "));
+  };
   await closeRemotes();
   const t0 = performance.now();
   const perHost = await Promise.all(
-    lab.hosts.map(async (h) => {
-      const ssh = { host: h.address, user: h.user, hostKey: h.hostKey, privateKey: lab.privateKey };
+    inputs.map(async (inp) => {
       const t = performance.now();
-      await remoteVersion(ssh);
+      await remoteVersion(inp.ssh);
       const connectMs = Math.round(performance.now() - t);
-      await hostOutputs({ ssh });
+      must(await checkHost(inp, {}));
       return { connectMs, checkMs: Math.round(performance.now() - t) };
     }),
   );
   const ms = Math.round(performance.now() - t0);
   await closeRemotes();
-  return { ms, perHost };
+  const t1 = performance.now();
+  const knownPerHost = await Promise.all(
+    inputs.map(async (inp) => {
+      const t = performance.now();
+      // As the engine does: the check (it begins the connection), then the diff (it waits for it).
+      must(await checkHost(inp, inp));
+      await verifyKnownHost(inp);
+      return Math.round(performance.now() - t);
+    }),
+  );
+  const knownMs = Math.round(performance.now() - t1);
+  await closeRemotes();
+  return { ms, perHost, knownMs, knownPerHost };
 }
 
 export async function upComparison(o: {

@@ -21,6 +21,7 @@ import * as impl from "../provider/impl";
 import type { HostDriver } from "../src/host/driver";
 import { LocalRuntime } from "../src/host/runtime";
 import { makeHosts, type HostLab, type NsHost } from "../test/helpers/hosts";
+import { holdTestRoot } from "../test/helpers/paths";
 import { upComparison, type UpComparison } from "./hosts-up";
 import { fleetNic, loadavg, stats, type Stats } from "./lib";
 
@@ -160,8 +161,16 @@ export async function benchHosts(o: {
   log: Log;
 }): Promise<HostsResult> {
   const res: HostsResult = { perHost: o.perHost, setupMs: {}, loadavg: [loadavg()], errors: [] };
+  // A test suite started meanwhile on the same root would wipe the lab: it refuses while this holds it.
+  const release = holdTestRoot();
   const t = performance.now();
-  const lab = makeHosts(3);
+  let lab: HostLab;
+  try {
+    lab = makeHosts(3);
+  } catch (e) {
+    release();
+    throw e;
+  }
   res.setupMs.lab = Math.round(performance.now() - t);
   const local = new LocalRuntime({ stateDir: o.stateDir });
   const kernel = join(lab.dir, "linux");
@@ -397,6 +406,7 @@ export async function benchHosts(o: {
     } catch (e) {
       res.errors.push(`hosts teardown: ${String(e).slice(0, 1000)}`);
     }
+    release();
     res.loadavg.push(loadavg());
   }
   return res;

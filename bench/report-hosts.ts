@@ -105,7 +105,7 @@ function upLines(h: NonNullable<Results["hosts"]>, up: UpComparison, presetLpj: 
         `| ${r.round + 1} | ${fmtS(r.threeHosts?.ms)} | ${r.threeHosts ? `${r.threeHosts.ready}/${3 * n}` : "n/a"} | ${fmtS(r.oneHost?.ms)} | ${r.oneHost ? `${r.oneHost.ready}/${n}` : "n/a"} | ${ratio(r.threeHosts?.ms, r.oneHost?.ms)} | ${r.oneHostAll ? `${fmtS(r.oneHostAll.ms)}, ${r.oneHostAll.ready}/${3 * n} ready (${ratio(r.threeHosts?.ms, r.oneHostAll.ms)})` : "not measured"} | ${fmtS(r.threeHosts?.wallMs)} / ${fmtS(r.oneHost?.wallMs)} | ${fmtS(r.threeHosts?.downMs)} / ${fmtS(r.oneHost?.downMs)} |`,
     ),
     "",
-    "Where each `up`'s time goes (engine events by time of receipt in the program's process, from the call): before the first step the CLI starts, runs the program, starts the dynamic-provider plugin and checks and diffs every resource (a `Host`'s check connects and reads the host's facts; a kernel, base or network waits for its hosts' outputs; \"unchanged\" is when the engine had the last resource of each kind decided); the network's create (on three hosts: its switches, then its cables, at once); each group's create (its members prepared and booted to ready on its host: the groups start together once the network is done); then the engine's summary, the CLI's exit and the return.",
+    "Where each `up`'s time goes (engine events by time of receipt in the program's process, from the call): before the first step the CLI starts, runs the program, starts the dynamic-provider plugin and checks and diffs every resource (a `Host` already in the stack: its check begins the SSH connection and its diff waits for it and the agent's version, with `PULUMI_PARALLEL_DIFF=true` (automation/local-stack.ts) the three at once; a kernel, base or network waits for its hosts' outputs; \"unchanged\" is when the engine had the last resource of each kind decided); the network's create (on three hosts: its switches, then its cables, at once); each group's create (its members prepared and booted to ready on its host: the groups start together once the network is done); then the engine's summary, the CLI's exit and the return.",
     "",
     "| stack, round | first engine event | unchanged: Hosts / kernels / bases | first step started | network: start – done | groups: start – done | last step done, summary, CLI exit, returned |",
     "|---|---|---|---|---|---|---|",
@@ -119,7 +119,10 @@ function upLines(h: NonNullable<Results["hosts"]>, up: UpComparison, presetLpj: 
   const c = up.hostCheck;
   if (c)
     L.push(
-      `The three \`Host\` checks alone (provider/host.ts \`hostOutputs\`, at once, on fresh connections as a new provider process makes them at every \`up\`; timed once, after round 1's three-host stack was back to no guests): ${fmtS(c.ms)}. Per host, the first connection (ssh master, the agent started, its version and state folder): ${c.perHost.map((x) => fmtS(x.connectMs)).join(", ")}; the whole check (then the host's facts and default kernel): ${c.perHost.map((x) => fmtS(x.checkMs)).join(", ")}.`,
+      `The three \`Host\` checks alone (provider/host.ts \`checkHost\`, at once, on fresh connections as a new provider process makes them at every \`up\`; timed once, after round 1's three-host stack was back to no guests). A new Host's (connect, version, then the host's facts and default kernel): ${fmtS(c.ms)}; per host, the first connection (ssh master, the agent started, its version and state folder) ${c.perHost.map((x) => fmtS(x.connectMs)).join(", ")}, the whole check ${c.perHost.map((x) => fmtS(x.checkMs)).join(", ")}.` +
+        (c.knownMs !== undefined
+          ? ` A Host already in the stack, reached the same way (what each timed \`up\` here does: its check begins the connection, its diff waits for it and the version; refresh probes the facts): ${fmtS(c.knownMs)}; per host ${(c.knownPerHost ?? []).map(fmtS).join(", ")}.`
+          : ""),
       "",
     );
   return L;

@@ -21,7 +21,7 @@ import { ancestorNamed, isAlive, type ProcessIdentity } from "../src/process";
 import type { InstanceGroupSpec, SpecKind } from "../src/spec";
 import { SpecValidator, memberRootDisk, packageVersion } from "../src/validation";
 import { defaultStateDir, driverFor, removeUploaded, sshOf, uploadFile, UNKNOWN } from "./driver-factory";
-import { checkHost, hostChange, hostOutputs, hostSpecProblems } from "./host";
+import { checkHost, hostChange, hostOutputs, hostSpecProblems, verifyKnownHost } from "./host";
 import {
   applySpan,
   CABLE_KINDS,
@@ -332,6 +332,8 @@ export async function diff(kind: Kind, _id: string, olds: Props, news: Props): P
   // Another host is another resource; the same host reached with a new key or host key is an update.
   const where = hostChange(kind === "host" ? o : o.host, kind === "host" ? n : n.host);
   if (where !== "same") mark(kind === "host" ? "ssh" : "host", where === "replace");
+  // A known Host's check only began its connection (provider/host.ts): here it must have come up.
+  if (kind === "host" && where === "same") await verifyKnownHost(n);
   if (kind === "host")
     return {
       changes: Object.keys(detailedDiff).length > 0,

@@ -1,40 +1,31 @@
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { identify, isAlive, killPids, processesMentioning, type ProcessIdentity } from "../src/process";
+import { identify, isAlive, killPids, processesMentioning } from "../src/process";
 import { hostsTag, sweepHosts } from "./helpers/hosts";
-import { TEST_ROOT } from "./helpers/paths";
+import { holdTestRoot, TEST_ROOT, testRootOwner } from "./helpers/paths";
 
 /**
  * One root folder for everything the suite makes. After the suite, no process
  * whose command line names it may be running (no linux.uml, vde_switch or
  * relay of ours outlives the tests), and the folder is removed.
  */
-/** The suite that owns the test root: a second suite on the same root would wipe the first's guests. */
-const OWNER_FILE = join(TEST_ROOT, ".owner.json");
+/** The suite holds the test root (a second suite, or a benchmark, on the same root would lose its guests). */
 const me = identify(process.pid)!;
-function owner(): ProcessIdentity | undefined {
-  try {
-    return JSON.parse(readFileSync(OWNER_FILE, "utf8")) as ProcessIdentity;
-  } catch {
-    return undefined;
-  }
-}
 const ours = () => {
-  const o = owner();
+  const o = testRootOwner();
   return o?.pid === me.pid && o.startTicks === me.startTicks;
 };
 
 export function setup(): void {
-  const other = owner();
+  const other = testRootOwner();
   if (other && isAlive(other) && other.pid !== me.pid)
     throw new Error(
-      `the test root ${TEST_ROOT} belongs to a suite that is still running (pid ${other.pid}); ` +
+      `the test root ${TEST_ROOT} belongs to a suite or benchmark that is still running (pid ${other.pid}); ` +
         "set UMLFLEET_TEST_ROOT to a folder of your own",
     );
   rmSync(TEST_ROOT, { recursive: true, force: true });
-  mkdirSync(TEST_ROOT, { recursive: true });
-  writeFileSync(OWNER_FILE, JSON.stringify(me));
+  holdTestRoot();
   // Guests boot umlfleet's built kernel unless told otherwise: Debian's 6.1
   // kernel cannot run guest processes on AMX hosts (docs/kernel.md). The
   // workers inherit this environment. A cache hit after scripts/test.sh.

@@ -139,6 +139,7 @@ describe.skipIf(!haveCli || hostsUnsupported() !== undefined)(
         PULUMI_HOME: join(dir, "pulumi-home"),
         PULUMI_BACKEND_URL: `file://${join(dir, "backend")}`,
         PULUMI_CONFIG_PASSPHRASE: "gitops-test",
+        PULUMI_PARALLEL_DIFF: "true",
         PULUMI_SKIP_UPDATE_CHECK: "true",
         PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
         LAB_HOST: host.address,

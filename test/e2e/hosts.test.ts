@@ -9,6 +9,7 @@ import {
   readdirSync,
   lstatSync,
   readFileSync,
+  renameSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -174,6 +175,18 @@ describe.skipIf(!haveCli || hostsUnsupported() !== undefined)("a stack on three 
     expect(ping(a, "g0", "10.0.0.3")).toBe("0");
     const again = ok(await pulumi("preview"));
     expect(Object.keys(again.summary ?? {}).filter((k) => k !== "same")).toEqual([]);
+    // Hosts already in the stack are not probed again, but still connected to: with the agent gone
+    // from every host, the preview fails (in the Hosts' diffs) with the code, and no key in it.
+    const agent = join(lab.dir, "bin", "umlfleet-agent");
+    renameSync(agent, `${agent}.away`);
+    try {
+      const broken = await pulumi("preview");
+      expect(broken.error).toBeDefined();
+      expect(`${broken.error}\n${broken.stdout}`).toMatch(/UMLFLEET_AGENT_MISSING/);
+      expect(`${broken.error} ${broken.stdout}`).not.toContain("PRIVATE KEY");
+    } finally {
+      renameSync(`${agent}.away`, agent);
+    }
   });
 
   it("keeps private key material out of the stack export", async () => {

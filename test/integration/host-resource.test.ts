@@ -148,26 +148,35 @@ describe.skipIf(hostsUnsupported() !== undefined)("Host resource over ssh", () =
     expect(msg).toMatch(/Fix on the host: .*(apt-get install -y|UMLFLEET_KERNEL)/);
   });
 
-  it("checks a Host already in the stack, reached the same way, by connecting and its version only", async () => {
+  it("checks a Host already in the stack, reached the same way, by connecting and its version only (in its diff)", async () => {
     const reasons = async (olds: object, news: object) =>
       (await impl.check("host", olds, news)).failures.map((f) => f.reason).join("\n");
     // Host 2 lacks a UML kernel: a new Host there is probed and fails its check.
     const h2 = { ssh: ssh(lab.hosts[1]) };
     expect(await reasons({}, h2)).toContain("UMLFLEET_HOST_UNSUITABLE");
-    // As a Host made before (the same ssh in olds), its check connects and checks the version only,
-    // on a fresh connection as in a new provider process; refresh probes it and finds what it lacks.
+    // As a Host made before (the same ssh in olds), its check begins the connection and its diff
+    // waits for it and the version, on a fresh connection as in a new provider process: no change,
+    // no failure. Refresh probes it and finds what it lacks.
     await closeRemotes();
     expect(await reasons(h2, h2)).toBe("");
+    expect(await impl.diff("host", "h2", h2, h2)).toMatchObject({ changes: false });
     expect(await failure(impl.read("host", "h2", h2))).toContain("lacks what umlfleet needs: uml-kernel");
     // Reached otherwise (any change to ssh): probed again.
     await closeRemotes();
     expect(await reasons(h2, { ssh: ssh(lab.hosts[1], { connectTimeoutMs: 20_000 }) })).toContain(
       "UMLFLEET_HOST_UNSUITABLE",
     );
-    // Unchanged, yet the host no longer serves umlfleet (host 3 has no agent): the check fails.
+    // Unchanged, yet the host no longer serves umlfleet (host 3 has no agent): its diff fails,
+    // with the code (a diff failure fails the preview as a check failure does).
     await closeRemotes();
     const h3 = { ssh: ssh(lab.hosts[2]) };
-    expect(await reasons(h3, h3)).toContain("UMLFLEET_AGENT_MISSING");
+    expect(await reasons(h3, h3)).toBe("");
+    expect(await failure(impl.diff("host", "h3", h3, h3))).toContain("UMLFLEET_AGENT_MISSING");
+    // Its key changed since (host 1 answers with another key than the one pinned): the same.
+    await closeRemotes();
+    const rekeyed = { ssh: ssh(lab.hosts[0], { hostKey: lab.hosts[1].hostKey }) };
+    expect(await reasons(rekeyed, rekeyed)).toBe("");
+    expect(await failure(impl.diff("host", "h1", rekeyed, rekeyed))).toContain("UMLFLEET_HOST_KEY_MISMATCH");
   });
 
   it("fails clearly on a host without umlfleet, a wrong host key, a wrong user, another version", async () => {
