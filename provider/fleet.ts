@@ -21,6 +21,8 @@ export interface FleetArgs extends Omit<InstanceSettings, "nics" | "startup" | "
   ipv4?: (index: number, networkIndex: number) => string | undefined;
   /** IPv6 address of member `index` on network `networkIndex`, e.g. (i) => `fd00:10::${i + 1}/64`. */
   ipv6?: (index: number, networkIndex: number) => string | undefined;
+  /** Every member NIC's MTU (68-1500, default 1500): 1458 across a UDP cable on a 1500-byte link (docs/hosts.md). */
+  mtu?: number;
   /** Every member's startup script, or member `index`'s. */
   startup?: pulumi.Input<string> | ((index: number) => pulumi.Input<string> | undefined);
   /** Every member's files, or member `index`'s. */
@@ -56,6 +58,7 @@ export class Fleet extends pulumi.ComponentResource {
       networks = [],
       ipv4,
       ipv6,
+      mtu,
       kernel,
       stateDir,
       startup,
@@ -78,6 +81,7 @@ export class Fleet extends pulumi.ComponentResource {
               network,
               ...(ipv4?.(i, n) ? { ipv4: ipv4(i, n) } : {}),
               ...(ipv6?.(i, n) ? { ipv6: ipv6(i, n) } : {}),
+              ...(mtu !== undefined ? { mtu } : {}),
             })),
             ...(script !== undefined ? { startup: script } : {}),
             ...(own !== undefined ? { files: own } : {}),

@@ -353,6 +353,8 @@ export interface NicArgs {
   network: Network;
   mac?: pulumi.Input<string>;
   ipv4?: pulumi.Input<string>;
+  /** The NIC's MTU (68-1500, default 1500); 1458 across a UDP cable on a 1500-byte link (docs/hosts.md). Changes apply live. */
+  mtu?: pulumi.Input<number>;
   /** An IPv6 address with prefix length, e.g. "fd00:10::1/64". */
   ipv6?: pulumi.Input<string>;
   /** The default route of its address family through this NIC. */
@@ -523,6 +525,7 @@ function memberProps(args: InstanceSettings): Record<string, unknown> {
             network: n.network.name,
             ...(n.mac ? { mac: n.mac } : {}),
             ...(n.ipv4 ? { ipv4: n.ipv4 } : {}),
+            ...(n.mtu !== undefined ? { mtu: n.mtu } : {}),
             ...(n.ipv6 ? { ipv6: n.ipv6 } : {}),
             ...(n.gateway ? { gateway: n.gateway } : {}),
             ...(n.routes ? { routes: n.routes } : {}),

@@ -45,6 +45,24 @@ function listChange<T>(field: string, before: T[] = [], after: T[] = [], noun: s
  * through a wirefilter (mconsole remove and config: the guest's link goes
  * down and up, it keeps running).
  */
+/** MTUs of NICs that stay: set in the running guest through its control channel (none: a restart). */
+function mtuChanges(before: NicSpec[], after: NicSpec[], controlChannel: boolean): FieldChange[] {
+  const out: FieldChange[] = [];
+  for (let i = 0; i < Math.min(before.length, after.length); i++) {
+    if ((before[i]!.mtu ?? 1500) === (after[i]!.mtu ?? 1500)) continue;
+    out.push(
+      controlChannel
+        ? { field: `/nics/${i}/mtu`, kind: "live", why: "set in the running guest (ip link set mtu)" }
+        : {
+            field: `/nics/${i}/mtu`,
+            kind: "restart",
+            why: "the guest has no control channel (readiness is not marker)",
+          },
+    );
+  }
+  return out;
+}
+
 function impairmentChanges(before: NicSpec[], after: NicSpec[]): FieldChange[] {
   const out: FieldChange[] = [];
   for (let i = 0; i < Math.min(before.length, after.length); i++) {
@@ -94,7 +112,7 @@ export function planInstanceChange(before: InstanceSpec, after: InstanceSpec): C
         break;
       case "nics": {
         // Impairments change live (below): the NICs themselves are compared without them.
-        const bare = (l: InstanceSpec["nics"]) => (l ?? []).map(({ impairment: _, ...n }) => n);
+        const bare = (l: InstanceSpec["nics"]) => (l ?? []).map(({ impairment: _, mtu: __, ...n }) => n);
         const c = listChange(path, bare(before.nics), bare(after.nics), "NIC(s)");
         // A running guest's sandbox holds only the switch folders it booted with.
         const known = new Set((before.nics ?? []).map((n) => n.network));
@@ -107,6 +125,12 @@ export function planInstanceChange(before: InstanceSpec, after: InstanceSpec): C
           });
         } else add(c);
         for (const c of impairmentChanges(before.nics ?? [], after.nics ?? [])) add(c);
+        for (const c of mtuChanges(
+          before.nics ?? [],
+          after.nics ?? [],
+          (after.readiness ?? "marker") === "marker",
+        ))
+          add(c);
         break;
       }
       case "files":

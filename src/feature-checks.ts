@@ -73,6 +73,7 @@ export function instanceFeatureProblems(s: InstanceSpec): FieldProblem[] {
       else nets.push(v6);
       if (!usesInit) needsInit(`${at}/ipv6`, nic.ipv6);
     }
+    if (nic.mtu !== undefined && !usesInit) needsInit(`${at}/mtu`, nic.mtu);
     const hop = (field: string, value: string): IpAddress | undefined => {
       const a = parseAddress(value);
       if (!a) {

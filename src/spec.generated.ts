@@ -191,6 +191,10 @@ export interface InstanceSpec {
      */
     ipv4?: string;
     /**
+     * The NIC's MTU in bytes, set by umlfleet's init at boot (and at hot-plug; a change applies to the running guest). Default 1500. Lower it where frames cross a UDP cable between hosts: 1458 makes a full frame one datagram on a 1500-byte link (docs/hosts.md). At most 1500: larger frames are not carried through vde_switch here.
+     */
+    mtu?: number;
+    /**
      * An IPv6 address with prefix length, set by umlfleet's init (duplicate address detection off, so it is usable at once).
      */
     ipv6?: string;

@@ -52,7 +52,7 @@ export function needsSetup(s: InstanceSpec): boolean {
 
 /**
  * The guest commands that configure one NIC beyond what the kernel command
- * line sets: its IPv6 address (duplicate address detection off, so the
+ * line sets (its MTU again, when it has one): its IPv6 address (duplicate address detection off, so the
  * address is usable at once, not seconds later), its gateway and its routes;
  * with `withIpv4`, also bring it up with its ipv4 (a NIC hot-plugged into a
  * running guest). Every value was checked against its pattern and parsed
@@ -61,7 +61,7 @@ export function needsSetup(s: InstanceSpec): boolean {
  */
 export function nicCommands(dev: string, nic: NicSpec, withIpv4 = false): string[] {
   const q = shellQuote;
-  const lines: string[] = [`ip link set ${q(dev)} up`];
+  const lines: string[] = [`ip link set ${q(dev)}${nic.mtu !== undefined ? ` mtu ${nic.mtu}` : ""} up`];
   if (withIpv4 && nic.ipv4) lines.push(`ip addr add ${q(nic.ipv4)} dev ${q(dev)}`);
   if (nic.ipv6) {
     lines.push(`echo 0 >/proc/sys/net/ipv6/conf/${dev}/accept_dad`);

@@ -29,6 +29,8 @@ export interface BootNic {
   switchDir: string;
   mac: string;
   ipv4?: string;
+  /** Set by umlfleet's init before the address (umlfleet.mtu=<dev>:<bytes>). */
+  mtu?: number;
   /** A point-to-point socket (vdeplug ptp://) to plug into instead of the switch: an impaired NIC's wirefilter. */
   ptp?: string;
 }
@@ -129,7 +131,10 @@ export function umlArgv(p: BootPlan): string[] {
       `umlfleet.hostname=${p.hostname}`,
       `umlfleet.serial=${p.fds.serial.length}`,
     );
-    for (const n of p.nics) if (n.ipv4) argv.push(`umlfleet.ip=${nicDevice(n)}:${n.ipv4}`);
+    for (const n of p.nics) {
+      if (n.mtu !== undefined) argv.push(`umlfleet.mtu=${nicDevice(n)}:${n.mtu}`);
+      if (n.ipv4) argv.push(`umlfleet.ip=${nicDevice(n)}:${n.ipv4}`);
+    }
     for (const s of p.shares)
       argv.push(`umlfleet.share=${s.name}:${s.guestPath}:${s.readOnly ? "ro" : "rw"}`);
     if (p.swapDiskIndex !== undefined) argv.push(`umlfleet.swap=${ubdDevice(p.swapDiskIndex)}`);

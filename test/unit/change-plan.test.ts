@@ -28,6 +28,18 @@ describe("planInstanceChange", () => {
       changes: [{ field: "/runAs", kind: "restart" }],
     });
   });
+  it("a NIC's mtu -> live through the control channel; without one (readiness mconsole) -> restart", () => {
+    const lower = { ...base, nics: [{ network: "lan", mtu: 1458 }] };
+    expect(planInstanceChange(base, lower)).toEqual({
+      kind: "live",
+      changes: [{ field: "/nics/0/mtu", kind: "live", why: "set in the running guest (ip link set mtu)" }],
+    });
+    expect(planInstanceChange(lower, base).kind).toBe("live");
+    expect(planInstanceChange(lower, { ...lower, nics: [{ network: "lan", mtu: 1500 }] }).kind).toBe("live");
+    expect(planInstanceChange(base, { ...base, nics: [{ network: "lan", mtu: 1500 }] }).kind).toBe("none");
+    const own = { ...base, readiness: "mconsole" as const };
+    expect(planInstanceChange(own, { ...own, nics: [{ network: "lan", mtu: 1400 }] }).kind).toBe("restart");
+  });
   it("kernel, rootDisk -> replace", () => {
     expect(planInstanceChange(base, { ...base, kernel: "/opt/lean/linux" }).kind).toBe("replace");
     expect(planInstanceChange(base, { ...base, rootDisk: "other" }).kind).toBe("replace");

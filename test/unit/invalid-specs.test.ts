@@ -466,6 +466,30 @@ const cases: [string, SpecKind | "lab-checks", unknown, string][] = [
     "/nics/0/ipv6",
   ],
   [
+    "instance: NIC MTU below IPv4's minimum",
+    "instance",
+    { ...inst, nics: [{ network: "n", mtu: 67 }] },
+    "/nics/0/mtu",
+  ],
+  [
+    "instance: NIC MTU above 1500",
+    "instance",
+    { ...inst, nics: [{ network: "n", mtu: 9000 }] },
+    "/nics/0/mtu",
+  ],
+  [
+    "instance: NIC MTU not an integer",
+    "instance",
+    { ...inst, nics: [{ network: "n", mtu: "1458" }] },
+    "/nics/0/mtu",
+  ],
+  [
+    "instance: NIC MTU for an image's own init",
+    "instance",
+    { ...inst, readiness: "mconsole", nics: [{ network: "n", mtu: 1458 }] },
+    "/nics/0/mtu",
+  ],
+  [
     "instance: file path with '..'",
     "instance",
     { ...inst, files: [{ path: "/etc/../../root/x", content: "" }] },

@@ -84,7 +84,7 @@ export async function applyLive(
   const configure = async (i: number, nic: NicSpec) => {
     const dev = nicDevice({ driver, index: i });
     const lines = nicCommands(dev, nic, true);
-    if (lines.length <= 1 || next.readiness !== "marker") return;
+    if ((lines.length <= 1 && nic.mtu === undefined) || next.readiness !== "marker") return;
     const res = await inst.execUnlocked(name, lines.join("\n"));
     // Each command reports its own failure: any report fails the change.
     if (res.exitCode !== 0 || res.output.includes("umlfleet: failed:")) {
@@ -135,6 +135,19 @@ export async function applyLive(
       await configure(i, nic);
     }
     save({ ...current, nics: (current.nics ?? []).map((n, j) => (j === i ? nic : n)) });
+  }
+  // MTUs of NICs that stay: set in the running guest (change-plan.ts makes this a restart
+  // when the guest has no control channel).
+  for (let i = 0; i < Math.min(oldNics.length, newNics.length); i++) {
+    const nic = newNics[i]!;
+    if ((oldNics[i]!.mtu ?? 1500) === (nic.mtu ?? 1500)) continue;
+    const dev = nicDevice({ driver, index: i });
+    const res = await inst.execUnlocked(name, `ip link set ${dev} mtu ${nic.mtu ?? 1500}`);
+    if (res.exitCode !== 0)
+      throw new UmlfleetError("UMLFLEET_COMMAND_FAILED", `setting ${dev}'s MTU in ${name}: ${res.output}`, {
+        field: `/nics/${i}/mtu`,
+      });
+    save({ ...current, nics: (current.nics ?? []).map((n, j) => (j === i ? { ...n, mtu: nic.mtu } : n)) });
   }
   for (let i = oldNics.length; i < newNics.length; i++) {
     const nic = newNics[i]!;

@@ -94,7 +94,15 @@ export function bootNic(
   ptp?: string,
 ): BootNic {
   const mac = nicMac(name, index, nic);
-  return { index, driver, switchDir, mac, ...(nic.ipv4 ? { ipv4: nic.ipv4 } : {}), ...(ptp ? { ptp } : {}) };
+  return {
+    index,
+    driver,
+    switchDir,
+    mac,
+    ...(nic.ipv4 ? { ipv4: nic.ipv4 } : {}),
+    ...(nic.mtu !== undefined ? { mtu: nic.mtu } : {}),
+    ...(ptp ? { ptp } : {}),
+  };
 }
 
 export function nicMac(instance: string, index: number, nic: NicSpec): string {
