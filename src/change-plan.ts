@@ -45,6 +45,22 @@ function listChange<T>(field: string, before: T[] = [], after: T[] = [], noun: s
  * through a wirefilter (mconsole remove and config: the guest's link goes
  * down and up, it keeps running).
  */
+function impairmentChanges(before: NicSpec[], after: NicSpec[]): FieldChange[] {
+  const out: FieldChange[] = [];
+  for (let i = 0; i < Math.min(before.length, after.length); i++) {
+    const [a, b] = [before[i]!.impairment, after[i]!.impairment];
+    if (same(a, b)) continue;
+    out.push({
+      field: `/nics/${i}/impairment`,
+      kind: "live",
+      why: a
+        ? "set through the NIC's wirefilter management socket"
+        : "re-plug the NIC through a wirefilter (hot-plug, no reboot)",
+    });
+  }
+  return out;
+}
+
 /** MTUs of NICs that stay: set in the running guest through its control channel (none: a restart). */
 function mtuChanges(before: NicSpec[], after: NicSpec[], controlChannel: boolean): FieldChange[] {
   const out: FieldChange[] = [];
@@ -59,22 +75,6 @@ function mtuChanges(before: NicSpec[], after: NicSpec[], controlChannel: boolean
             why: "the guest has no control channel (readiness is not marker)",
           },
     );
-  }
-  return out;
-}
-
-function impairmentChanges(before: NicSpec[], after: NicSpec[]): FieldChange[] {
-  const out: FieldChange[] = [];
-  for (let i = 0; i < Math.min(before.length, after.length); i++) {
-    const [a, b] = [before[i]!.impairment, after[i]!.impairment];
-    if (same(a, b)) continue;
-    out.push({
-      field: `/nics/${i}/impairment`,
-      kind: "live",
-      why: a
-        ? "set through the NIC's wirefilter management socket"
-        : "re-plug the NIC through a wirefilter (hot-plug, no reboot)",
-    });
   }
   return out;
 }
