@@ -18,7 +18,7 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { sweepStaleKeys } from "../../provider/driver-factory";
 import { hostsUnsupported, makeHosts, type HostLab, type NsHost } from "../helpers/hosts";
-import { killPids } from "../../src/process";
+import { isAlive, killPids, type ProcessIdentity } from "../../src/process";
 import { processesMentioning } from "../helpers/runtime";
 import { haveCli, type Result } from "./stack-harness";
 import { pulumiBinDir } from "../../automation/local-stack";
@@ -69,7 +69,15 @@ describe.skipIf(!haveCli || hostsUnsupported() !== undefined)("a stack on three 
       // Pulumi kills its provider processes: their key folders are left for
       // the next provider to sweep. This test is that next one.
       sweepStaleKeys();
-      const left = readdirSync(tmpdir()).filter((n) => n.startsWith("umlfleet-key-"));
+      // Key folders left now must belong to live providers (another test's), never a dead one.
+      const left = readdirSync(tmpdir()).filter((n) => {
+        if (!n.startsWith("umlfleet-key-")) return false;
+        try {
+          return !isAlive(JSON.parse(readFileSync(join(tmpdir(), n, "owner"), "utf8")) as ProcessIdentity);
+        } catch {
+          return true; // no owner record: not one a provider made
+        }
+      });
       expect(left, "key folders of dead providers").toEqual([]);
     }
   });

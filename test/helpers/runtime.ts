@@ -103,7 +103,12 @@ export async function sendOverSerial(
   to: string,
   text: string,
 ): Promise<string> {
-  await driver.exec(to, "cat /dev/ttyS1 > /tmp/got 2>&1 &");
+  // The reader must hold the line open before the text is sent (a loaded CI run sent first once,
+  // and the text was lost): wait until its fds show ttyS1.
+  await driver.exec(
+    to,
+    "cat /dev/ttyS1 > /tmp/got 2>&1 & p=$!; i=0; until ls -l /proc/$p/fd 2>/dev/null | grep -q ttyS1; do [ $i -lt 200 ] || break; sleep 0.05; i=$((i + 1)); done",
+  );
   await driver.exec(from, `echo ${text} > /dev/ttyS1`);
   const read = `i=0; while [ $i -lt 40 ] && ! grep -q ${text} /tmp/got; do sleep 0.5; i=$((i + 1)); done; cat /tmp/got`;
   return (await driver.exec(to, read)).output;

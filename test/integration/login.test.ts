@@ -127,6 +127,12 @@ describe.runIf(hasNetAdmin())("login over SSH into a Debian guest", () => {
       nics: [{ network: "hl", ipv4: `${subnet}.2/24` }],
       login: { sshPublicKeys: [pub] },
     });
+    // Ready means umlfleet's init is done, not that the guest's own services are: wait until sshd
+    // listens on port 22 (0016; LISTEN is 0A) before connecting (a loaded CI run was refused once).
+    await host.sh(
+      "s",
+      "i=0; until cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | grep -q ':0016 [0-9A-F]*:0000 0A'; do i=$((i+1)); [ $i -lt 600 ] || exit 1; sleep 0.1; done",
+    );
   });
   afterAll(() => host.destroy());
 
