@@ -61,11 +61,14 @@ function impairmentChanges(before: NicSpec[], after: NicSpec[]): FieldChange[] {
   return out;
 }
 
+/** A NIC's MTU in the guest: its `mtu`, else Linux's default for Ethernet. */
+export const nicMtu = (nic: NicSpec): number => nic.mtu ?? 1500;
+
 /** MTUs of NICs that stay: set in the running guest through its control channel (none: a restart). */
 function mtuChanges(before: NicSpec[], after: NicSpec[], controlChannel: boolean): FieldChange[] {
   const out: FieldChange[] = [];
   for (let i = 0; i < Math.min(before.length, after.length); i++) {
-    if ((before[i]!.mtu ?? 1500) === (after[i]!.mtu ?? 1500)) continue;
+    if (nicMtu(before[i]!) === nicMtu(after[i]!)) continue;
     out.push(
       controlChannel
         ? { field: `/nics/${i}/mtu`, kind: "live", why: "set in the running guest (ip link set mtu)" }

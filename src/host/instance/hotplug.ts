@@ -1,6 +1,7 @@
 import { rmSync } from "node:fs";
 import { nicCommands } from "../guest-setup";
 import { join } from "node:path";
+import { nicMtu } from "../../change-plan";
 import { UmlfleetError } from "../../errors";
 import { nicArg, nicDevice, ubdArg, ubdDevice } from "../../uml/argv";
 import { withLock, writeJson } from "../state";
@@ -140,9 +141,9 @@ export async function applyLive(
   // when the guest has no control channel).
   for (let i = 0; i < Math.min(oldNics.length, newNics.length); i++) {
     const nic = newNics[i]!;
-    if ((oldNics[i]!.mtu ?? 1500) === (nic.mtu ?? 1500)) continue;
+    if (nicMtu(oldNics[i]!) === nicMtu(nic)) continue;
     const dev = nicDevice({ driver, index: i });
-    const res = await inst.execUnlocked(name, `ip link set ${dev} mtu ${nic.mtu ?? 1500}`);
+    const res = await inst.execUnlocked(name, `ip link set ${dev} mtu ${nicMtu(nic)}`);
     if (res.exitCode !== 0)
       throw new UmlfleetError("UMLFLEET_COMMAND_FAILED", `setting ${dev}'s MTU in ${name}: ${res.output}`, {
         field: `/nics/${i}/mtu`,
