@@ -1,31 +1,21 @@
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { identify, isAlive, killPids, processesMentioning } from "../src/process";
+import { killPids, processesMentioning } from "../src/process";
 import { hostsTag, sweepHosts } from "./helpers/hosts";
-import { holdTestRoot, TEST_ROOT, testRootOwner } from "./helpers/paths";
+import { holdTestRoot, TEST_ROOT } from "./helpers/paths";
 
 /**
  * One root folder for everything the suite makes. After the suite, no process
  * whose command line names it may be running (no linux.uml, vde_switch or
  * relay of ours outlives the tests), and the folder is removed.
  */
-/** The suite holds the test root (a second suite, or a benchmark, on the same root would lose its guests). */
-const me = identify(process.pid)!;
-const ours = () => {
-  const o = testRootOwner();
-  return o?.pid === me.pid && o.startTicks === me.startTicks;
-};
+/** Set once setup holds the test root: a suite refused it (another's root) sweeps nothing. */
+let held = false;
 
 export function setup(): void {
-  const other = testRootOwner();
-  if (other && isAlive(other) && other.pid !== me.pid)
-    throw new Error(
-      `the test root ${TEST_ROOT} belongs to a suite or benchmark that is still running (pid ${other.pid}); ` +
-        "set UMLFLEET_TEST_ROOT to a folder of your own",
-    );
-  rmSync(TEST_ROOT, { recursive: true, force: true });
-  holdTestRoot();
+  holdTestRoot({ wipe: true });
+  held = true;
   // Guests boot umlfleet's built kernel unless told otherwise: Debian's 6.1
   // kernel cannot run guest processes on AMX hosts (docs/kernel.md). The
   // workers inherit this environment. A cache hit after scripts/test.sh.
@@ -36,7 +26,7 @@ export function setup(): void {
 }
 
 export function teardown(): void {
-  if (!ours()) return; // another suite's root (its setup refused us): not ours to sweep
+  if (!held) return; // another suite's root (its setup refused us): not ours to sweep
   const leaked = processesMentioning(TEST_ROOT).filter((p) => !p.args.includes("vitest"));
   killPids(leaked.map((p) => p.pid));
   // Target hosts (network namespaces, users, sshd) a host test left.

@@ -20,17 +20,18 @@ export function testRootOwner(): ProcessIdentity | undefined {
 
 /**
  * Hold the test root for this process: refused while another live process
- * holds it (a suite's global setup wipes the root it takes, with everything
- * a benchmark made there). Returns the release.
+ * (a suite, or a benchmark making host labs) holds it. With `wipe`, the root
+ * is emptied first (a suite starts from nothing). Returns the release.
  */
-export function holdTestRoot(): () => void {
+export function holdTestRoot(opts: { wipe?: boolean } = {}): () => void {
   const me = identify(process.pid)!;
   const other = testRootOwner();
   if (other && isAlive(other) && other.pid !== me.pid)
     throw new Error(
-      `the test root ${TEST_ROOT} belongs to a process that is still running (pid ${other.pid}): ` +
+      `the test root ${TEST_ROOT} belongs to a suite or benchmark that is still running (pid ${other.pid}): ` +
         "set UMLFLEET_TEST_ROOT to a folder of your own",
     );
+  if (opts.wipe) rmSync(TEST_ROOT, { recursive: true, force: true });
   mkdirSync(TEST_ROOT, { recursive: true });
   writeFileSync(OWNER_FILE, JSON.stringify(me));
   return () => {
